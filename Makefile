@@ -1,0 +1,70 @@
+# Every target installs what it needs on first use; `make demo` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+CDK := node_modules/.bin/cdk
+STAMP := $(VENV)/.installed
+
+# jsii and the CDK CLI print end-of-life banners for Node.js 20 that bury real output.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export NODE_NO_WARNINGS := 1
+export CDK_DISABLE_VERSION_CHECK := 1
+
+.PHONY: help install layer synth lint test test-unit test-infra demo bench bootstrap deploy clean
+
+help:
+	@echo "make demo    - run the order pipeline end to end against moto and reconcile the numbers"
+	@echo "make test    - lint, type-check and run every test"
+	@echo "make bench   - run the benchmarks, write bench/results.json"
+	@echo "make synth   - synthesize the CloudFormation template into cdk.out (offline)"
+	@echo "make deploy  - cdk deploy to the AWS account of your current credentials (run make bootstrap once first)"
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade 'pip>=25.1'
+	$(PY) -m pip install --quiet --disable-pip-version-check --group dev
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(STAMP) node_modules/.installed
+
+layer: $(STAMP)
+	$(PY) -m infra.packaging
+
+synth: install layer
+	$(CDK) synth --quiet
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+test: install layer lint
+	$(PY) -m pytest
+
+test-unit: $(STAMP)
+	$(PY) -m pytest -m unit
+
+test-infra: install layer
+	$(PY) -m pytest -m infra
+
+demo: install
+	$(PY) -m localcloud demo
+
+bench: install
+	$(PY) -m bench
+
+bootstrap: install layer
+	$(CDK) bootstrap
+
+deploy: install layer
+	$(CDK) deploy --require-approval broadening
+
+clean:
+	rm -rf cdk.out .build .pytest_cache .mypy_cache .ruff_cache test-output

@@ -1,0 +1,19 @@
+"""Inventory worker: reserves stock for every ``order.created`` event."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from shared.consumer import EventConsumer
+from shared.events import ORDER_CREATED, OrderCreated
+from shared.inventory import reserve_stock
+from shared.observability import logger, metrics, tracer
+
+consumer = EventConsumer(name="inventory", accepts={ORDER_CREATED: OrderCreated}, process=reserve_stock)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return consumer.handle(event, context)

@@ -1,0 +1,107 @@
+"""A Python Lambda function packaged the stack's way, with its own least-privilege role.
+
+Code is the function's folder plus ``shared/``; third-party packages come from the dependency
+layer. Logs go to a log group the function owns (retention set) and the role may write to
+that log group only, instead of the account-wide AWSLambdaBasicExecutionRole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.packaging import LambdaTarget, dependency_layer_dir, stage_function
+
+_ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
+
+
+@dataclass(frozen=True)
+class LambdaPlatform:
+    """Runtime, architecture and the dependency layer every function of a stack shares."""
+
+    target: LambdaTarget
+    layer: lambda_.ILayerVersion
+
+    @property
+    def runtime(self) -> lambda_.Runtime:
+        return lambda_.Runtime(f"python{self.target.python}", lambda_.RuntimeFamily.PYTHON)
+
+    @property
+    def architecture(self) -> lambda_.Architecture:
+        return _ARCHITECTURES[self.target.architecture]
+
+    @classmethod
+    def create(cls, scope: Construct, *, target: LambdaTarget) -> LambdaPlatform:
+        runtime = lambda_.Runtime(f"python{target.python}", lambda_.RuntimeFamily.PYTHON)
+        layer = lambda_.LayerVersion(
+            scope,
+            "DependencyLayer",
+            code=lambda_.Code.from_asset(str(dependency_layer_dir(target))),
+            compatible_runtimes=[runtime],
+            compatible_architectures=[_ARCHITECTURES[target.architecture]],
+            description=f"Third-party packages of functions/requirements.txt for Python {target.python}",
+        )
+        return cls(target=target, layer=layer)
+
+
+class PythonFunction(Construct):
+    """``functions/<source>/handler.py`` as a Lambda function with tracing, JSON logs and its own role."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        source: str,
+        platform: LambdaPlatform,
+        environment: Mapping[str, str] | None = None,
+        timeout: Duration = Duration.seconds(30),
+        memory_size: int = 512,
+        reserved_concurrency: int | None = None,
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+        extra_layers: Sequence[lambda_.ILayerVersion] = (),
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Runs the {source} function",
+        )
+        self.log_group.grant_write(self.role)
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            code=lambda_.Code.from_asset(str(stage_function(source))),
+            handler="handler.handler",
+            runtime=platform.runtime,
+            architecture=platform.architecture,
+            layers=[platform.layer, *extra_layers],
+            role=self.role,
+            log_group=self.log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            tracing=lambda_.Tracing.ACTIVE,
+            timeout=timeout,
+            memory_size=memory_size,
+            reserved_concurrent_executions=reserved_concurrency,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": source,
+                "POWERTOOLS_METRICS_NAMESPACE": Stack.of(self).stack_name,
+                **(environment or {}),
+            },
+        )
+        Validations.of(self.role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="X-Ray PutTraceSegments and PutTelemetryRecords support no resource-level permissions.",
+            )
+        )

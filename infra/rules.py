@@ -1,0 +1,113 @@
+"""Synth-time rules for queue consumers: mistakes that lose or duplicate messages fail ``cdk synth``.
+
+Applied as a CDK Aspect. Each rule reads the synthesized (L1) properties, so it also catches
+queues and mappings built without the ``WorkQueue`` construct. An error names the construct
+and the fix; ``cdk synth`` and ``cdk deploy`` refuse to continue while any is present.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import jsii
+from aws_cdk import Annotations, CfnResource, IAspect, Stack, Token
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sqs as sqs
+from constructs import IConstruct
+
+T = TypeVar("T", bound=CfnResource)
+
+SQS_DEFAULT_VISIBILITY = 30
+SQS_DEFAULT_RETENTION = 4 * 24 * 3600
+LAMBDA_DEFAULT_TIMEOUT = 3
+
+
+@jsii.implements(IAspect)
+class QueueConsumerRules:
+    """Checks every SQS event source mapping against its queue, DLQ and function."""
+
+    def visit(self, node: IConstruct) -> None:
+        if not isinstance(node, lambda_.CfnEventSourceMapping):
+            return
+        stack = Stack.of(node)
+        queue = _resource(stack, node.event_source_arn, sqs.CfnQueue)
+        function = _resource(stack, node.function_name, lambda_.CfnFunction)
+        if queue is None or function is None:
+            return  # not an SQS mapping, or the queue/function lives outside this stack
+        for problem in _problems(stack, node, queue, function):
+            Annotations.of(node).add_error(problem)
+
+
+def _problems(
+    stack: Stack, mapping: lambda_.CfnEventSourceMapping, queue: sqs.CfnQueue, function: lambda_.CfnFunction
+) -> list[str]:
+    where = f"queue {queue.node.path} consumed by {function.node.path}"
+    problems: list[str] = []
+    timeout = _number(function.timeout, LAMBDA_DEFAULT_TIMEOUT)
+    window = _number(mapping.maximum_batching_window_in_seconds, 0)
+    visibility = _number(queue.visibility_timeout, SQS_DEFAULT_VISIBILITY)
+    if None not in (timeout, window, visibility) and visibility < 6 * timeout + window:  # type: ignore[operator]
+        problems.append(
+            f"{where}: visibility timeout {visibility} s is below 6 x function timeout + batching window "
+            f"= {6 * timeout + window} s, so messages are delivered again while still being processed. "  # type: ignore[operator]
+            "Fix: use WorkQueue (it computes the timeout) or raise the queue's visibility timeout."
+        )
+    redrive = stack.resolve(queue.redrive_policy) if queue.redrive_policy is not None else None
+    if not isinstance(redrive, dict) or "deadLetterTargetArn" not in redrive:
+        problems.append(
+            f"{where}: the queue has no dead-letter queue, so a poison message is retried until it expires. "
+            "Fix: give it a dead_letter_queue (WorkQueue does) with a max_receive_count."
+        )
+    else:
+        dlq = _resource(stack, redrive["deadLetterTargetArn"], sqs.CfnQueue)
+        source_retention = _number(queue.message_retention_period, SQS_DEFAULT_RETENTION)
+        dlq_retention = _number(dlq.message_retention_period, SQS_DEFAULT_RETENTION) if dlq else None
+        if dlq is not None and None not in (source_retention, dlq_retention) and dlq_retention <= source_retention:  # type: ignore[operator]
+            problems.append(
+                f"{where}: its dead-letter queue {dlq.node.path} keeps messages {dlq_retention} s, not longer "
+                f"than the source's {source_retention} s; SQS keeps a message's original enqueue time, so it "
+                "can expire in the DLQ before anyone sees it. Fix: set the DLQ's retention_period longer "
+                "(14 days is the maximum)."
+            )
+    response_types = stack.resolve(mapping.function_response_types) or []
+    if "ReportBatchItemFailures" not in response_types:
+        problems.append(
+            f"{where}: the event source mapping does not report batch item failures, so one failed record "
+            "makes the whole batch run again. Fix: set report_batch_item_failures=True on the event source."
+        )
+    scaling = stack.resolve(mapping.scaling_config)
+    maximum = scaling.get("maximumConcurrency") if isinstance(scaling, dict) else None
+    reserved = _number(function.reserved_concurrent_executions, None)
+    if isinstance(maximum, int) and reserved is not None and maximum > reserved:
+        problems.append(
+            f"{where}: the mapping's maximum concurrency {maximum} exceeds the function's reserved "
+            f"concurrency {reserved}, so Lambda throttles the pollers and messages are retried towards the "
+            "DLQ. Fix: lower max_concurrency or raise reserved_concurrent_executions."
+        )
+    return problems
+
+
+def _number(value: Any, default: int | None) -> int | None:
+    """A plain number, the default when unset, or None when it is a token known only at deploy."""
+    if value is None:
+        return default
+    if Token.is_unresolved(value):
+        return None
+    return int(value)
+
+
+def _resource(stack: Stack, reference: Any, kind: type[T]) -> T | None:
+    """The resource of ``kind`` in ``stack`` that a Ref/GetAtt ``reference`` points at, if any."""
+    resolved = stack.resolve(reference)
+    logical_id = None
+    if isinstance(resolved, dict):
+        if "Ref" in resolved:
+            logical_id = resolved["Ref"]
+        elif "Fn::GetAtt" in resolved:
+            logical_id = resolved["Fn::GetAtt"][0]
+    if logical_id is None:
+        return None
+    for child in stack.node.find_all():
+        if isinstance(child, kind) and stack.resolve(child.logical_id) == logical_id:
+            return child
+    return None

@@ -1,0 +1,118 @@
+"""A work queue: an SQS queue, its dead-letter queue and the Lambda function that consumes it.
+
+Defaults follow AWS's guidance for SQS event sources, so a caller gets them without asking:
+the visibility timeout is computed (6 x function timeout + batching window) and never set by
+hand, partial batch responses are on, a poison message stops after ``max_receive_count``
+receives in a DLQ that outlives it, both queues are encrypted and refuse plain HTTP, and two
+alarms watch the DLQ depth and the age of the oldest message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+LAMBDA_DEFAULT_TIMEOUT = Duration.seconds(3)
+
+
+def visibility_timeout_for(function_timeout: Duration, batching_window: Duration) -> Duration:
+    """AWS's rule for Lambda-consumed queues: at least 6 x the timeout plus the batching window."""
+    return Duration.seconds(6 * function_timeout.to_seconds() + batching_window.to_seconds())
+
+
+class WorkQueue(Construct):
+    """An SQS queue consumed by ``consumer`` through an event source mapping, with a DLQ and alarms.
+
+    The consumer gets ``QUEUE_URL``, ``DEAD_LETTER_QUEUE_URL`` and ``IDEMPOTENCY_TTL_SECONDS``
+    in its environment (read by ``shared.consumer.EventConsumer``), permission to consume the
+    queue and to send poison messages straight to the DLQ.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        consumer: lambda_.Function,
+        batch_size: int = 10,
+        max_batching_window: Duration = Duration.seconds(1),
+        max_concurrency: int | None = 5,
+        max_receive_count: int = 5,
+        retention_period: Duration = Duration.days(4),
+        dead_letter_retention_period: Duration = Duration.days(14),
+        fifo: bool = False,
+        encryption_key: kms.IKey | None = None,
+        max_message_age: Duration = Duration.minutes(15),
+        alarm_actions: Sequence[cloudwatch.IAlarmAction] = (),
+    ) -> None:
+        super().__init__(scope, construct_id)
+        # Lambda does not support a batching window on FIFO queues.
+        window = Duration.seconds(0) if fifo else max_batching_window
+        encryption = sqs.QueueEncryption.KMS if encryption_key else sqs.QueueEncryption.SQS_MANAGED
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            fifo=fifo or None,
+            retention_period=dead_letter_retention_period,
+            encryption=encryption,
+            encryption_master_key=encryption_key,
+            enforce_ssl=True,
+        )
+        self.queue = sqs.Queue(
+            self,
+            "Queue",
+            fifo=fifo or None,
+            content_based_deduplication=True if fifo else None,
+            retention_period=retention_period,
+            visibility_timeout=visibility_timeout_for(consumer.timeout or LAMBDA_DEFAULT_TIMEOUT, window),
+            encryption=encryption,
+            encryption_master_key=encryption_key,
+            enforce_ssl=True,
+            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letter_queue, max_receive_count=max_receive_count),
+        )
+        self.consumer = consumer
+        self.event_source = sources.SqsEventSource(
+            self.queue,
+            batch_size=batch_size,
+            max_batching_window=None if fifo else window,
+            report_batch_item_failures=True,
+            max_concurrency=max_concurrency,
+        )
+        consumer.add_event_source(self.event_source)
+        self.dead_letter_queue.grant_send_messages(consumer)
+        consumer.add_environment("QUEUE_URL", self.queue.queue_url)
+        consumer.add_environment("DEAD_LETTER_QUEUE_URL", self.dead_letter_queue.queue_url)
+        consumer.add_environment("IDEMPOTENCY_TTL_SECONDS", str(int(retention_period.to_seconds())))
+
+        self.dead_letter_alarm = self.dead_letter_queue.metric_approximate_number_of_messages_visible(
+            period=Duration.minutes(1), statistic="Maximum"
+        ).create_alarm(
+            self,
+            "DeadLetterAlarm",
+            alarm_description=f"Messages in the dead-letter queue of {self.node.path}: inspect and redrive",
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.age_alarm = self.queue.metric_approximate_age_of_oldest_message(
+            period=Duration.minutes(1), statistic="Maximum"
+        ).create_alarm(
+            self,
+            "OldestMessageAlarm",
+            alarm_description=f"{self.node.path} is falling behind: its oldest message is older than "
+            f"{int(max_message_age.to_seconds())} s",
+            threshold=max_message_age.to_seconds(),
+            evaluation_periods=3,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        for alarm in (self.dead_letter_alarm, self.age_alarm):
+            alarm.add_alarm_action(*alarm_actions)
