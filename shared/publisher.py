@@ -442,6 +442,7 @@ class BatchPublisher:
     def close(self) -> list[EntryResult]:
         """Stop the interval timer and flush; later add() calls raise PublishError. Idempotent."""
         with self._cond:
+            self._closed = True
             timer = self._timer
             self._cond.notify_all()
         if timer is not None and timer is not threading.current_thread():

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# Powertools reads these when shared.observability is first imported, as Lambda would at cold start.
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "AsyncStackTest")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "tests")
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 
