@@ -46,10 +46,15 @@ def _problems(
     timeout = _number(function.timeout, LAMBDA_DEFAULT_TIMEOUT)
     window = _number(mapping.maximum_batching_window_in_seconds, 0)
     visibility = _number(queue.visibility_timeout, SQS_DEFAULT_VISIBILITY)
-    if None not in (timeout, window, visibility) and visibility < 6 * timeout + window:  # type: ignore[operator]
+    if (
+        timeout is not None
+        and window is not None
+        and visibility is not None
+        and visibility < 6 * timeout + window
+    ):
         problems.append(
             f"{where}: visibility timeout {visibility} s is below 6 x function timeout + batching window "
-            f"= {6 * timeout + window} s, so messages are delivered again while still being processed. "  # type: ignore[operator]
+            f"= {6 * timeout + window} s, so messages are delivered again while still being processed. "
             "Fix: use WorkQueue (it computes the timeout) or raise the queue's visibility timeout."
         )
     redrive = stack.resolve(queue.redrive_policy) if queue.redrive_policy is not None else None
@@ -62,7 +67,12 @@ def _problems(
         dlq = _resource(stack, redrive["deadLetterTargetArn"], sqs.CfnQueue)
         source_retention = _number(queue.message_retention_period, SQS_DEFAULT_RETENTION)
         dlq_retention = _number(dlq.message_retention_period, SQS_DEFAULT_RETENTION) if dlq else None
-        if dlq is not None and None not in (source_retention, dlq_retention) and dlq_retention <= source_retention:  # type: ignore[operator]
+        if (
+            dlq is not None
+            and source_retention is not None
+            and dlq_retention is not None
+            and dlq_retention <= source_retention
+        ):
             problems.append(
                 f"{where}: its dead-letter queue {dlq.node.path} keeps messages {dlq_retention} s, not longer "
                 f"than the source's {source_retention} s; SQS keeps a message's original enqueue time, so it "

@@ -33,7 +33,9 @@ def _table(scope: Construct, construct_id: str, key: str, *, ttl: str | None = N
 class AsyncStack(Stack):
     """The order-events pipeline: ``order.created`` fans out to inventory, email and analytics."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, target: LambdaTarget, **kwargs: object) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, target: LambdaTarget, **kwargs: object
+    ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         platform = LambdaPlatform.create(self, target=target)
 
@@ -58,12 +60,19 @@ class AsyncStack(Stack):
             "EmailWorker",
             source="email",
             platform=platform,
-            environment={"IDEMPOTENCY_TABLE_NAME": idempotency.table_name, "OUTBOX_TABLE_NAME": outbox.table_name},
+            environment={
+                "IDEMPOTENCY_TABLE_NAME": idempotency.table_name,
+                "OUTBOX_TABLE_NAME": outbox.table_name,
+            },
         )
         outbox.grant(email.function, "dynamodb:PutItem")
         for worker in (inventory, email):
             idempotency.grant(
-                worker.function, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
+                worker.function,
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
             )
         analytics = PythonFunction(
             self,
@@ -86,8 +95,14 @@ class AsyncStack(Stack):
         )
 
         orders = FanOutTopic(self, "OrdersTopic")
-        orders.subscribe(inventory_queue, filter_policy={"type": sns.SubscriptionFilter.string_filter(allowlist=[ORDER_CREATED])})
-        orders.subscribe(email_queue, filter_policy={"type": sns.SubscriptionFilter.string_filter(allowlist=[ORDER_CREATED])})
+        orders.subscribe(
+            inventory_queue,
+            filter_policy={"type": sns.SubscriptionFilter.string_filter(allowlist=[ORDER_CREATED])},
+        )
+        orders.subscribe(
+            email_queue,
+            filter_policy={"type": sns.SubscriptionFilter.string_filter(allowlist=[ORDER_CREATED])},
+        )
         orders.subscribe(
             analytics_queue,
             filter_policy={"type": sns.SubscriptionFilter.string_filter(match_prefixes=["order."])},

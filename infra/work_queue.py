@@ -75,7 +75,9 @@ class WorkQueue(Construct):
             encryption=encryption,
             encryption_master_key=encryption_key,
             enforce_ssl=True,
-            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letter_queue, max_receive_count=max_receive_count),
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.dead_letter_queue, max_receive_count=max_receive_count
+            ),
         )
         self.consumer = consumer
         self.event_source = sources.SqsEventSource(

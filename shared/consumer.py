@@ -158,7 +158,9 @@ class EventConsumer:
             table = self.settings_factory().idempotency_table_name
             if not table:
                 raise RuntimeError("IDEMPOTENCY_TABLE_NAME is not set for an idempotent consumer")
-            store = DynamoDBPersistenceLayer(table_name=table, boto3_client=self.dynamodb or aws.client("dynamodb"))
+            store = DynamoDBPersistenceLayer(
+                table_name=table, boto3_client=self.dynamodb or aws.client("dynamodb")
+            )
             process = self.process
             assert process is not None
 
@@ -204,7 +206,10 @@ class EventConsumer:
         """Send the record to the DLQ with why; if that fails the record fails and is retried."""
         attributes: dict[str, dict[str, str]] = {
             "error-type": {"DataType": "String", "StringValue": error.error_type},
-            "error-message": {"DataType": "String", "StringValue": (str(error) or "-")[:_ERROR_MESSAGE_LIMIT]},
+            "error-message": {
+                "DataType": "String",
+                "StringValue": (str(error) or "-")[:_ERROR_MESSAGE_LIMIT],
+            },
             "failed-at": {"DataType": "String", "StringValue": datetime.now(UTC).isoformat()},
             "source-queue-arn": {"DataType": "String", "StringValue": record.event_source_arn or "-"},
             "original-message-id": {"DataType": "String", "StringValue": record.message_id},
@@ -213,7 +218,10 @@ class EventConsumer:
             if len(attributes) >= SQS_MAX_ATTRIBUTES:
                 break
             if value.get("stringValue") is not None and name not in attributes:
-                attributes[name] = {"DataType": value.get("dataType", "String"), "StringValue": value["stringValue"]}
+                attributes[name] = {
+                    "DataType": value.get("dataType", "String"),
+                    "StringValue": value["stringValue"],
+                }
         params: dict[str, Any] = {
             "QueueUrl": settings.dead_letter_queue_url,
             "MessageBody": record.body or "-",
@@ -232,7 +240,9 @@ class EventConsumer:
     def _back_off(self, record: SQSRecord, error: Exception, settings: ConsumerSettings) -> None:
         """Delay this message's next delivery; best effort, the visibility timeout is the fallback."""
         receive_count = int(record.attributes.approximate_receive_count or 1)
-        delay = backoff_seconds(receive_count, base=settings.backoff_base_seconds, cap=settings.backoff_max_seconds)
+        delay = backoff_seconds(
+            receive_count, base=settings.backoff_base_seconds, cap=settings.backoff_max_seconds
+        )
         logger.warning(
             "record failed, will retry",
             extra={"message_id": record.message_id, "error": repr(error), "receive_count": receive_count,

@@ -60,7 +60,9 @@ class EventEnvelope(_Strict):
 EVENT_MODELS: Mapping[str, type[BaseModel]] = {ORDER_CREATED: OrderCreated}
 
 
-def new_envelope(event_type: str, data: BaseModel, *, source: str, event_id: str | None = None) -> EventEnvelope:
+def new_envelope(
+    event_type: str, data: BaseModel, *, source: str, event_id: str | None = None
+) -> EventEnvelope:
     """Wrap ``data`` for publishing; ``event_id`` defaults to a fresh UUID."""
     return EventEnvelope(
         event_id=event_id or str(uuid.uuid4()),

@@ -48,10 +48,14 @@ class InventoryRepository:
         return self._client or aws.client("dynamodb")
 
     def put_stock(self, sku: str, available: int) -> None:
-        self.client.put_item(TableName=self.table, Item={**_stock_key(sku), "available": {"N": str(available)}})
+        self.client.put_item(
+            TableName=self.table, Item={**_stock_key(sku), "available": {"N": str(available)}}
+        )
 
     def available(self, sku: str) -> int:
-        item = self.client.get_item(TableName=self.table, Key=_stock_key(sku), ConsistentRead=True).get("Item")
+        item = self.client.get_item(TableName=self.table, Key=_stock_key(sku), ConsistentRead=True).get(
+            "Item"
+        )
         return int(item["available"]["N"]) if item else 0
 
     def reservation(self, order_id: str) -> dict[str, Any] | None:
@@ -100,7 +104,9 @@ class InventoryRepository:
     ) -> Reservation:
         if reasons and reasons[-1] == "ConditionalCheckFailed":
             return Reservation(order.order_id, "already_reserved")
-        short = [sku for sku, reason in zip(skus, reasons, strict=False) if reason == "ConditionalCheckFailed"]
+        short = [
+            sku for sku, reason in zip(skus, reasons, strict=False) if reason == "ConditionalCheckFailed"
+        ]
         if not short:  # conflicts and throttling cancel a transaction too: worth a retry
             raise TransientError(f"inventory transaction cancelled: {reasons}")
         try:
@@ -121,7 +127,9 @@ class InventoryRepository:
         return Reservation(order.order_id, "insufficient_stock", f"not enough stock for {', '.join(short)}")
 
 
-def reserve_stock(envelope: EventEnvelope, order: OrderCreated, repository: InventoryRepository | None = None) -> dict[str, str]:
+def reserve_stock(
+    envelope: EventEnvelope, order: OrderCreated, repository: InventoryRepository | None = None
+) -> dict[str, str]:
     """Reserve every line of ``order``; an out-of-stock order is recorded, not retried."""
     repository = repository or InventoryRepository(table_name("INVENTORY_TABLE_NAME"))
     reservation = repository.reserve(envelope.event_id, order)

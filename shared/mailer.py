@@ -75,7 +75,9 @@ def confirmation_for(envelope: EventEnvelope, order: OrderCreated) -> EmailMessa
     )
 
 
-def send_confirmation(envelope: EventEnvelope, order: OrderCreated, provider: EmailProvider | None = None) -> dict[str, Any]:
+def send_confirmation(
+    envelope: EventEnvelope, order: OrderCreated, provider: EmailProvider | None = None
+) -> dict[str, Any]:
     provider = provider or OutboxEmailProvider(table_name("OUTBOX_TABLE_NAME"))
     message = confirmation_for(envelope, order)
     sent = provider.send(message)

@@ -33,7 +33,9 @@ def publish_order_created(
     if publisher is None:
         arn = topic_arn or os.environ.get("ORDERS_TOPIC_ARN")
         if not arn:
-            raise ValueError("no topic: pass topic_arn= or set ORDERS_TOPIC_ARN (the stack output OrdersTopicArn)")
+            raise ValueError(
+                "no topic: pass topic_arn= or set ORDERS_TOPIC_ARN (the stack output OrdersTopicArn)"
+            )
         publisher = BatchPublisher.for_topic(arn, max_interval_seconds=None)
     with publisher:
         ids = [

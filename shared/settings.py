@@ -39,5 +39,7 @@ def table_name(variable: str) -> str:
     """A table name the stack passes in ``variable``; a clear error if it is missing."""
     value = os.environ.get(variable, "")
     if not value:
-        raise RuntimeError(f"environment variable {variable} is not set: the stack passes it to this function")
+        raise RuntimeError(
+            f"environment variable {variable} is not set: the stack passes it to this function"
+        )
     return value

@@ -6,7 +6,9 @@ import json
 from typing import Any
 
 
-def order_envelope(event_id: str, order_id: str | None = None, *, quantity: int = 1, sku: str = "SKU-A") -> dict[str, Any]:
+def order_envelope(
+    event_id: str, order_id: str | None = None, *, quantity: int = 1, sku: str = "SKU-A"
+) -> dict[str, Any]:
     return {
         "event_id": event_id,
         "type": "order.created",

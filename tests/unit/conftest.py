@@ -77,7 +77,10 @@ class WorkQueueFixture:
         messages: list[dict[str, Any]] = []
         while True:
             got = self.sqs.receive_message(
-                QueueUrl=self.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=60
+                QueueUrl=self.dlq_url,
+                MaxNumberOfMessages=10,
+                MessageAttributeNames=["All"],
+                VisibilityTimeout=60,
             ).get("Messages", [])
             if not got:
                 return messages
@@ -96,7 +99,9 @@ def make_work_queue(name: str, *, fifo: bool = False) -> WorkQueueFixture:
     suffix = ".fifo" if fifo else ""
     fifo_attributes = {"FifoQueue": "true", "ContentBasedDeduplication": "true"} if fifo else {}
     dlq_url = sqs.create_queue(QueueName=f"{name}-dlq{suffix}", Attributes=fifo_attributes)["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     url = sqs.create_queue(
         QueueName=f"{name}{suffix}",
         Attributes={
@@ -118,7 +123,9 @@ def make_table(name: str, key: str, *, ttl: str | None = None) -> str:
         BillingMode="PAY_PER_REQUEST",
     )
     if ttl:
-        dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl})
+        dynamodb.update_time_to_live(
+            TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl}
+        )
     return name
 
 

@@ -180,7 +180,9 @@ def test_the_deadline_margin_stops_processing_and_releases_the_rest(
     ids = [work_queue.send(order_json(f"d{i}", f"o{i}")) for i in range(5)]
     ctx = context(remaining_seconds=60)
     process = Recorder()
-    monkeypatch.setattr(ctx, "get_remaining_time_in_millis", lambda: 60_000 if len(process.calls) < 2 else 1_000)
+    monkeypatch.setattr(
+        ctx, "get_remaining_time_in_millis", lambda: 60_000 if len(process.calls) < 2 else 1_000
+    )
     # When the batch is processed
     response = consumer(process).handle(work_queue.receive_event(), ctx)
     # Then the last three are reported as failures without being touched, and are visible again now
@@ -198,9 +200,9 @@ def test_fifo_stops_at_the_first_failure_to_keep_order(aws: None, monkeypatch: p
     monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", queue.dlq_url)
     monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", make_table("idem-fifo", "id", ttl="expiration"))
     ids = [
-        queue.sqs.send_message(QueueUrl=queue.url, MessageBody=order_json(f"f{i}", f"o{i}"), MessageGroupId="g1")[
-            "MessageId"
-        ]
+        queue.sqs.send_message(
+            QueueUrl=queue.url, MessageBody=order_json(f"f{i}", f"o{i}"), MessageGroupId="g1"
+        )["MessageId"]
         for i in range(4)
     ]
     process = Recorder(fail_orders={"o1"})
@@ -210,7 +212,9 @@ def test_fifo_stops_at_the_first_failure_to_keep_order(aws: None, monkeypatch: p
     assert failures(response) == set(ids[1:])
 
 
-def test_fifo_poison_record_is_dead_lettered_into_the_fifo_dlq(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fifo_poison_record_is_dead_lettered_into_the_fifo_dlq(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from tests.unit.conftest import make_table, make_work_queue
 
     queue = make_work_queue("fifo-poison", fifo=True)

@@ -32,21 +32,21 @@ def inventory(tables: dict[str, str]) -> InventoryRepository:
 
 
 def test_reservation_decrements_stock_and_is_recorded(inventory: InventoryRepository) -> None:
-    envelope, order = decoded("e1", quantity=3)
+    _envelope, order = decoded("e1", quantity=3)
     assert inventory.reserve("e1", order).status == "reserved"
     assert inventory.available("SKU-A") == 2
     assert inventory.reservation(order.order_id)["status"]["S"] == "reserved"
 
 
 def test_a_replayed_reservation_does_not_reserve_twice(inventory: InventoryRepository) -> None:
-    envelope, order = decoded("e1", quantity=3)
+    _envelope, order = decoded("e1", quantity=3)
     inventory.reserve("e1", order)
     assert inventory.reserve("e1", order).status == "already_reserved"
     assert inventory.available("SKU-A") == 2
 
 
 def test_insufficient_stock_is_recorded_without_touching_stock(inventory: InventoryRepository) -> None:
-    envelope, order = decoded("e1", quantity=6)
+    _envelope, order = decoded("e1", quantity=6)
     result = inventory.reserve("e1", order)
     assert result.status == "insufficient_stock"
     assert "SKU-A" in result.detail
@@ -59,14 +59,16 @@ def test_insufficient_stock_is_recorded_without_touching_stock(inventory: Invent
 
 
 def test_unknown_sku_counts_as_insufficient_stock(inventory: InventoryRepository) -> None:
-    envelope, order = decoded("e1", sku="SKU-NOPE")
+    _envelope, order = decoded("e1", sku="SKU-NOPE")
     assert inventory.reserve("e1", order).status == "insufficient_stock"
 
 
-def test_a_cancelled_transaction_without_a_failed_condition_is_transient(inventory: InventoryRepository) -> None:
+def test_a_cancelled_transaction_without_a_failed_condition_is_transient(
+    inventory: InventoryRepository,
+) -> None:
     from botocore.exceptions import ClientError
 
-    envelope, order = decoded("e1")
+    _envelope, order = decoded("e1")
     conflict = ClientError(
         {
             "Error": {"Code": "TransactionCanceledException", "Message": "conflict"},
@@ -93,7 +95,10 @@ def test_analytics_rows_are_written_25_per_call_and_keyed_by_event(tables: dict[
     sink = AnalyticsSink(tables["ANALYTICS_TABLE_NAME"], client=spy)
     events = [decoded(f"e{i}") for i in range(60)] + [decoded("e0")]  # one duplicate
     assert sink.write(events) == {}
-    sizes = [len(call.kwargs["RequestItems"][tables["ANALYTICS_TABLE_NAME"]]) for call in spy.batch_write_item.call_args_list]
+    sizes = [
+        len(call.kwargs["RequestItems"][tables["ANALYTICS_TABLE_NAME"]])
+        for call in spy.batch_write_item.call_args_list
+    ]
     assert sizes == [25, 25, 10]
     assert real.scan(TableName=tables["ANALYTICS_TABLE_NAME"], Select="COUNT")["Count"] == 60
 

@@ -44,13 +44,17 @@ def test_sample_batch_gives_the_expected_partial_response(
     # Then the response and the dead letters are as documented next to the sample
     assert response == expected["response"]
     dead = {
-        m["MessageAttributes"]["original-message-id"]["StringValue"]: m["MessageAttributes"]["error-type"]["StringValue"]
+        m["MessageAttributes"]["original-message-id"]["StringValue"]: m["MessageAttributes"]["error-type"][
+            "StringValue"
+        ]
         for m in work_queue.dead_letters()
     }
     assert dead == expected["dead_lettered"]
     # And each valid event took effect exactly once
     effects = {
-        "inventory": lambda: [i for i in scan(tables["INVENTORY_TABLE_NAME"]) if i["pk"]["S"].startswith("reservation#")],
+        "inventory": lambda: [
+            i for i in scan(tables["INVENTORY_TABLE_NAME"]) if i["pk"]["S"].startswith("reservation#")
+        ],
         "email": lambda: scan(tables["OUTBOX_TABLE_NAME"]),
         "analytics": lambda: scan(tables["ANALYTICS_TABLE_NAME"]),
     }[name]()
@@ -77,5 +81,8 @@ def test_email_handler_sends_one_confirmation_per_order(
     fresh_handler("email").handler(event, context())
     fresh_handler("email").handler(event, context())
     outbox = scan(tables["OUTBOX_TABLE_NAME"])
-    assert sorted(item["subject"]["S"] for item in outbox) == ["Order ord-0001 confirmed", "Order ord-0002 confirmed"]
+    assert sorted(item["subject"]["S"] for item in outbox) == [
+        "Order ord-0001 confirmed",
+        "Order ord-0002 confirmed",
+    ]
     assert {item["to"]["S"] for item in outbox} == {"ada@example.com"}
