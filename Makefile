@@ -54,7 +54,7 @@ test-unit: $(STAMP)
 test-infra: install layer
 	$(PY) -m pytest -m infra
 
-demo: install
+demo: install layer
 	$(PY) -m localcloud demo
 
 bench: install
