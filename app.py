@@ -21,8 +21,12 @@ def build_app(context: dict[str, str] | None = None, outdir: str | None = None) 
         str(app.node.try_get_context("asyncstack:lambdaArchitecture") or default.architecture),
     )
     # Account and region come from the CLI's environment at deploy time; nothing is looked up.
-    env = Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
-    AsyncStack(app, "AsyncStack", target=target, env=env, description="asyncstack: serverless event processing")
+    env = Environment(
+        account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")
+    )
+    AsyncStack(
+        app, "AsyncStack", target=target, env=env, description="asyncstack: serverless event processing"
+    )
     Aspects.of(app).add(QueueConsumerRules())
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app
