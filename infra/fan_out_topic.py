@@ -50,7 +50,7 @@ class FanOutTopic(Construct):
         )
         Validations.of(self.subscription_dead_letter_queue).acknowledge(
             Acknowledgment(
-                id="AwsSolutions-SQS3",
+                id="AwsSolutions::AwsSolutions-SQS3",
                 reason="This queue is the dead-letter queue of the topic's subscriptions (set in their "
                 "RedrivePolicy), which the rule does not look at.",
             )

@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / ".build"
 REQUIREMENTS = ROOT / "functions" / "requirements.txt"
+_LAYER_RECIPE = b"no-compile,without-runtime-packages"  # change it when the build changes
 _PLATFORM_TAGS = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
 _RUNTIME_PROVIDED = ("boto3", "boto3-*", "botocore", "botocore-*", "s3transfer", "s3transfer-*", "bin")
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "__init__.py", "requirements.txt")
@@ -46,7 +47,7 @@ class LambdaTarget:
 
     @property
     def layer_dir(self) -> Path:
-        digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()[:12]
+        digest = hashlib.sha256(REQUIREMENTS.read_bytes() + _LAYER_RECIPE).hexdigest()[:12]
         return BUILD / f"layer-py{self.python.replace('.', '')}-{self.architecture}-{digest}"
 
 
@@ -71,6 +72,7 @@ def build_dependency_layer(target: LambdaTarget) -> Path:
         "--python-version", target.python,
         "--implementation", "cp",
         "--only-binary", ":all:",
+        "--no-compile",  # .pyc files of the build machine's Python are never loaded by Lambda's
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:

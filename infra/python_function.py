@@ -101,7 +101,7 @@ class PythonFunction(Construct):
         )
         Validations.of(self.role).acknowledge(
             Acknowledgment(
-                id="AwsSolutions-IAM5[Resource::*]",
+                id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
                 reason="X-Ray PutTraceSegments and PutTelemetryRecords support no resource-level permissions.",
             )
         )

@@ -31,7 +31,7 @@ class QueueConsumerRules:
             return
         stack = Stack.of(node)
         queue = _resource(stack, node.event_source_arn, sqs.CfnQueue)
-        function = _resource(stack, node.function_name, lambda_.CfnFunction)
+        function = _function(stack, node.function_name)
         if queue is None or function is None:
             return  # not an SQS mapping, or the queue/function lives outside this stack
         for problem in _problems(stack, node, queue, function):
@@ -106,18 +106,36 @@ def _number(value: Any, default: int | None) -> int | None:
     return int(value)
 
 
+def _function(stack: Stack, reference: Any) -> lambda_.CfnFunction | None:
+    """The function a mapping invokes, directly or through an alias or a version."""
+    function = _resource(stack, reference, lambda_.CfnFunction)
+    if function is None:
+        pointer = _resource(stack, reference, lambda_.CfnAlias) or _resource(
+            stack, reference, lambda_.CfnVersion
+        )
+        if pointer is not None:
+            function = _resource(stack, pointer.function_name, lambda_.CfnFunction)
+    return function
+
+
+def _logical_ids(resolved: Any) -> set[str]:
+    """Every logical id a resolved value refers to with Ref or Fn::GetAtt, however deeply nested."""
+    if isinstance(resolved, list):
+        return {i for item in resolved for i in _logical_ids(item)}
+    if not isinstance(resolved, dict):
+        return set()
+    ids = {resolved["Ref"]} if isinstance(resolved.get("Ref"), str) else set()
+    if isinstance(resolved.get("Fn::GetAtt"), list):
+        ids.add(resolved["Fn::GetAtt"][0])
+    return ids | {i for value in resolved.values() for i in _logical_ids(value)}
+
+
 def _resource(stack: Stack, reference: Any, kind: type[T]) -> T | None:
-    """The resource of ``kind`` in ``stack`` that a Ref/GetAtt ``reference`` points at, if any."""
-    resolved = stack.resolve(reference)
-    logical_id = None
-    if isinstance(resolved, dict):
-        if "Ref" in resolved:
-            logical_id = resolved["Ref"]
-        elif "Fn::GetAtt" in resolved:
-            logical_id = resolved["Fn::GetAtt"][0]
-    if logical_id is None:
+    """The resource of ``kind`` in ``stack`` that ``reference`` points at (through Ref/GetAtt), if any."""
+    wanted = _logical_ids(stack.resolve(reference))
+    if not wanted:
         return None
     for child in stack.node.find_all():
-        if isinstance(child, kind) and stack.resolve(child.logical_id) == logical_id:
+        if isinstance(child, kind) and stack.resolve(child.logical_id) in wanted:
             return child
     return None
