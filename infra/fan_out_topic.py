@@ -17,7 +17,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.work_queue import WorkQueue
+from infra.work_queue import WorkQueue, any_message_alarm
 
 
 class FanOutTopic(Construct):
@@ -55,18 +55,11 @@ class FanOutTopic(Construct):
                 "RedrivePolicy), which the rule does not look at.",
             )
         )
-        self.undeliverable_alarm = (
-            self.subscription_dead_letter_queue.metric_approximate_number_of_messages_visible(
-                period=Duration.minutes(1), statistic="Maximum"
-            ).create_alarm(
-                self,
-                "UndeliverableAlarm",
-                alarm_description=f"{self.node.path} could not deliver messages to a subscriber",
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            )
+        self.undeliverable_alarm = any_message_alarm(
+            self,
+            "UndeliverableAlarm",
+            self.subscription_dead_letter_queue,
+            f"{self.node.path} could not deliver messages to a subscriber",
         )
         self.undeliverable_alarm.add_alarm_action(*alarm_actions)
 

@@ -27,6 +27,23 @@ def visibility_timeout_for(function_timeout: Duration, batching_window: Duration
     return Duration.seconds(6 * function_timeout.to_seconds() + batching_window.to_seconds())
 
 
+def any_message_alarm(
+    scope: Construct, construct_id: str, queue: sqs.IQueue, description: str
+) -> cloudwatch.Alarm:
+    """An alarm that fires as soon as one message waits in ``queue`` (for dead-letter queues)."""
+    return queue.metric_approximate_number_of_messages_visible(
+        period=Duration.minutes(1), statistic="Maximum"
+    ).create_alarm(
+        scope,
+        construct_id,
+        alarm_description=description,
+        threshold=1,
+        evaluation_periods=1,
+        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+    )
+
+
 class WorkQueue(Construct):
     """An SQS queue consumed by ``consumer`` through an event source mapping, with a DLQ and alarms.
 
@@ -93,16 +110,11 @@ class WorkQueue(Construct):
         consumer.add_environment("DEAD_LETTER_QUEUE_URL", self.dead_letter_queue.queue_url)
         consumer.add_environment("IDEMPOTENCY_TTL_SECONDS", str(int(retention_period.to_seconds())))
 
-        self.dead_letter_alarm = self.dead_letter_queue.metric_approximate_number_of_messages_visible(
-            period=Duration.minutes(1), statistic="Maximum"
-        ).create_alarm(
+        self.dead_letter_alarm = any_message_alarm(
             self,
             "DeadLetterAlarm",
-            alarm_description=f"Messages in the dead-letter queue of {self.node.path}: inspect and redrive",
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            self.dead_letter_queue,
+            f"Messages in the dead-letter queue of {self.node.path}: inspect and redrive",
         )
         self.age_alarm = self.queue.metric_approximate_age_of_oldest_message(
             period=Duration.minutes(1), statistic="Maximum"
