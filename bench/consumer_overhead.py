@@ -87,11 +87,6 @@ def bare_batch(event: dict[str, Any], repository: InventoryRepository) -> dict[s
     return {"batchItemFailures": []}
 
 
-def _reservation_count(cloud: LocalAws) -> int:
-    items = cloud.dynamodb.scan(TableName=cloud.table("INVENTORY_TABLE_NAME"))["Items"]
-    return sum(1 for item in items if item["pk"]["S"].startswith("reservation#"))
-
-
 class MotoClock:
     """Accumulates the CPU time spent inside moto's request handler while ``running``."""
 
@@ -170,7 +165,7 @@ def run(*, quick: bool = False) -> list[Metric]:
         warm = 2 * BATCH
         for name, path in paths.items():
             _cpu_time(path, factory.events(f"warm-{name}", warm), cloud, moto, keep=True)
-        if (count := _reservation_count(cloud)) != 2 * warm:
+        if (count := cloud.inventory.reservation_count()) != 2 * warm:
             raise RuntimeError(f"expected {2 * warm} reservations after the warm-up, found {count}")
         for name in paths:
             for event in factory.events(f"warm-{name}", warm):

@@ -16,6 +16,7 @@ from bench.environment import REGION
 from localcloud.lambda_context import LocalLambdaContext
 from localcloud.sqs_events import lambda_event
 from shared.aws import reset_clients
+from shared.inventory import InventoryRepository
 from shared.settings import consumer_settings
 
 # environment variable -> (table name, hash key); the idempotency table as Powertools expects it
@@ -48,12 +49,13 @@ class LocalAws:
     def table(self, variable: str) -> str:
         return TABLES[variable][0]
 
+    @property
+    def inventory(self) -> InventoryRepository:
+        return InventoryRepository(self.table("INVENTORY_TABLE_NAME"), client=self.dynamodb)
+
     def seed_stock(self) -> None:
         for sku in SKUS:
-            self.dynamodb.put_item(
-                TableName=self.table("INVENTORY_TABLE_NAME"),
-                Item={"pk": {"S": f"stock#{sku}"}, "available": {"N": str(PLENTY)}},
-            )
+            self.inventory.put_stock(sku, PLENTY)
 
     def events(self, bodies: Sequence[str], batch_size: int) -> list[dict[str, Any]]:
         """Lambda SQS events of ``batch_size`` records made of really received messages with ``bodies``.

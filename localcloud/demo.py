@@ -23,6 +23,7 @@ from localcloud.runtime import LocalRuntime
 from localcloud.server import LocalCloudError, free_port, local_client, moto_server
 from localcloud.template import Deployment, provision
 from shared.events import ORDER_CREATED, OrderCreated, OrderLine
+from shared.inventory import InventoryRepository
 from shared.orders import event_message, order_created
 from shared.publisher import BatchPublisher, OutgoingMessage
 
@@ -31,7 +32,12 @@ BUILD = ROOT / ".build" / "localcloud"
 SKUS = ["SKU-RED-MUG", "SKU-TEA-100G", "SKU-NOTEBOOK", "SKU-PEN-BLUE", "SKU-TOTE-BAG"]
 STOCK_PER_SKU = 700
 POISON_KINDS = ("MalformedJson", "SchemaInvalid", "UnknownEventType")
-CONSUMERS = {"inventory": "InventoryQueueUrl", "email": "EmailQueueUrl", "analytics": "AnalyticsQueueUrl"}
+# consumer (its POWERTOOLS_SERVICE_NAME) -> the stack output naming the table its effects land in
+EFFECT_TABLES = {
+    "inventory": "InventoryTableName",
+    "email": "OutboxTableName",
+    "analytics": "AnalyticsTableName",
+}
 
 
 @dataclass
@@ -126,12 +132,13 @@ class Demo:
         self.sns = local_client("sns", endpoint)
         self.dynamodb = local_client("dynamodb", endpoint)
 
+    @property
+    def inventory(self) -> InventoryRepository:
+        return InventoryRepository(self.deployment.outputs["InventoryTableName"], client=self.dynamodb)
+
     def seed_stock(self) -> None:
-        table = self.deployment.outputs["InventoryTableName"]
         for sku in SKUS:
-            self.dynamodb.put_item(
-                TableName=table, Item={"pk": {"S": f"stock#{sku}"}, "available": {"N": str(STOCK_PER_SKU)}}
-            )
+            self.inventory.put_stock(sku, STOCK_PER_SKU)
 
     def publish(self, published: Published) -> None:
         publisher = BatchPublisher.for_topic(self.deployment.outputs["OrdersTopicArn"], client=self.sns,
@@ -145,9 +152,7 @@ class Demo:
 
     def backlog(self) -> int:
         total = 0
-        for url in self.deployment.queues.values():
-            if url in self.deployment.dead_letter_queues.values() or "Undeliverable" in url:
-                continue
+        for url in {mapping.queue_url for mapping in self.deployment.mappings}:
             attributes = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
             total += sum(int(attributes[k]) for k in ("ApproximateNumberOfMessages",
                          "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"))  # fmt: skip
@@ -186,33 +191,26 @@ class Demo:
                 reasons[attribute.get("StringValue", "no reason attached")] += 1
 
     def effects(self, name: str) -> int:
-        table = {
-            "inventory": "InventoryTableName",
-            "email": "OutboxTableName",
-            "analytics": "AnalyticsTableName",
-        }[name]
-        items = self.dynamodb.get_paginator("scan").paginate(TableName=self.deployment.outputs[table])
-        rows = [item for page in items for item in page["Items"]]
         if name == "inventory":
-            rows = [row for row in rows if row["pk"]["S"].startswith("reservation#")]
-        return len(rows)
+            return self.inventory.reservation_count()
+        pages = self.dynamodb.get_paginator("scan").paginate(
+            TableName=self.deployment.outputs[EFFECT_TABLES[name]], Select="COUNT"
+        )
+        return sum(page["Count"] for page in pages)
 
     def reconcile(self, published: Published, runtime: LocalRuntime) -> list[ConsumerReport]:
         reports = []
-        function_of = {m.queue_url: m.function for m in self.deployment.mappings}
-        for name, output in CONSUMERS.items():
-            queue_url = self.deployment.outputs[output]
-            queue_arn = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-                "Attributes"
-            ]["QueueArn"]
-            [subscription] = [s for s in self.deployment.subscriptions if s["endpoint"] == queue_arn]
+        for mapping in self.deployment.mappings:
+            function = runtime.functions[mapping.function]
+            name = function.spec.environment["POWERTOOLS_SERVICE_NAME"]
+            [subscription] = [s for s in self.deployment.subscriptions if s["endpoint"] == mapping.queue_arn]
             policy = json.loads(subscription.get("FilterPolicy", "{}"))
 
             def routed(messages: list[OutgoingMessage], policy: Mapping[str, Any] = policy) -> int:
                 return sum(matches(policy, m.attributes) for m in messages)
 
             expected_dead = Counter({kind: routed(ms) for kind, ms in published.poison.items() if routed(ms)})
-            stats = runtime.functions[function_of[queue_url]].stats
+            stats = function.stats
             reports.append(
                 ConsumerReport(
                     name=name,
@@ -221,7 +219,7 @@ class Demo:
                     effects=self.effects(name),
                     expected_effects=routed(published.unique),
                     expected_duplicates=routed(published.duplicates),
-                    dead_letters=self.dead_letters(queue_url),
+                    dead_letters=self.dead_letters(mapping.queue_url),
                     expected_dead_letters=expected_dead,
                 )
             )

@@ -62,6 +62,16 @@ class InventoryRepository:
         item = self.client.get_item(TableName=self.table, Key=_reservation_key(order_id), ConsistentRead=True)
         return item.get("Item")
 
+    def reservation_count(self) -> int:
+        """How many orders have a reservation row (reserved or refused); a full scan, for checks and demos."""
+        pages = self.client.get_paginator("scan").paginate(
+            TableName=self.table,
+            FilterExpression="begins_with(pk, :prefix)",
+            ExpressionAttributeValues={":prefix": {"S": "reservation#"}},
+            Select="COUNT",
+        )
+        return sum(page["Count"] for page in pages)
+
     def reserve(self, event_id: str, order: OrderCreated) -> Reservation:
         quantities: dict[str, int] = {}
         for line in order.lines:

@@ -24,17 +24,16 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, NamedTuple, Self, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
-import boto3
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
+from shared import aws
+
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
-    from mypy_boto3_sns.type_defs import PublishBatchRequestEntryTypeDef
     from mypy_boto3_sqs import SQSClient
-    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
 __all__ = [
     "AWS_MAX_BATCH_ENTRIES",
@@ -243,62 +242,40 @@ def _failures_from(response_failed: Sequence[Mapping[str, Any]]) -> list[EntryFa
     ]
 
 
-ClientT = TypeVar("ClientT")
+def _request_entry(entry: BatchEntry, body_key: str) -> dict[str, Any]:
+    """One PublishBatch / SendMessageBatch entry; both APIs share every field but the body's name."""
+    msg = entry.message
+    item: dict[str, Any] = {"Id": entry.entry_id, body_key: msg.body}
+    if msg.attributes:
+        item["MessageAttributes"] = _string_attributes(msg.attributes)
+    if msg.delay_seconds is not None:  # SQS only: the topic validator refuses it for SNS
+        item["DelaySeconds"] = msg.delay_seconds
+    if msg.group_id is not None:
+        item["MessageGroupId"] = msg.group_id
+    if msg.deduplication_id is not None:
+        item["MessageDeduplicationId"] = msg.deduplication_id
+    return item
 
 
-class _LazyClient(Generic[ClientT]):
-    """Creates the boto3 client on first use, so importing/constructing never touches AWS config."""
-
-    def __init__(self, service: str, client: ClientT | None) -> None:
-        self._service = service
-        self._client = client
-        self._lock = threading.Lock()
-
-    def get(self) -> ClientT:
-        with self._lock:
-            if self._client is None:
-                self._client = boto3.client(self._service)  # type: ignore[call-overload]
-            return self._client
+def _outcome(response: Mapping[str, Any]) -> BatchOutcome:
+    successful = {str(ok["Id"]): ok.get("MessageId") for ok in response.get("Successful", [])}
+    return BatchOutcome(successful, _failures_from(response.get("Failed", [])))
 
 
-def _sns_sender(topic_arn: str, lazy: _LazyClient[SNSClient]) -> SendBatch:
+def _sns_sender(topic_arn: str, client: SNSClient | None) -> SendBatch:
     def send(entries: Sequence[BatchEntry]) -> BatchOutcome:
-        request: list[PublishBatchRequestEntryTypeDef] = []
-        for entry in entries:
-            msg = entry.message
-            item: PublishBatchRequestEntryTypeDef = {"Id": entry.entry_id, "Message": msg.body}
-            if msg.attributes:
-                item["MessageAttributes"] = _string_attributes(msg.attributes)
-            if msg.group_id is not None:
-                item["MessageGroupId"] = msg.group_id
-            if msg.deduplication_id is not None:
-                item["MessageDeduplicationId"] = msg.deduplication_id
-            request.append(item)
-        response = lazy.get().publish_batch(TopicArn=topic_arn, PublishBatchRequestEntries=request)
-        successful = {str(ok["Id"]): ok.get("MessageId") for ok in response.get("Successful", [])}
-        return BatchOutcome(successful, _failures_from(response.get("Failed", [])))
+        sns = client or aws.client("sns")  # created on first send, never at construction
+        request: list[Any] = [_request_entry(entry, "Message") for entry in entries]
+        return _outcome(sns.publish_batch(TopicArn=topic_arn, PublishBatchRequestEntries=request))
 
     return send
 
 
-def _sqs_sender(queue_url: str, lazy: _LazyClient[SQSClient]) -> SendBatch:
+def _sqs_sender(queue_url: str, client: SQSClient | None) -> SendBatch:
     def send(entries: Sequence[BatchEntry]) -> BatchOutcome:
-        request: list[SendMessageBatchRequestEntryTypeDef] = []
-        for entry in entries:
-            msg = entry.message
-            item: SendMessageBatchRequestEntryTypeDef = {"Id": entry.entry_id, "MessageBody": msg.body}
-            if msg.attributes:
-                item["MessageAttributes"] = _string_attributes(msg.attributes)
-            if msg.delay_seconds is not None:
-                item["DelaySeconds"] = msg.delay_seconds
-            if msg.group_id is not None:
-                item["MessageGroupId"] = msg.group_id
-            if msg.deduplication_id is not None:
-                item["MessageDeduplicationId"] = msg.deduplication_id
-            request.append(item)
-        response = lazy.get().send_message_batch(QueueUrl=queue_url, Entries=request)
-        successful = {str(ok["Id"]): ok.get("MessageId") for ok in response.get("Successful", [])}
-        return BatchOutcome(successful, _failures_from(response.get("Failed", [])))
+        sqs = client or aws.client("sqs")  # created on first send, never at construction
+        request: list[Any] = [_request_entry(entry, "MessageBody") for entry in entries]
+        return _outcome(sqs.send_message_batch(QueueUrl=queue_url, Entries=request))
 
     return send
 
@@ -385,13 +362,13 @@ class BatchPublisher:
     @classmethod
     def for_topic(cls, topic_arn: str, *, client: SNSClient | None = None, **options: Any) -> BatchPublisher:
         """Publisher for an SNS topic (PublishBatch); the client is created on first send if omitted."""
-        sender = _sns_sender(topic_arn, _LazyClient("sns", client))
+        sender = _sns_sender(topic_arn, client)
         return cls(send_batch=sender, validate=_topic_validator(topic_arn), **options)
 
     @classmethod
     def for_queue(cls, queue_url: str, *, client: SQSClient | None = None, **options: Any) -> BatchPublisher:
         """Publisher for an SQS queue (SendMessageBatch); the client is created on first send if omitted."""
-        sender = _sqs_sender(queue_url, _LazyClient("sqs", client))
+        sender = _sqs_sender(queue_url, client)
         return cls(send_batch=sender, validate=_queue_validator(queue_url), **options)
 
     # -- public API -----------------------------------------------------------------------------

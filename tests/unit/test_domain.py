@@ -114,3 +114,11 @@ def test_analytics_retries_unprocessed_items_then_reports_them(tables: dict[str,
     assert client.batch_write_item.call_count == 3
     retried = client.batch_write_item.call_args_list[1].kwargs["RequestItems"][table]
     assert retried == [stuck]  # only the unprocessed item is sent again
+
+
+def test_reservation_count_counts_reserved_and_refused_orders_but_not_stock(
+    inventory: InventoryRepository,
+) -> None:
+    inventory.reserve("e1", decoded("e1", quantity=1)[1])
+    inventory.reserve("e2", decoded("e2", quantity=99)[1])  # refused: recorded all the same
+    assert inventory.reservation_count() == 2

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from shared import publisher as publisher_module
 from shared.publisher import (
@@ -88,19 +87,6 @@ def client_error(code: str, status: int, operation: str = "SendMessageBatch") ->
 # -- moto: real request shapes against emulated SQS / SNS ------------------------------------------
 
 
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Dummy credentials and region, no endpoint override, everything served by moto."""
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_SNS", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
-    with mock_aws():
-        yield
-
-
 def count_calls(client: Any, operation: str) -> list[int]:
     """Record the number of entries of every ``operation`` call the client makes."""
     sizes: list[int] = []
@@ -157,16 +143,16 @@ def test_sqs_25_messages_go_out_as_10_10_5_and_all_arrive(aws: None) -> None:
 
 
 def test_sqs_client_is_created_lazily_on_first_send(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given a queue and a publisher built without a client, with boto3.client counted
+    # Given a queue and a publisher built without a client, with boto3 client creation counted
     queue_url = boto3.client("sqs", region_name=REGION).create_queue(QueueName="lazy")["QueueUrl"]
     created: list[str] = []
-    real_client: Callable[..., Any] = boto3.client
+    real_client: Callable[..., Any] = boto3.session.Session.client
 
-    def counting_client(service: str, *args: Any, **kwargs: Any) -> Any:
+    def counting_client(session: Any, service: str, *args: Any, **kwargs: Any) -> Any:
         created.append(service)
-        return real_client(service, *args, **kwargs)
+        return real_client(session, service, *args, **kwargs)
 
-    monkeypatch.setattr(publisher_module.boto3, "client", counting_client)
+    monkeypatch.setattr(boto3.session.Session, "client", counting_client)
     publisher = BatchPublisher.for_queue(queue_url, max_interval_seconds=None)
 
     # When a message is only buffered, no client exists yet
@@ -179,7 +165,7 @@ def test_sqs_client_is_created_lazily_on_first_send(aws: None, monkeypatch: pyte
     publisher.close()
     assert created == ["sqs"]
     assert [r.ok for r in results] == [True]
-    received = drain(real_client("sqs", region_name=REGION), queue_url, expected=2)
+    received = drain(boto3.client("sqs", region_name=REGION), queue_url, expected=2)
     assert sorted(m["Body"] for m in received) == ["again", "hello"]
 
 
