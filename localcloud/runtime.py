@@ -190,11 +190,15 @@ class SqsPoller:
     def _deliver(self, messages: list[dict[str, Any]]) -> None:
         event = lambda_event(messages, queue_arn=self.mapping.queue_arn, region=REGION)
         reply = self.function.invoke(event)
-        failed = failed_message_ids(reply.get("result")) if reply.get("ok") else None
-        if failed is not None and not self.mapping.report_batch_item_failures:
-            failed = set() if not failed else None
+        failed: set[str] | None
+        if not reply.get("ok"):
+            failed = None
+        elif self.mapping.report_batch_item_failures:
+            failed = failed_message_ids(reply.get("result"))  # None for a malformed response
+        else:
+            failed = set()  # without ReportBatchItemFailures Lambda ignores what the function returns
         stats = self.function.stats
-        if failed is None:  # a function error fails the whole batch: nothing is deleted
+        if failed is None:  # the whole batch failed: nothing is deleted
             with self.function.lock:
                 stats.records_failed += len(messages)
             return
