@@ -24,6 +24,22 @@ from tests.infra.conftest import STACK_NAME, SynthesizedApp
 
 pytestmark = pytest.mark.infra
 
+
+def inline_consumer(
+    stack: Stack, timeout: Duration | None, reserved_concurrency: int | None
+) -> lambda_.Function:
+    """A tiny consumer function; inline code keeps these stacks fast to synthesize."""
+    return lambda_.Function(
+        stack,
+        "Consumer",
+        code=lambda_.Code.from_inline("def handler(event, context):\n    return {}\n"),
+        handler="index.handler",
+        runtime=lambda_.Runtime.PYTHON_3_13,
+        timeout=timeout,
+        reserved_concurrent_executions=reserved_concurrency,
+    )
+
+
 WHERE = "queue Rules/Queue/Resource consumed by Rules/Consumer/Resource"
 # The correct baseline: 6 x 10 s + 1 s = 61 s of visibility; the DLQ outlives the source.
 TEN_SECONDS = Duration.seconds(10)
@@ -56,15 +72,7 @@ def consumer_stack(
         retention_period=retention,
         dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=5) if dlq else None,
     )
-    consumer = lambda_.Function(
-        stack,
-        "Consumer",
-        code=lambda_.Code.from_inline("def handler(event, context):\n    return {}\n"),
-        handler="index.handler",
-        runtime=lambda_.Runtime.PYTHON_3_13,
-        timeout=function_timeout,
-        reserved_concurrent_executions=reserved_concurrency,
-    )
+    consumer = inline_consumer(stack, function_timeout, reserved_concurrency)
     if l1_mapping:
         # A mapping built without SqsEventSource: the rules read L1 properties, so they still apply.
         lambda_.EventSourceMapping(
@@ -173,15 +181,7 @@ def test_a_mapping_allowed_more_concurrency_than_the_function_has_reserved_is_an
 def test_a_work_queue_satisfies_every_rule(fifo: bool, function_timeout: Duration | None) -> None:
     # Given consumers wired with WorkQueue, standard and FIFO, with and without an explicit timeout
     stack = Stack(App(), "Rules")
-    consumer = lambda_.Function(
-        stack,
-        "Consumer",
-        code=lambda_.Code.from_inline("def handler(event, context):\n    return {}\n"),
-        handler="index.handler",
-        runtime=lambda_.Runtime.PYTHON_3_13,
-        timeout=function_timeout,
-        reserved_concurrent_executions=5,
-    )
+    consumer = inline_consumer(stack, function_timeout, reserved_concurrency=5)
     WorkQueue(stack, "Work", consumer=consumer, fifo=fifo, max_concurrency=5)
     Aspects.of(stack).add(QueueConsumerRules())
     # When it is synthesized with the rules
