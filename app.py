@@ -5,28 +5,39 @@ from __future__ import annotations
 
 import os
 
-from aws_cdk import App, Aspects, Environment, Validations
+from aws_cdk import Acknowledgment, App, Aspects, Environment, Validations
 from cdk_nag import AwsSolutionsChecks
 
-from infra.packaging import LambdaTarget, default_target
+from infra.packaging import LambdaTarget, default_target, host_target
 from infra.rules import QueueConsumerRules
 from infra.stack import AsyncStack
+
+LOCAL_CLOUD_CONTEXT = "asyncstack:localCloud"
 
 
 def build_app(context: dict[str, str] | None = None, outdir: str | None = None) -> App:
     app = App(context=context, outdir=outdir)
-    default = default_target()
-    target = LambdaTarget(
-        str(app.node.try_get_context("asyncstack:lambdaPython") or default.python),
-        str(app.node.try_get_context("asyncstack:lambdaArchitecture") or default.architecture),
-    )
+    local_cloud = str(app.node.try_get_context(LOCAL_CLOUD_CONTEXT)).lower() == "true"
+    # The local cloud runs functions on this machine's interpreter, whatever cdk.json names for AWS.
+    target = host_target() if local_cloud else LambdaTarget(
+        str(app.node.try_get_context("asyncstack:lambdaPython") or default_target().python),
+        str(app.node.try_get_context("asyncstack:lambdaArchitecture") or default_target().architecture),
+    )  # fmt: skip
     # Account and region come from the CLI's environment at deploy time; nothing is looked up.
     env = Environment(
         account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")
     )
-    AsyncStack(
+    stack = AsyncStack(
         app, "AsyncStack", target=target, env=env, description="asyncstack: serverless event processing"
     )
+    if local_cloud:
+        Validations.of(stack).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-L1",
+                reason="Local-cloud deployments run functions on this machine's Python; "
+                "deployments to AWS use the runtime in cdk.json.",
+            )
+        )
     Aspects.of(app).add(QueueConsumerRules())
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app

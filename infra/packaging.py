@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import platform
 import shutil
 import subprocess
 import sys
@@ -55,6 +56,12 @@ def default_target() -> LambdaTarget:
     """The target named in ``cdk.json``'s context."""
     context = json.loads((ROOT / "cdk.json").read_text())["context"]
     return LambdaTarget(context["asyncstack:lambdaPython"], context["asyncstack:lambdaArchitecture"])
+
+
+def host_target() -> LambdaTarget:
+    """This machine's Python and architecture: what the local cloud runs functions on."""
+    architecture = {"aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), "x86_64")
+    return LambdaTarget(f"{sys.version_info.major}.{sys.version_info.minor}", architecture)
 
 
 def build_dependency_layer(target: LambdaTarget) -> Path:

@@ -1,8 +1,8 @@
-"""``make demo``: 1,000 order events through the synthesized stack on moto, then a reconciliation.
+"""``make demo``: 1,000 order events through the deployed stack on the local cloud, then a reconciliation.
 
-The stack is synthesized, its template provisioned into an embedded moto server, and every
-function runs from its deployed asset in its own worker process behind SQS pollers with
-Lambda's semantics. Some events are published twice and some are poison; afterwards every
+The stack is deployed with the CDK CLI to the local cloud (moto in this process), and every
+function runs from the artifact ``cdk deploy`` uploaded, in its own worker process behind SQS
+pollers with Lambda's semantics. Some events are published twice and some are poison; afterwards every
 number is checked against what was published: each unique event took effect exactly once per
 consumer, each duplicate was suppressed, each poison record sits in its consumer's DLQ with
 its reason, and nothing is left in flight. Exit status 0 only if all of that holds.
@@ -15,20 +15,17 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from localcloud.runtime import LocalRuntime
-from localcloud.server import LocalCloudError, free_port, local_client, moto_server
-from localcloud.template import Deployment, provision
+from localcloud.cloud import ROOT, LocalCloud, running_cloud
+from localcloud.server import LocalCloudError, free_port
 from shared.events import ORDER_CREATED, OrderCreated, OrderLine
 from shared.inventory import InventoryRepository
 from shared.orders import event_message, order_created
 from shared.publisher import BatchPublisher, OutgoingMessage
 
-ROOT = Path(__file__).resolve().parent.parent
-BUILD = ROOT / ".build" / "localcloud"
 SKUS = ["SKU-RED-MUG", "SKU-TEA-100G", "SKU-NOTEBOOK", "SKU-PEN-BLUE", "SKU-TOTE-BAG"]
 STOCK_PER_SKU = 700
 POISON_KINDS = ("MalformedJson", "SchemaInvalid", "UnknownEventType")
@@ -123,25 +120,72 @@ class ConsumerReport:
         )
 
 
+@dataclass(frozen=True)
+class Consumer:
+    """A worker as deployed: its function, the queue its event source mapping polls, and that queue's DLQ."""
+
+    name: str
+    function_arn: str
+    mapping_uuid: str
+    queue_url: str
+    dead_letter_url: str
+    filter_policy: Mapping[str, Any] | None
+
+
+def deployed_consumers(cloud: LocalCloud) -> list[Consumer]:
+    """Read from the deployment itself: event source mappings, queues' redrive policies, subscriptions."""
+    sqs, sns, lambda_ = cloud.client("sqs"), cloud.client("sns"), cloud.client("lambda")
+    policies: dict[str, Any] = {}
+    for page in sns.get_paginator("list_subscriptions").paginate():
+        for subscription in page["Subscriptions"]:
+            attributes = sns.get_subscription_attributes(SubscriptionArn=subscription["SubscriptionArn"])
+            policy = attributes["Attributes"].get("FilterPolicy")
+            policies[subscription["Endpoint"]] = json.loads(policy) if policy else None
+    consumers = []
+    for mapping in lambda_.list_event_source_mappings()["EventSourceMappings"]:
+        queue_arn = mapping["EventSourceArn"]
+        url = sqs.get_queue_url(QueueName=queue_arn.split(":")[-1])["QueueUrl"]
+        redrive = json.loads(
+            sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])["Attributes"][
+                "RedrivePolicy"
+            ]
+        )
+        dead_letter_url = sqs.get_queue_url(QueueName=redrive["deadLetterTargetArn"].split(":")[-1])[
+            "QueueUrl"
+        ]
+        environment = lambda_.get_function_configuration(FunctionName=mapping["FunctionArn"])["Environment"]
+        consumers.append(
+            Consumer(
+                name=environment["Variables"]["POWERTOOLS_SERVICE_NAME"],
+                function_arn=mapping["FunctionArn"],
+                mapping_uuid=mapping["UUID"],
+                queue_url=url,
+                dead_letter_url=dead_letter_url,
+                filter_policy=policies.get(queue_arn),
+            )
+        )
+    return sorted(consumers, key=lambda c: c.name)
+
+
 class Demo:
-    def __init__(self, endpoint: str, deployment: Deployment, say: Callable[[str], None]) -> None:
-        self.endpoint = endpoint
-        self.deployment = deployment
+    def __init__(self, cloud: LocalCloud, say: Callable[[str], None]) -> None:
+        self.cloud = cloud
         self.say = say
-        self.sqs = local_client("sqs", endpoint)
-        self.sns = local_client("sns", endpoint)
-        self.dynamodb = local_client("dynamodb", endpoint)
+        self.outputs = cloud.stack_outputs()
+        self.consumers = deployed_consumers(cloud)
+        self.sqs = cloud.client("sqs")
+        self.dynamodb = cloud.client("dynamodb")
 
     @property
     def inventory(self) -> InventoryRepository:
-        return InventoryRepository(self.deployment.outputs["InventoryTableName"], client=self.dynamodb)
+        return InventoryRepository(self.outputs["InventoryTableName"], client=self.dynamodb)
 
     def seed_stock(self) -> None:
         for sku in SKUS:
             self.inventory.put_stock(sku, STOCK_PER_SKU)
 
     def publish(self, published: Published) -> None:
-        publisher = BatchPublisher.for_topic(self.deployment.outputs["OrdersTopicArn"], client=self.sns,
+        publisher = BatchPublisher.for_topic(self.outputs["OrdersTopicArn"], client=self.cloud.client("sns"),
                                              max_interval_seconds=None)  # fmt: skip
         with publisher:
             for message in published.all:
@@ -150,40 +194,36 @@ class Demo:
         if failed:
             raise LocalCloudError(f"{len(failed)} messages could not be published: {failed[0].error_message}")
 
-    def backlog(self) -> int:
-        total = 0
-        for url in {mapping.queue_url for mapping in self.deployment.mappings}:
-            attributes = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-            total += sum(int(attributes[k]) for k in ("ApproximateNumberOfMessages",
-                         "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"))  # fmt: skip
-        return total
+    def handled(self) -> dict[str, int]:
+        stats = self.cloud.mappings.stats()
+        return {
+            c.name: stats[c.mapping_uuid].records_succeeded if c.mapping_uuid in stats else 0
+            for c in self.consumers
+        }
 
-    def wait_until_drained(self, runtime: LocalRuntime, timeout: float) -> float:
+    def wait_until_drained(self, timeout: float) -> float:
         started = time.monotonic()
-        quiet_checks = 0
         next_report = started
-        while quiet_checks < 2:
-            if time.monotonic() - started > timeout:
-                raise LocalCloudError(
-                    f"the pipeline did not drain within {timeout:.0f} s ({self.backlog()} left)"
-                )
-            backlog = self.backlog()
-            quiet_checks = quiet_checks + 1 if backlog == 0 and runtime.idle else 0
+
+        def drained() -> bool:
+            nonlocal next_report
             if time.monotonic() >= next_report:
-                done = {f.spec.environment.get("POWERTOOLS_SERVICE_NAME", name): f.stats.records_succeeded
-                        for name, f in runtime.functions.items()}  # fmt: skip
+                backlog = sum(
+                    q["visible"] + q["in_flight"] for q in self.cloud.queues().values() if not q["dlq"]
+                )
                 self.say(f"  {time.monotonic() - started:5.1f} s  backlog {backlog:5d}  handled "
-                         + "  ".join(f"{k} {v}" for k, v in sorted(done.items())))  # fmt: skip
+                         + "  ".join(f"{k} {v}" for k, v in sorted(self.handled().items())))  # fmt: skip
                 next_report = time.monotonic() + 2
-            time.sleep(0.5)
+            return self.cloud.idle()
+
+        self.cloud.wait_until(drained, timeout, "the pipeline to drain", poll=0.5)
         return time.monotonic() - started
 
-    def dead_letters(self, queue_url: str) -> Counter[str]:
+    def dead_letters(self, consumer: Consumer) -> Counter[str]:
         reasons: Counter[str] = Counter()
-        dlq = self.deployment.dead_letter_queues[queue_url]
         while True:
-            messages = self.sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, MessageAttributeNames=["All"],
-                                                VisibilityTimeout=300).get("Messages", [])  # fmt: skip
+            messages = self.sqs.receive_message(QueueUrl=consumer.dead_letter_url, MaxNumberOfMessages=10,
+                                                MessageAttributeNames=["All"], VisibilityTimeout=300).get("Messages", [])  # fmt: skip
             if not messages:
                 return reasons
             for message in messages:
@@ -194,43 +234,34 @@ class Demo:
         if name == "inventory":
             return self.inventory.reservation_count()
         pages = self.dynamodb.get_paginator("scan").paginate(
-            TableName=self.deployment.outputs[EFFECT_TABLES[name]], Select="COUNT"
+            TableName=self.outputs[EFFECT_TABLES[name]], Select="COUNT"
         )
         return sum(page["Count"] for page in pages)
 
-    def reconcile(self, published: Published, runtime: LocalRuntime) -> list[ConsumerReport]:
+    def reconcile(self, published: Published) -> list[ConsumerReport]:
         reports = []
-        for mapping in self.deployment.mappings:
-            function = runtime.functions[mapping.function]
-            name = function.spec.environment["POWERTOOLS_SERVICE_NAME"]
-            [subscription] = [s for s in self.deployment.subscriptions if s["endpoint"] == mapping.queue_arn]
-            policy = json.loads(subscription.get("FilterPolicy", "{}"))
+        handled = self.handled()
+        for consumer in self.consumers:
 
-            def routed(messages: list[OutgoingMessage], policy: Mapping[str, Any] = policy) -> int:
+            def routed(
+                messages: list[OutgoingMessage], policy: Mapping[str, Any] | None = consumer.filter_policy
+            ) -> int:
                 return sum(matches(policy, m.attributes) for m in messages)
 
             expected_dead = Counter({kind: routed(ms) for kind, ms in published.poison.items() if routed(ms)})
-            stats = function.stats
             reports.append(
                 ConsumerReport(
-                    name=name,
+                    name=consumer.name,
                     routed=routed(published.all),
-                    delivered_ok=stats.records_succeeded,
-                    effects=self.effects(name),
+                    delivered_ok=handled[consumer.name],
+                    effects=self.effects(consumer.name),
                     expected_effects=routed(published.unique),
                     expected_duplicates=routed(published.duplicates),
-                    dead_letters=self.dead_letters(mapping.queue_url),
+                    dead_letters=self.dead_letters(consumer),
                     expected_dead_letters=expected_dead,
                 )
             )
         return reports
-
-
-def _synthesize(outdir: Path) -> None:
-    from app import build_app
-
-    # The CLI sets this context; it records each function's asset folder in the template.
-    build_app(context={"aws:cdk:enable-asset-metadata": "true"}, outdir=str(outdir)).synth()
 
 
 def print_reconciliation(
@@ -253,38 +284,33 @@ def print_reconciliation(
 
 
 def run_demo(*, events: int = 1000, port: int | None = None, timeout: float = 240.0,
-             say: Callable[[str], None] = print) -> bool:  # fmt: skip
-    """Run the demo; True if every number reconciles."""
+             say: Callable[[str], None] = print, cloud: LocalCloud | None = None) -> bool:  # fmt: skip
+    """Run the demo on ``cloud`` (or on a new local cloud, deployed here); True if every number reconciles."""
     started = time.monotonic()
-    outdir = BUILD / "cdk.out"
-    say("synthesizing the stack ...")
-    _synthesize(outdir)
-    with moto_server(port or free_port()) as endpoint:
-        deployment = provision(outdir, "AsyncStack", endpoint)
-        say(f"provisioned the template on moto at {endpoint} in {time.monotonic() - started:.1f} s "
-            f"({len(deployment.functions)} functions, {len(deployment.mappings)} event source mappings)")  # fmt: skip
-        say(
-            "  not provisioned locally: "
-            + ", ".join(f"{n} {k}" for k, n in sorted(deployment.not_provisioned.items()))
-        )
-        demo = Demo(endpoint, deployment, say)
+    with ExitStack() as stack:
+        if cloud is None:
+            say("starting the local cloud and deploying the stack with the CDK CLI ...")
+            cloud = stack.enter_context(running_cloud(port=port or free_port(), api_port=None))
+            report = cloud.deploy()
+            say(f"deployed to {cloud.endpoint} in {report.seconds:.1f} s "
+                f"(bootstrap {report.bootstrap_seconds:.1f} s, deploy {report.deploy_seconds:.1f} s)")  # fmt: skip
+        demo = Demo(cloud, say)
+        say(f"  consumers: {', '.join(c.name for c in demo.consumers)}")
+        unsupported = cloud.unsupported_resources()
+        if unsupported:
+            say("  not honoured locally: " + ", ".join(sorted({r["type"] for r in unsupported})))
         demo.seed_stock()
-        runtime = LocalRuntime(deployment.functions, deployment.mappings, endpoint, BUILD / "logs")
-        runtime.start()
-        try:
-            published = build_events(events, duplicate_share=0.04, poison_share=0.02)
-            t0 = time.monotonic()
-            demo.publish(published)
-            say(
-                f"published {len(published.all)} messages in {time.monotonic() - t0:.1f} s (PublishBatch, 10 a call)"
-            )
-            drained = demo.wait_until_drained(runtime, timeout)
-            say(
-                f"pipeline drained in {drained:.1f} s; function logs in {(BUILD / 'logs').relative_to(ROOT)}/"
-            )
-            reports = demo.reconcile(published, runtime)
-        finally:
-            runtime.close()
+        published = build_events(events, duplicate_share=0.04, poison_share=0.02)
+        t0 = time.monotonic()
+        demo.publish(published)
+        say(
+            f"published {len(published.all)} messages in {time.monotonic() - t0:.1f} s (PublishBatch, 10 a call)"
+        )
+        drained = demo.wait_until_drained(timeout)
+        say(
+            f"pipeline drained in {drained:.1f} s; function logs in {(cloud.workdir / 'logs').relative_to(ROOT)}/"
+        )
+        reports = demo.reconcile(published)
     print_reconciliation(published, reports, say)
     ok = all(r.ok for r in reports)
     say("")

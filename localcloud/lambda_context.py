@@ -17,6 +17,8 @@ class LocalLambdaContext:
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     started_at: float = field(default_factory=time.monotonic)
     function_version: str = "$LATEST"
+    log_group: str | None = None
+    log_stream: str | None = None
 
     @property
     def invoked_function_arn(self) -> str:
@@ -24,11 +26,11 @@ class LocalLambdaContext:
 
     @property
     def log_group_name(self) -> str:
-        return f"/aws/lambda/{self.function_name}"
+        return self.log_group or f"/aws/lambda/{self.function_name}"
 
     @property
     def log_stream_name(self) -> str:
-        return f"local/{self.aws_request_id}"
+        return self.log_stream or f"local/{self.aws_request_id}"
 
     def get_remaining_time_in_millis(self) -> int:
         elapsed = time.monotonic() - self.started_at

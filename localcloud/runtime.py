@@ -1,92 +1,247 @@
-"""The local Lambda runtime: execution environments (worker processes) and SQS event source mappings.
+"""The local Lambda runtime: the deployed artifacts run in warm worker processes, with Lambda's semantics.
 
-Pollers follow Lambda's SQS semantics: up to ``batch_size`` messages gathered for at most the
-batching window, one invocation per batch, and with ``ReportBatchItemFailures`` only the
-records the function did not report as failed are deleted; failed ones reappear after their
-visibility timeout, their receive count grows, and SQS's redrive policy moves them to the DLQ.
+Every invocation moto receives (Invoke API, Step Functions tasks, SNS and EventBridge targets,
+the scheduler) and every batch of an SQS event source mapping arrives here. Code and layers are
+unpacked from the zips ``cdk deploy`` uploaded; each execution environment is a long-lived
+``python -S`` process that sees only its task folder, its layers and the packages Lambda's
+Python runtime provides, so a packaging mistake fails here as it would in AWS.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
-import queue
+import select
 import subprocess
 import sys
 import threading
 import time
 import uuid
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from localcloud.server import DUMMY_CREDENTIALS, REGION, LocalCloudError, local_client
-from localcloud.sqs_events import RECEIVE_ATTRIBUTES, failed_message_ids, lambda_event
-from localcloud.template import FunctionSpec, MappingSpec
+from localcloud.logs import LogSink
+from localcloud.server import ACCOUNT, DUMMY_CREDENTIALS, MOTO_LOCK, REGION
 
 WORKER = Path(__file__).resolve().parent / "worker.py"
+# What Lambda's Python runtime provides besides the standard library.
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
 
 
-@dataclass
-class FunctionStats:
-    invocations: int = 0
-    errors: int = 0
-    cold_starts: int = 0
-    throttles: int = 0
-    records_succeeded: int = 0
-    records_failed: int = 0
-    durations_ms: list[float] = field(default_factory=list)
+class InvocationError(Exception):
+    """The function failed: Lambda's ``errorType`` and ``errorMessage``."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+        self.message = message
+
+    def payload(self, request_id: str) -> dict[str, Any]:
+        return {"errorType": self.error_type, "errorMessage": self.message, "requestId": request_id}
+
+
+class Throttled(Exception):
+    """No execution environment is free within the function's concurrency limit."""
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    """What the runtime needs from a deployed function, read from moto's model of it."""
+
+    arn: str
+    name: str
+    handler: str
+    runtime: str
+    timeout: float
+    memory: int
+    environment: Mapping[str, str]
+    code_sha: str
+    layer_arns: tuple[str, ...]
+    reserved_concurrency: int | None
+    log_group: str
+
+    @classmethod
+    def of(cls, function: Any) -> FunctionConfig:
+        reserved = function.reserved_concurrency
+        return cls(
+            arn=function.function_arn,
+            name=function.function_name,
+            handler=function.handler,
+            runtime=function.run_time or "python3",
+            timeout=float(function.timeout),
+            memory=int(function.memory_size),
+            environment={k: str(v) for k, v in (function.environment_vars or {}).items()},
+            code_sha=function.code_sha_256,
+            layer_arns=tuple(layer["Arn"] for layer in function.layers),
+            reserved_concurrency=None if reserved in (None, "") else int(reserved),
+            log_group=getattr(function, "log_group_override", None) or function.logs_group_name,
+        )
+
+    @property
+    def generation(self) -> str:
+        """Changes when a deploy changes anything an execution environment was started with."""
+        fields = [self.handler, self.timeout, self.memory, sorted(self.environment.items()), self.code_sha]
+        return hashlib.sha256(json.dumps([*fields, self.layer_arns], default=str).encode()).hexdigest()[:16]
+
+
+def lambda_function(arn_or_name: str) -> Any:
+    """moto's model of a deployed function."""
+    from moto.awslambda.models import lambda_backends
+
+    backend = lambda_backends[ACCOUNT][REGION]
+    return backend.get_function(arn_or_name)
+
+
+class Artifacts:
+    """Unpacks deployed function and layer zips once per content digest."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.lock = threading.Lock()
+
+    def _unpack(self, kind: str, digest: str, data: bytes) -> Path:
+        target = self.root / kind / digest.replace("/", "_")[:40]
+        with self.lock:
+            if not target.is_dir():
+                partial = target.with_suffix(".partial")
+                with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                    archive.extractall(partial)
+                partial.rename(target)
+        return target
+
+    def task_dir(self, function: Any) -> Path:
+        if not function.code_bytes:
+            raise InvocationError("Runtime.InvalidEntrypoint", "the function has no deployed code")
+        return self._unpack("task", function.code_sha_256, function.code_bytes)
+
+    def layer_paths(self, function: Any) -> list[Path]:
+        """Lambda puts each layer at /opt; a Python layer's packages are under ``python/``."""
+        from moto.awslambda.models import lambda_backends
+
+        paths = []
+        for layer in function.layers:
+            version = lambda_backends[ACCOUNT][REGION].layers_versions_by_arn(layer["Arn"])
+            if version is None:
+                raise InvocationError("Runtime.LayerNotFound", f"layer {layer['Arn']} is not deployed")
+            paths.append(self._unpack("layers", version.code_sha_256, version.code_bytes) / "python")
+        return paths
+
+    def runtime_packages(self) -> Path:
+        """A folder with only the packages Lambda's Python runtime provides (links into this venv)."""
+        folder = self.root / "runtime-packages"
+        with self.lock:
+            if not folder.is_dir():
+                partial = folder.with_suffix(".partial")
+                partial.mkdir(parents=True, exist_ok=True)
+                for name in RUNTIME_PACKAGES:
+                    module = __import__(name)
+                    source = Path(module.__file__ or "")
+                    source = source.parent if source.name == "__init__.py" else source
+                    (partial / source.name).symlink_to(source)
+                partial.rename(folder)
+        return folder
 
 
 class ExecutionEnvironment:
-    """A warm worker process for one function."""
+    """One warm worker process: Lambda's execution environment for one function generation."""
 
-    def __init__(self, spec: FunctionSpec, endpoint: str, log: IO[str]) -> None:
-        self.spec = spec
+    def __init__(self, config: FunctionConfig, paths: list[Path], endpoint: str, log: LogSink) -> None:
+        self.config = config
+        self.log = log
+        self.stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
         env = {
-            "PATH": os.environ.get("PATH", ""),
-            **spec.environment,
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "en_US.UTF-8",
+            "TZ": "UTC",
+            **config.environment,
             **DUMMY_CREDENTIALS,
             "AWS_ENDPOINT_URL": endpoint,
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
-            "AWS_LAMBDA_FUNCTION_NAME": spec.name,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
-            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{config.runtime}",
+            "AWS_LAMBDA_FUNCTION_NAME": config.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_LOG_GROUP_NAME": config.log_group,
+            "AWS_LAMBDA_LOG_STREAM_NAME": self.stream,
+            "LAMBDA_TASK_ROOT": str(paths[0]),
+            "_HANDLER": config.handler,
             # No X-Ray daemon runs locally.
             "POWERTOOLS_TRACE_DISABLED": "true",
         }
         self.process = subprocess.Popen(
-            [sys.executable, str(WORKER), str(spec.code_dir), spec.handler],
+            [sys.executable, "-S", "-u", str(WORKER), config.handler, *map(str, paths)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            cwd=spec.code_dir,
+            stderr=subprocess.PIPE,
+            cwd=paths[0],
             env=env,
         )
-        ready = self._read(timeout=60)
+        threading.Thread(target=self._pump_logs, daemon=True, name=f"logs-{config.name}").start()
+        self.init_error: InvocationError | None = None
+        ready = self._read(timeout=max(10.0, config.timeout))
         if not ready.get("ready"):
-            raise LocalCloudError(f"function {spec.name} failed to start: see its log")
+            self.init_error = InvocationError(
+                ready.get("error_type", "Runtime.Unknown"), ready.get("error_message", "init failed")
+            )
+
+    def _pump_logs(self) -> None:
+        assert self.process.stderr is not None
+        for raw in self.process.stderr:
+            self.log.write(
+                self.config.name, self.config.log_group, self.stream, raw.decode("utf-8", "replace")
+            )
 
     def _read(self, timeout: float) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        result: list[str] = []
-        reader = threading.Thread(target=lambda: result.append(self.process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
-        reader.start()
-        reader.join(timeout)
-        if not result or not result[0]:
+        stdout: IO[bytes] = self.process.stdout  # type: ignore[assignment]
+        ready, _, _ = select.select([stdout], [], [], timeout)
+        line = stdout.readline() if ready else b""
+        if not line:
             self.kill()
-            raise TimeoutError(f"{self.spec.name} did not answer within {timeout:.0f} s")
-        return dict(json.loads(result[0]))
+            if not ready:
+                raise TimeoutError
+            raise InvocationError(
+                "Runtime.ExitError", f"the runtime exited with code {self.process.returncode}"
+            )
+        return dict(json.loads(line))
 
-    def invoke(self, event: Mapping[str, Any]) -> dict[str, Any]:
+    def invoke(self, event: Any, request_id: str) -> Any:
+        """The handler's result, or InvocationError; a timeout kills the environment, as Lambda does."""
+        if self.init_error is not None:
+            raise self.init_error
         assert self.process.stdin is not None
-        request = {"event": event, "timeout": self.spec.timeout, "request_id": str(uuid.uuid4())}
-        self.process.stdin.write(json.dumps(request) + "\n")
+        request = {"event": event, "timeout": self.config.timeout, "request_id": request_id}
+        self.process.stdin.write(json.dumps(request).encode() + b"\n")
         self.process.stdin.flush()
-        return self._read(timeout=self.spec.timeout)
+        try:
+            reply = self._read(timeout=self.config.timeout + 0.05)
+        except TimeoutError:
+            raise InvocationError(
+                "Sandbox.Timedout",
+                f"RequestId: {request_id} Error: Task timed out after {self.config.timeout:.2f} seconds",
+            ) from None
+        if not reply.get("ok"):
+            raise InvocationError(reply.get("error_type", "Error"), reply.get("error_message", ""))
+        return reply.get("result")
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None and self.init_error is None
+
+    def peak_memory_mb(self) -> float:
+        """High-water resident memory of the process (Linux), to compare with the configured memory."""
+        try:
+            for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return 0.0
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -94,150 +249,139 @@ class ExecutionEnvironment:
         self.process.wait()
 
 
+@dataclass
+class FunctionStats:
+    invocations: int = 0
+    errors: int = 0
+    timeouts: int = 0
+    cold_starts: int = 0
+    throttles: int = 0
+    records_succeeded: int = 0
+    records_failed: int = 0
+    durations_ms: list[float] = field(default_factory=list)
+    init_ms: list[float] = field(default_factory=list)
+    peak_memory_mb: float = 0.0
+
+
 class LocalFunction:
-    """A function with a pool of warm environments; concurrency is the pool's size."""
+    """A deployed function: a pool of warm environments, at most ``limit`` busy at once."""
 
-    def __init__(self, spec: FunctionSpec, endpoint: str, log_dir: Path) -> None:
-        self.spec = spec
-        self.endpoint = endpoint
-        log_dir.mkdir(parents=True, exist_ok=True)
-        self.log = (log_dir / f"{spec.name}.log").open("a", buffering=1)
-        self.idle: queue.LifoQueue[ExecutionEnvironment] = queue.LifoQueue()
-        self.all: list[ExecutionEnvironment] = []
+    def __init__(self, arn: str, runtime: LocalRuntime) -> None:
+        self.arn = arn
+        self.runtime = runtime
+        self.idle: list[ExecutionEnvironment] = []
+        self.busy = 0
         self.stats = FunctionStats()
-        self.lock = threading.Lock()
+        self.condition = threading.Condition()
+        self.config = FunctionConfig.of(lambda_function(arn))
 
-    def invoke(self, event: Mapping[str, Any]) -> dict[str, Any]:
+    @property
+    def limit(self) -> int:
+        reserved = self.config.reserved_concurrency
+        return (
+            self.runtime.max_environments
+            if reserved is None
+            else min(reserved, self.runtime.max_environments)
+        )
+
+    def _acquire(self, wait: float | None) -> ExecutionEnvironment | None:
+        """An environment of the current generation, a new one (cold start) if none is idle."""
+        config = FunctionConfig.of(lambda_function(self.arn))
+        with self.condition:
+            if config.generation != self.config.generation:  # redeployed: retire old environments
+                self.config = config
+                for environment in self.idle:
+                    environment.kill()
+                self.idle.clear()
+            if self.busy >= self.limit:
+                self.stats.throttles += 1
+                if wait is None or not self.condition.wait_for(lambda: self.busy < self.limit, wait):
+                    raise Throttled(
+                        f"Rate Exceeded: {self.config.name} is at its concurrency limit {self.limit}"
+                    )
+            self.busy += 1
+            while self.idle:
+                environment = self.idle.pop()
+                if environment.alive:
+                    return environment
+        return None
+
+    def _release(self, environment: ExecutionEnvironment | None) -> None:
+        with self.condition:
+            self.busy -= 1
+            if environment is not None:
+                self.stats.peak_memory_mb = max(self.stats.peak_memory_mb, environment.peak_memory_mb())
+                if environment.alive and environment.config.generation == self.config.generation:
+                    self.idle.append(environment)
+                else:
+                    environment.kill()
+            self.condition.notify()
+
+    def invoke(self, event: Any, *, wait: float | None = 30.0, request_id: str | None = None) -> Any:
+        """Run the handler once; ``wait=None`` fails fast with Throttled (synchronous Invoke API)."""
+        request_id = request_id or str(uuid.uuid4())
+        environment = self._acquire(wait)
         try:
-            environment = self.idle.get_nowait()
-        except queue.Empty:
-            environment = ExecutionEnvironment(self.spec, self.endpoint, self.log)
-            with self.lock:
-                self.all.append(environment)
-                self.stats.cold_starts += 1
-        started = time.perf_counter()
-        try:
-            reply = environment.invoke(event)
-        except TimeoutError as error:  # Lambda kills an environment that overruns its timeout
-            with self.lock:
-                self.all.remove(environment)
-                self.stats.invocations += 1
-                self.stats.errors += 1
-            return {"ok": False, "error_type": "Timeout", "error_message": str(error)}
-        with self.lock:
-            self.stats.invocations += 1
-            self.stats.durations_ms.append((time.perf_counter() - started) * 1000)
-            if not reply.get("ok"):
-                self.stats.errors += 1
-        self.idle.put(environment)
-        return reply
+            if environment is None:
+                started = time.perf_counter()
+                artifacts = self.runtime.artifacts
+                function = lambda_function(self.arn)
+                paths = [
+                    artifacts.task_dir(function),
+                    *artifacts.layer_paths(function),
+                    artifacts.runtime_packages(),
+                ]
+                environment = ExecutionEnvironment(
+                    self.config, paths, self.runtime.endpoint, self.runtime.log
+                )
+                with self.condition:
+                    self.stats.cold_starts += 1
+                    self.stats.init_ms.append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            try:
+                return environment.invoke(event, request_id)
+            except InvocationError as error:
+                with self.condition:
+                    self.stats.errors += 1
+                    self.stats.timeouts += error.error_type == "Sandbox.Timedout"
+                raise
+            finally:
+                with self.condition:
+                    self.stats.invocations += 1
+                    self.stats.durations_ms.append((time.perf_counter() - started) * 1000)
+        finally:
+            self._release(environment)
 
     def close(self) -> None:
-        for environment in self.all:
-            environment.kill()
-        self.log.close()
-
-
-class SqsPoller:
-    """One poller thread of an SQS event source mapping."""
-
-    def __init__(
-        self, mapping: MappingSpec, function: LocalFunction, endpoint: str, stop: threading.Event
-    ) -> None:
-        self.mapping = mapping
-        self.function = function
-        self.stop = stop
-        self.sqs = local_client("sqs", endpoint)
-        self.busy = False
-        self.thread = threading.Thread(target=self._run, name=f"poller-{function.spec.name}", daemon=True)
-
-    def _gather(self) -> list[dict[str, Any]]:
-        """Up to batch_size messages, waiting at most the batching window once the first arrives."""
-        messages: list[dict[str, Any]] = []
-        deadline: float | None = None
-        while len(messages) < self.mapping.batch_size and not self.stop.is_set():
-            wait = 1 if deadline is None else max(0, min(1, int(deadline - time.monotonic())))
-            got = self.sqs.receive_message(
-                QueueUrl=self.mapping.queue_url,
-                MaxNumberOfMessages=min(10, self.mapping.batch_size - len(messages)),
-                WaitTimeSeconds=wait,
-                AttributeNames=RECEIVE_ATTRIBUTES,
-                MessageAttributeNames=["All"],
-            ).get("Messages", [])
-            messages += got
-            if messages and deadline is None:
-                deadline = time.monotonic() + self.mapping.batching_window
-            if messages and (not got or time.monotonic() >= deadline):  # type: ignore[operator]
-                break
-        return messages
-
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                messages = self._gather()
-                if not messages:
-                    continue
-                self.busy = True
-                self._deliver(messages)
-            except Exception as error:  # Lambda's pollers retry; undeleted messages come back by themselves
-                print(
-                    f"[{self.function.spec.name}] poller error, retrying: {error!r}", file=self.function.log
-                )
-                self.stop.wait(0.2)
-            finally:
-                self.busy = False
-
-    def _deliver(self, messages: list[dict[str, Any]]) -> None:
-        event = lambda_event(messages, queue_arn=self.mapping.queue_arn, region=REGION)
-        reply = self.function.invoke(event)
-        failed: set[str] | None
-        if not reply.get("ok"):
-            failed = None
-        elif self.mapping.report_batch_item_failures:
-            failed = failed_message_ids(reply.get("result"))  # None for a malformed response
-        else:
-            failed = set()  # without ReportBatchItemFailures Lambda ignores what the function returns
-        stats = self.function.stats
-        if failed is None:  # the whole batch failed: nothing is deleted
-            with self.function.lock:
-                stats.records_failed += len(messages)
-            return
-        done = [m for m in messages if m["MessageId"] not in failed]
-        for start in range(0, len(done), 10):
-            chunk = done[start : start + 10]
-            self.sqs.delete_message_batch(
-                QueueUrl=self.mapping.queue_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
-            )
-        with self.function.lock:
-            stats.records_succeeded += len(done)
-            stats.records_failed += len(messages) - len(done)
+        with self.condition:
+            for environment in self.idle:
+                environment.kill()
+            self.idle.clear()
 
 
 class LocalRuntime:
-    """Runs every function and event source mapping of a deployment until closed."""
+    """Every deployed function, created on first use; closed with the local cloud."""
 
-    def __init__(self, functions: Mapping[str, FunctionSpec], mappings: list[MappingSpec], endpoint: str,
-                 log_dir: Path, max_local_concurrency: int = 2) -> None:  # fmt: skip
-        self.stop = threading.Event()
-        self.functions = {name: LocalFunction(spec, endpoint, log_dir) for name, spec in functions.items()}
-        self.pollers: list[SqsPoller] = []
-        for mapping in mappings:
-            count = min(mapping.max_concurrency or max_local_concurrency, max_local_concurrency)
-            for _ in range(count):
-                self.pollers.append(SqsPoller(mapping, self.functions[mapping.function], endpoint, self.stop))
+    def __init__(self, *, endpoint: str, workdir: Path, log: LogSink, max_environments: int = 4) -> None:
+        self.endpoint = endpoint
+        self.artifacts = Artifacts(workdir / "artifacts")
+        self.log = log
+        self.max_environments = max_environments
+        self.functions: dict[str, LocalFunction] = {}
+        self.lock = threading.Lock()
 
-    def start(self) -> None:
-        for poller in self.pollers:
-            poller.thread.start()
+    def function(self, arn_or_name: str) -> LocalFunction:
+        with MOTO_LOCK:
+            arn = lambda_function(arn_or_name).function_arn
+        with self.lock:
+            if arn not in self.functions:
+                self.functions[arn] = LocalFunction(arn, self)
+            return self.functions[arn]
 
-    @property
-    def idle(self) -> bool:
-        return not any(poller.busy for poller in self.pollers)
+    def invoke(self, arn_or_name: str, event: Any, *, wait: float | None = 30.0) -> Any:
+        return self.function(arn_or_name).invoke(event, wait=wait)
 
     def close(self) -> None:
-        self.stop.set()
-        for poller in self.pollers:
-            poller.thread.join(timeout=5)
-        for function in self.functions.values():
-            function.close()
+        with self.lock:
+            for function in self.functions.values():
+                function.close()

@@ -5,12 +5,15 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import parse_qs
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -48,25 +51,86 @@ def _ensure_free(host: str, port: int) -> None:
             ) from error
 
 
-class SerializedMotoApp:
-    """moto's WSGI app with one request at a time.
+# moto's backends are not thread-safe: every request, and every in-process access that writes
+# to a backend, holds this lock.
+MOTO_LOCK = threading.RLock()
+_INVOCATION_PATH = re.compile(r"^/20\d\d-\d\d-\d\d/functions/[^/]+/(invocations|invoke-async/?)$")
+_CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
 
-    moto's backends are not thread-safe: concurrent ``TransactWriteItems`` restore a deep copy
-    of the table on failure and can undo other requests' writes. SQS long polls are emulated
-    with short polls outside the lock, so a waiting receiver does not stall everyone else.
+# The local cloud's own endpoints live under this prefix on the AWS endpoint's port.
+CONTROL_PREFIX = "/_localcloud/"
+ControlHandler = Callable[[str, str, bytes], tuple[int, Any]]
+
+
+class ApiCallCounter:
+    """AWS API calls by service and operation, as the local endpoint received them."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[tuple[str, str]] = Counter()
+        self._lock = threading.Lock()
+
+    def count(self, environ: dict[str, Any], body: bytes) -> None:
+        service, operation = self.classify(environ, body)
+        with self._lock:
+            self._counts[service, operation] += 1
+
+    @staticmethod
+    def classify(environ: dict[str, Any], body: bytes) -> tuple[str, str]:
+        scope = _CREDENTIAL_SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        service = scope.group(1) if scope else "unsigned"
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target:
+            return service, target.rsplit(".", 1)[-1]
+        for source in (environ.get("QUERY_STRING", ""), body[:2000].decode("utf-8", "replace")):
+            action = parse_qs(source).get("Action")
+            if action:
+                return service, action[0]
+        path = environ.get("PATH_INFO", "")
+        if service == "lambda" and _INVOCATION_PATH.match(path):
+            return service, "Invoke"
+        segments = [part for part in path.split("/") if part and not part[:4].isdigit()]
+        return service, f"{environ.get('REQUEST_METHOD', 'GET')} /{segments[0] if segments else ''}"
+
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        with self._lock:
+            result: dict[str, dict[str, int]] = {}
+            for (service, operation), count in sorted(self._counts.items()):
+                result.setdefault(service, {})[operation] = count
+            return result
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+
+class SerializedMotoApp:
+    """moto's WSGI app with one request at a time, API calls counted, and the control endpoints.
+
+    Concurrent ``TransactWriteItems`` in moto restore a deep copy of the table on failure and can
+    undo other requests' writes, hence the lock. Two kinds of request run outside it: Lambda
+    invocations (the handler calls back into moto while it runs) and SQS long polls, emulated
+    with short polls so a waiting receiver does not stall everyone else.
     """
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        self.lock = threading.Lock()
+        self.api_calls = ApiCallCounter()
+        self.control: ControlHandler | None = None
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(CONTROL_PREFIX):
+            return self._control(environ, path, body, start_response)
+        self.api_calls.count(environ, body)
+        if _INVOCATION_PATH.match(path):
+            environ["wsgi.input"] = io.BytesIO(body)
+            return list(self.app(environ, start_response))
         wait = self._long_poll_seconds(environ, body)
         deadline = time.monotonic() + wait
         while True:
             captured: list[Any] = []
-            with self.lock:
+            with MOTO_LOCK:
                 environ["wsgi.input"] = io.BytesIO(self._without_wait(body) if wait else body)
                 result = list(self.app(environ, lambda *args, into=captured: into.append(args)))
             if not wait or b'"Messages"' in b"".join(result) or time.monotonic() >= deadline:
@@ -89,10 +153,33 @@ class SerializedMotoApp:
         request["WaitTimeSeconds"] = 0
         return json.dumps(request).encode()
 
+    def _control(self, environ: dict[str, Any], path: str, body: bytes, start_response: Any) -> list[bytes]:
+        if self.control is None:
+            status, payload = 503, {"message": "the local cloud is starting"}
+        else:
+            try:
+                status, payload = self.control(environ["REQUEST_METHOD"], path[len(CONTROL_PREFIX) :], body)
+            except Exception as error:  # reported to the CLI, never kills the server thread
+                status, payload = 500, {"message": f"{type(error).__name__}: {error}"}
+        data = json.dumps(payload, default=str).encode()
+        reason = {200: "OK", 400: "Bad Request", 404: "Not Found"}.get(status, "Error")
+        start_response(
+            f"{status} {reason}", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+        )
+        return [data]
+
 
 @contextmanager
 def moto_server(port: int, host: str = "127.0.0.1") -> Iterator[str]:
     """Run moto's server on ``host:port`` for the duration of the block; yields the endpoint URL."""
+    with serve_moto(port, host) as app:
+        yield f"http://{host}:{port}"
+        del app
+
+
+@contextmanager
+def serve_moto(port: int, host: str = "127.0.0.1") -> Iterator[SerializedMotoApp]:
+    """Run moto's server on ``host:port`` for the duration of the block; yields the app (counters, hooks)."""
     _ensure_free(host, port)
     from moto.moto_server.threaded_moto_server import MotoRequestHandler
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -104,7 +191,7 @@ def moto_server(port: int, host: str = "127.0.0.1") -> Iterator[str]:
     thread = threading.Thread(target=server.serve_forever, name="moto-server", daemon=True)
     thread.start()
     try:
-        yield f"http://{host}:{port}"
+        yield app
     finally:
         server.shutdown()
         thread.join(timeout=5)

@@ -1,9 +1,10 @@
 """One Lambda execution environment: a long-lived process that imports a handler once and runs it per request.
 
-Started as a script (not ``-m``), so the repository is not on ``sys.path``: the handler and
-``shared/`` are imported from the function's deployed asset folder, as Lambda would. Requests
-and responses are JSON lines on stdin and on a private copy of stdout; the handler's own
-prints and logs go to stderr, which the runtime collects.
+Started with ``python -S``: ``sys.path`` holds the standard library, then, as in Lambda, the
+task folder, the layers and the packages the runtime provides, given on the command line.
+Nothing else from the machine is importable, so a dependency missing from the deployed
+artifact fails here too. Requests and responses are JSON lines on stdin and on a private copy
+of stdout; the handler's prints and logs go to stderr, which the runtime collects.
 """
 
 from __future__ import annotations
@@ -19,13 +20,20 @@ import traceback
 def main() -> int:
     from lambda_context import LocalLambdaContext  # beside this script
 
-    code_dir, handler_path = sys.argv[1], sys.argv[2]
-    sys.path[0] = code_dir  # replaces this script's folder: the handler sees only its asset
+    handler_path, task_dir, *library_dirs = sys.argv[1:]
+    sys.path[:1] = [task_dir, *library_dirs]  # replaces this script's folder
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # handler output -> stderr
-    module_name, function_name = handler_path.rsplit(".", 1)
+    module_name, _, function_name = handler_path.rpartition(".")
     started = time.perf_counter()
-    handler = getattr(importlib.import_module(module_name), function_name)
+    try:
+        handler = getattr(importlib.import_module(module_name), function_name)
+    except Exception as error:  # Lambda reports an init failure on every invocation
+        traceback.print_exc()
+        kind = "Runtime.ImportModuleError" if isinstance(error, ImportError) else "Runtime.HandlerNotFound"
+        message = f"Unable to import module '{module_name}': {error}"
+        protocol.write(json.dumps({"ready": False, "error_type": kind, "error_message": message}) + "\n")
+        return 1
     init_ms = (time.perf_counter() - started) * 1000
     protocol.write(json.dumps({"ready": True, "init_ms": init_ms}) + "\n")
 
@@ -36,6 +44,8 @@ def main() -> int:
             timeout_seconds=request["timeout"],
             memory_limit_in_mb=int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")),
             aws_request_id=request["request_id"],
+            log_group=os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME"),
+            log_stream=os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME"),
         )
         try:
             reply = {"ok": True, "result": handler(request["event"], context)}

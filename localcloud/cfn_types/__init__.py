@@ -1,0 +1,65 @@
+"""CloudFormation resource types moto's CloudFormation lacks, backed by moto's own service backends.
+
+Without these, moto reports such resources CREATE_COMPLETE while creating nothing. moto builds its type
+map once (``lru_cache``) from ``CloudFormationModel.__subclasses__()`` keyed by ``cloudformation_type()``,
+so the models here subclass ``CloudFormationModel`` directly and ``register()`` drops the cached map.
+moto's model metaclass files each model under ``cls.__module__.split(".")[1]`` (here ``cfn_types``), so a
+model module needs a dotted path of at least two segments and model class names must be unique within it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from moto.core.common_models import CloudFormationModel
+
+from . import apigateway, awslambda, cloudwatch, s3, scheduler, sns, sqs
+
+MODELS: tuple[type[CloudFormationModel], ...] = (
+    sns.SnsSubscription,
+    sns.SnsTopicPolicy,
+    sqs.SqsQueuePolicy,
+    scheduler.SchedulerScheduleGroup,
+    scheduler.SchedulerSchedule,
+    cloudwatch.CloudWatchAlarm,
+    awslambda.LambdaEventInvokeConfig,
+    apigateway.ApiGatewayStage,
+    apigateway.ApiGatewayApiKey,
+    apigateway.ApiGatewayUsagePlan,
+    apigateway.ApiGatewayUsagePlanKey,
+    apigateway.ApiGatewayAccount,
+    s3.S3BucketPolicy,
+)
+
+REGISTERED_TYPES: frozenset[str] = frozenset(model.cloudformation_type() for model in MODELS)
+
+# placeholders in moto's map: "?" is Custom::*, "AWS::SERVICE::RESOURCE" the base class default
+_REAL_TYPE = re.compile(r"AWS::\w+::\w+")
+_PLACEHOLDER = "AWS::SERVICE::RESOURCE"
+
+
+def register() -> None:
+    """Make moto's CloudFormation see the models above, even if it already built its type map."""
+    from moto.cloudformation import parsing
+
+    for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+        cached.cache_clear()
+
+
+def supported_types() -> frozenset[str]:
+    """Every AWS:: type moto's CloudFormation creates once registered (moto's own plus REGISTERED_TYPES).
+
+    ``Custom::`` types are handled too (moto invokes their service token) but have no fixed names: use
+    ``is_supported`` for a single type.
+    """
+    from moto.cloudformation import parsing
+
+    register()
+    return frozenset(t for t in parsing.get_model_map() if _REAL_TYPE.fullmatch(t) and t != _PLACEHOLDER)
+
+
+def is_supported(resource_type: str) -> bool:
+    return resource_type.startswith("Custom::") or resource_type in supported_types()
+
+
+__all__ = ["MODELS", "REGISTERED_TYPES", "is_supported", "register", "supported_types"]

@@ -1,0 +1,391 @@
+"""The local cloud: moto's server in this process, the stack deployed to it by the CDK CLI, and the
+runtime that makes the deployed template run (functions, event source mappings, asynchronous
+invocations, the scheduler and the local API)."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from localcloud import moto_patches
+from localcloud.api_gateway import FunctionError, LocalApi
+from localcloud.async_invoke import AsyncInvoker
+from localcloud.clock import Clock
+from localcloud.logs import LogSink
+from localcloud.pollers import EventSourceMappings
+from localcloud.runtime import InvocationError, LocalRuntime, Throttled
+from localcloud.scheduler import SchedulerEngine
+from localcloud.server import (
+    ACCOUNT,
+    DUMMY_CREDENTIALS,
+    MOTO_LOCK,
+    REGION,
+    LocalCloudError,
+    SerializedMotoApp,
+    local_client,
+    serve_moto,
+)  # fmt: skip
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKDIR = ROOT / ".build" / "localcloud"
+CDK = ROOT / "node_modules" / ".bin" / "cdk"
+TOOLKIT_STACK = "CDKToolkit"
+LOCAL_API_KEY = "local-api-key"
+
+
+@dataclass
+class DeployReport:
+    stacks: list[str]
+    bootstrap_seconds: float = 0.0
+    deploy_seconds: float = 0.0
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float:
+        return self.bootstrap_seconds + self.deploy_seconds
+
+
+def _percentile(values: Sequence[float], share: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))], 2)
+
+
+class LocalCloud:
+    """Start with ``start()`` (or as a context manager), deploy with ``deploy()``, inspect with ``status()``."""
+
+    def __init__(
+        self, *, port: int = 4566, api_port: int | None = 3000, host: str = "127.0.0.1",
+        workdir: Path = WORKDIR, echo_logs: bool = False, clock: Clock | None = None,
+        api_key: str = LOCAL_API_KEY, max_environments: int = 4,
+    ) -> None:  # fmt: skip
+        self.port = port
+        self.api_port = api_port
+        self.host = host
+        self.workdir = workdir
+        self.echo_logs = echo_logs
+        self.clock = clock or Clock()
+        self.api_key = api_key
+        self.max_environments = max_environments
+        self.endpoint = f"http://{host}:{port}"
+        self._stack = ExitStack()
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
+        self.app: SerializedMotoApp
+        self.runtime: LocalRuntime
+        self.async_invoker: AsyncInvoker
+        self.mappings: EventSourceMappings
+        self.scheduler: SchedulerEngine
+        self.api: LocalApi | None = None
+        self.deploys: list[DeployReport] = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> LocalCloud:
+        moto_patches.apply(self.port)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.app = self._stack.enter_context(serve_moto(self.port, self.host))
+            log = LogSink(self.workdir / "logs", echo=sys.stdout if self.echo_logs else None)
+            self._stack.callback(log.close)
+            self.runtime = LocalRuntime(
+                endpoint=self.endpoint, workdir=self.workdir, log=log, max_environments=self.max_environments
+            )
+            self._stack.callback(self.runtime.close)
+            self.async_invoker = AsyncInvoker(runtime=self.runtime, clock=self.clock, client=self.client)
+            self.async_invoker.start()
+            self._stack.callback(self.async_invoker.close)
+            moto_patches.set_invoker(self._moto_invoke)
+            self._stack.callback(moto_patches.set_invoker, None)
+            self.mappings = EventSourceMappings(self.runtime, self.client)
+            self.mappings.start()
+            self._stack.callback(self.mappings.close)
+            self.scheduler = SchedulerEngine(
+                clock=self.clock, client=self.client, account_id=ACCOUNT, region=REGION
+            )
+            self.scheduler.start()
+            self._stack.callback(self.scheduler.close)
+            if self.api_port is not None:
+                self.api = LocalApi(
+                    invoke=self._api_invoke, api_key=self.api_key, host=self.host, port=self.api_port
+                )
+                self.api.start()
+                self._stack.callback(self.api.close)
+            self.app.control = self._control
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> LocalCloud:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for this local cloud (shared; boto3 clients are thread-safe)."""
+        with self._clients_lock:
+            if service not in self._clients:
+                self._clients[service] = local_client(service, self.endpoint)
+            return self._clients[service]
+
+    # -- invocations -----------------------------------------------------------------------
+
+    def _moto_invoke(self, function: Any, body: str, invocation_type: str) -> tuple[bytes, str | None]:
+        from moto.awslambda.exceptions import LambdaClientError
+
+        if invocation_type == "DryRun":
+            return b"", None
+        event = json.loads(body) if body.strip() else {}
+        if invocation_type == "Event":
+            self.async_invoker.submit(function.function_arn, event)
+            return b"", None
+        try:
+            result = self.runtime.invoke(function.function_arn, event, wait=None)
+        except Throttled as error:
+            throttle = LambdaClientError("TooManyRequestsException", str(error))
+            throttle.code = 429
+            raise throttle from None
+        except InvocationError as error:
+            return json.dumps(error.payload(request_id="")).encode(), "Unhandled"
+        return json.dumps(result, default=str).encode(), None
+
+    def _api_invoke(self, function: str, event: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return dict(self.runtime.invoke(function, event, wait=None) or {})
+        except (InvocationError, Throttled) as error:
+            raise FunctionError(getattr(error, "error_type", "Throttled"), str(error)) from error
+
+    # -- deploy ------------------------------------------------------------------------------
+
+    def cdk_environment(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            **DUMMY_CREDENTIALS,
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "CDK_DEFAULT_ACCOUNT": ACCOUNT,
+            "CDK_DEFAULT_REGION": REGION,
+            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+            "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+            "NODE_NO_WARNINGS": "1",
+            "CDK_DISABLE_VERSION_CHECK": "1",
+        }
+
+    def _cdk(self, args: list[str], app: str | None, what: str) -> float:
+        if not CDK.exists():
+            raise LocalCloudError(
+                f"the CDK CLI is not installed at {CDK.relative_to(ROOT)}: run `make install`"
+            )
+        command = [str(CDK), *args, *(["--app", app] if app else [])]
+        started = time.monotonic()
+        done = subprocess.run(
+            command, cwd=ROOT, env=self.cdk_environment(), capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+            raise LocalCloudError(f"{what} failed (exit {done.returncode}):\n{tail}")
+        return time.monotonic() - started
+
+    def deploy(
+        self, stacks: Sequence[str] = ("AsyncStack",), *, app: str | None = None,
+        context: Mapping[str, str] | None = None,
+    ) -> DeployReport:  # fmt: skip
+        """``cdk bootstrap`` (once) and ``cdk deploy`` with the pinned CLI against this endpoint."""
+        from infra.packaging import build_dependency_layer, host_target
+
+        if app is None:
+            build_dependency_layer(host_target())
+        report = DeployReport(stacks=list(stacks))
+        if TOOLKIT_STACK not in self.stack_outputs_by_stack():
+            report.bootstrap_seconds = self._cdk(
+                ["bootstrap", f"aws://{ACCOUNT}/{REGION}"], app, "cdk bootstrap"
+            )  # fmt: skip
+        contexts = {"asyncstack:localCloud": "true", **(context or {})}
+        out = self.workdir / ("cdk.out" if app is None else f"cdk.out-{abs(hash(app)) % 10**8}")
+        args = ["deploy", *stacks, "--require-approval", "never", "--output", str(out)]
+        for key, value in contexts.items():
+            args += ["--context", f"{key}={value}"]
+        report.deploy_seconds = self._cdk(args, app, f"cdk deploy {' '.join(stacks)}")
+        deployed = self.stack_outputs_by_stack()
+        for stack in stacks:
+            if stack not in deployed:
+                raise LocalCloudError(f"cdk deploy {stack} did not complete: {self.stack_failure(stack)}")
+            report.outputs.update(deployed[stack])
+        self.deploys.append(report)
+        return report
+
+    # -- state -------------------------------------------------------------------------------
+
+    def stack_outputs_by_stack(self) -> dict[str, dict[str, str]]:
+        from moto.cloudformation.models import cloudformation_backends
+
+        with MOTO_LOCK:
+            stacks = cloudformation_backends[ACCOUNT][REGION].stacks.values()
+            return {
+                s.name: {o["OutputKey"]: str(o["OutputValue"]) for o in s.outputs or []}
+                for s in stacks
+                if s.status in ("CREATE_COMPLETE", "UPDATE_COMPLETE")
+            }
+
+    def stack_failure(self, stack: str) -> str:
+        """The first failure event of a stack, for one clear line."""
+        from moto.cloudformation.models import cloudformation_backends
+
+        with MOTO_LOCK:
+            for candidate in cloudformation_backends[ACCOUNT][REGION].stacks.values():
+                if candidate.name == stack:
+                    for event in candidate.events:
+                        if event.resource_status.endswith("FAILED"):
+                            return f"{event.logical_resource_id}: {event.resource_status_reason}"
+                    return f"status {candidate.status}"
+        return "the stack does not exist"
+
+    def stack_outputs(self) -> dict[str, str]:
+        merged: dict[str, str] = {}
+        for name, outputs in self.stack_outputs_by_stack().items():
+            if name != TOOLKIT_STACK:
+                merged.update(outputs)
+        return merged
+
+    def unsupported_resources(self) -> list[dict[str, str]]:
+        """Resources of deployed stacks whose type moto cannot create: listed, never silently ignored."""
+        from moto.cloudformation.models import cloudformation_backends
+
+        from localcloud.cfn_types import supported_types
+
+        supported = supported_types()
+        found = []
+        with MOTO_LOCK:
+            for stack in cloudformation_backends[ACCOUNT][REGION].stacks.values():
+                for logical_id, resource in (stack.template_dict.get("Resources") or {}).items():
+                    kind = resource.get("Type", "")
+                    if (
+                        kind not in supported
+                        and kind != "AWS::CDK::Metadata"
+                        and not kind.startswith("Custom::")
+                    ):
+                        found.append(
+                            {"stack": stack.name, "resource": logical_id, "type": resource.get("Type")}
+                        )
+        return found
+
+    def queues(self) -> dict[str, dict[str, Any]]:
+        from moto.sqs.models import sqs_backends
+
+        with MOTO_LOCK:
+            queues = list(sqs_backends[ACCOUNT][REGION].queues.values())
+            dead_letter_arns = {q.redrive_policy["deadLetterTargetArn"] for q in queues if q.redrive_policy}
+            now = time.time()
+            result = {}
+            for q in queues:
+                oldest = min((m.sent_timestamp or 0 for m in q._messages), default=0)
+                result[q.name] = {
+                    "url": q.url,
+                    "visible": q.approximate_number_of_messages,
+                    "in_flight": q.approximate_number_of_messages_not_visible,
+                    "delayed": q.approximate_number_of_messages_delayed,
+                    "dlq": q.queue_arn in dead_letter_arns,
+                    "oldest_age_seconds": round(now - oldest / 1000, 1) if oldest else 0,
+                }
+            return result
+
+    def functions(self) -> dict[str, dict[str, Any]]:
+        result = {}
+        for function in list(self.runtime.functions.values()):
+            s = function.stats
+            result[function.config.name] = {
+                "invocations": s.invocations, "errors": s.errors, "timeouts": s.timeouts,
+                "cold_starts": s.cold_starts, "throttles": s.throttles,
+                "p50_ms": _percentile(s.durations_ms, 0.5), "p99_ms": _percentile(s.durations_ms, 0.99),
+                "init_ms_mean": round(statistics.fmean(s.init_ms), 1) if s.init_ms else None,
+                "memory_mb": function.config.memory, "peak_memory_mb": round(s.peak_memory_mb, 1),
+                "concurrency_limit": function.limit, "warm_environments": len(function.idle),
+            }  # fmt: skip
+        return result
+
+    def executions(self) -> dict[str, dict[str, int]]:
+        from moto.stepfunctions.models import stepfunctions_backends
+
+        counts: dict[str, dict[str, int]] = {}
+        with MOTO_LOCK:
+            for machine in stepfunctions_backends[ACCOUNT][REGION].state_machines:
+                by_status = counts.setdefault(machine.name, {})
+                for execution in machine.executions:
+                    by_status[execution.status] = by_status.get(execution.status, 0) + 1
+        return counts
+
+    def status(self) -> dict[str, Any]:
+        outputs = self.stack_outputs()
+        return {
+            "endpoint": self.endpoint,
+            "api_url": self.api.url if self.api else None,
+            "api_key": self.api_key,
+            "clock": {
+                "now": self.clock.now().isoformat(),
+                "offset_seconds": self.clock.offset.total_seconds(),
+            },
+            "stacks": sorted(self.stack_outputs_by_stack()),
+            "stack_outputs": outputs,
+            "unsupported_resources": self.unsupported_resources(),
+            "queues": self.queues(),
+            "functions": self.functions(),
+            "executions": self.executions(),
+            "schedules": {"pending": self.scheduler.pending(), **vars(self.scheduler.stats)},
+            "async_invocations": {**vars(self.async_invoker.stats), "pending": self.async_invoker.pending},
+            "event_source_mappings": {uuid: vars(s) for uuid, s in self.mappings.stats().items()},
+            "api_calls": self.app.api_calls.snapshot(),
+            "deploys": [vars(d) | {"seconds": d.seconds} for d in self.deploys],
+        }
+
+    def _control(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
+        request = json.loads(body) if body else {}
+        if (method, path) == ("GET", "status"):
+            return 200, self.status()
+        if (method, path) == ("POST", "clock/advance"):
+            self.clock.advance(float(request.get("seconds", 0)))
+            return 200, {"now": self.clock.now().isoformat()}
+        if (method, path) == ("POST", "api-calls/reset"):
+            self.app.api_calls.reset()
+            return 200, {}
+        return 404, {"message": f"no local cloud endpoint {method} /{path}"}
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float, what: str, poll: float = 0.1) -> None:
+        """Wait on a condition, never on a fixed sleep; a clear error when it does not hold in time."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise LocalCloudError(f"timed out after {timeout:.0f} s waiting for {what}")
+            time.sleep(poll)
+
+    def idle(self) -> bool:
+        """Nothing queued, in flight or being invoked anywhere."""
+        busy_queues = any(
+            q["visible"] or q["in_flight"] or q["delayed"] for q in self.queues().values() if not q["dlq"]
+        )
+        return not busy_queues and self.mappings.idle and self.async_invoker.pending == 0
+
+
+@contextmanager
+def running_cloud(**kwargs: Any) -> Iterator[LocalCloud]:
+    cloud = LocalCloud(**kwargs).start()
+    try:
+        yield cloud
+    finally:
+        cloud.close()

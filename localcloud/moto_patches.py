@@ -1,0 +1,152 @@
+"""The few places where moto must behave differently for a deployed template to run locally.
+
+Each patch is small and says which AWS behaviour it restores. ``apply`` is idempotent and must
+run before moto builds its CloudFormation model map (first stack operation).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlparse
+
+# Called for every Lambda invocation moto receives, whatever the path (Invoke API, Step Functions
+# tasks, SNS, EventBridge): (function model, event body, invocation type) -> (payload, error type).
+Invoker = Callable[[Any, str, str], tuple[bytes, str | None]]
+
+_state: dict[str, Any] = {"applied": False, "invoker": None}
+
+
+def set_invoker(invoker: Invoker | None) -> None:
+    _state["invoker"] = invoker
+
+
+def apply(port: int) -> None:
+    """Configure moto for the local cloud on ``port`` and install the patches (once per process)."""
+    from moto.core.config import default_user_config
+
+    # Step Functions' interpreter calls other services (Lambda) through this port.
+    os.environ["MOTO_PORT"] = str(port)
+    default_user_config["stepfunctions"]["execute_state_machine"] = True
+    # Kept on: with it off, moto swaps in a Lambda backend that answers every invoke with canned
+    # text. Docker itself is never reached, because ``invoke`` below replaces the only caller.
+    default_user_config["lambda"]["use_docker"] = True
+    if _state["applied"]:
+        return
+    _state["applied"] = True
+
+    import localcloud.cfn_types
+
+    localcloud.cfn_types.register()
+    # Types moto cannot create are listed by `status` (unsupported_resources) instead.
+    logging.getLogger("moto.cloudformation.parsing").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="Tried to parse .* not supported")
+    _template_urls_on_any_endpoint()
+    _change_sets_update_the_stack_template()
+    _lambda_cloudformation_properties()
+    _no_synchronous_sqs_trigger()
+    _invocations_through_the_runtime()
+
+
+def _template_urls_on_any_endpoint() -> None:
+    """The CDK CLI passes template URLs on the local endpoint (``http://127.0.0.1:4566/bucket/key``);
+    moto only reads path-style URLs from ``localhost`` or ``s3.amazonaws.com``."""
+    from moto.cloudformation import responses, utils
+
+    original = utils.get_stack_from_s3_url
+
+    def get_stack_from_s3_url(template_url: str, account_id: str, partition: str) -> str:
+        parsed = urlparse(template_url)
+        if parsed.hostname in ("127.0.0.1", "localhost", "::1"):
+            template_url = f"http://localhost{parsed.path}"
+        return original(template_url, account_id=account_id, partition=partition)
+
+    utils.get_stack_from_s3_url = get_stack_from_s3_url
+    responses.get_stack_from_s3_url = get_stack_from_s3_url
+
+
+def _change_sets_update_the_stack_template() -> None:
+    """After ``ExecuteChangeSet`` (how the CDK CLI deploys) moto keeps the stack's old template, so
+    the stack shows no outputs and an update is diffed against nothing; CloudFormation replaces it."""
+    from moto.cloudformation.models import CloudFormationBackend
+
+    original = CloudFormationBackend.execute_change_set
+
+    def execute_change_set(self: Any, change_set_name: str, stack_name: str | None = None) -> None:
+        original(self, change_set_name, stack_name)
+        change_set = self.describe_change_set(change_set_name)
+        stack = self.stacks[change_set.stack_id]
+        stack._parse_template()
+        stack.description = stack.template_dict.get("Description")
+        stack.output_map = stack._create_output_map()
+
+    CloudFormationBackend.execute_change_set = execute_change_set  # type: ignore[method-assign]
+
+
+def _lambda_cloudformation_properties() -> None:
+    """moto's ``AWS::Lambda::Function`` drops ``Layers`` and ``LoggingConfig``; Lambda honours both."""
+    from moto.awslambda.models import LambdaFunction
+
+    create = LambdaFunction.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+    update = LambdaFunction.update_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    def apply_extras(function: Any, properties: dict[str, Any]) -> Any:
+        # moto resolves a Ref to a layer declared in the same stack to the model object, not its ARN.
+        arns = [getattr(layer, "arn", layer) for layer in properties.get("Layers", [])]
+        function.layers = function._get_layers_data(arns)
+        function.log_group_override = (properties.get("LoggingConfig") or {}).get("LogGroup")
+        function.dead_letter_target = (properties.get("DeadLetterConfig") or {}).get("TargetArn")
+        return function
+
+    def create_from_cloudformation_json(
+        cls: Any, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str,
+        **kwargs: Any,
+    ) -> Any:  # fmt: skip
+        function = create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        return apply_extras(function, cloudformation_json["Properties"])
+
+    def update_from_cloudformation_json(  # noqa: PLR0917 (moto's signature)
+        cls: Any, original: Any, new_name: str, cloudformation_json: dict[str, Any], account_id: str,
+        region_name: str,
+    ) -> Any:  # fmt: skip
+        function = update(cls, original, new_name, cloudformation_json, account_id, region_name)
+        return apply_extras(function, cloudformation_json["Properties"])
+
+    LambdaFunction.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)  # type: ignore[assignment]
+    LambdaFunction.update_from_cloudformation_json = classmethod(update_from_cloudformation_json)  # type: ignore[assignment]
+
+
+def _no_synchronous_sqs_trigger() -> None:
+    """moto invokes the function inside ``SendMessage`` and ignores batching, concurrency and
+    partial batch responses; the local runtime polls event source mappings itself, like Lambda."""
+    from moto.sqs.models import Queue
+
+    Queue.lambda_event_source_mappings = property(  # type: ignore[assignment]
+        lambda self: {}, lambda self, value: None
+    )
+
+
+def _invocations_through_the_runtime() -> None:
+    """Every path into ``LambdaFunction.invoke`` runs the real handler in the local runtime."""
+    from moto.awslambda.exceptions import LambdaClientError
+    from moto.awslambda.models import LambdaFunction
+
+    def invoke(self: Any, body: str, request_headers: Any, response_headers: dict[str, str]) -> bytes:
+        invoker: Invoker | None = _state["invoker"]
+        if invoker is None:
+            raise LambdaClientError("ServiceException", "the local runtime is not running")
+        # Services that call moto in-process (SNS, EventBridge, S3) pass no headers: in AWS they
+        # invoke asynchronously.
+        invocation_type = (
+            request_headers.get("X-Amz-Invocation-Type", "RequestResponse") if request_headers else "Event"
+        )
+        payload, error = invoker(self, body or "{}", invocation_type)
+        if error:
+            response_headers["x-amz-function-error"] = error
+        response_headers["x-amz-executed-version"] = "$LATEST"
+        return payload
+
+    LambdaFunction.invoke = invoke  # type: ignore[method-assign]
