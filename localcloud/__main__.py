@@ -1,38 +1,277 @@
-"""``python -m localcloud``: the local cloud's command line."""
+"""``python -m localcloud``: the local cloud's command line.
+
+``up`` runs the local cloud in the foreground; the other commands talk to a running one through
+its endpoint (``--endpoint``, default ``http://127.0.0.1:4566``), as any AWS tool would.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import signal
 import sys
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
 
-from localcloud.server import LocalCloudError
+from botocore.exceptions import BotoCoreError, ClientError
+
+from localcloud.server import LocalCloudError, local_client
+
+DEFAULT_ENDPOINT = "http://127.0.0.1:4566"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m localcloud", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser(
-        "demo", help="run the order pipeline end to end on moto and reconcile the numbers"
+def _control(endpoint: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    request = urllib.request.Request(  # noqa: S310 (the endpoint is http(s) by construction)
+        f"{endpoint}/_localcloud/{path}", method=method, data=json.dumps(body).encode() if body else None
     )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        raise LocalCloudError(
+            f"the local cloud answered {error.code}: {error.read().decode()[:200]}"
+        ) from None
+    except OSError:
+        raise LocalCloudError(f"no local cloud answers at {endpoint}: start one with `make up`") from None
+
+
+def _read_json(path: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except OSError as error:
+        raise LocalCloudError(f"cannot read {path}: {error.strerror}; give the path of a JSON file") from None
+    except ValueError as error:
+        raise LocalCloudError(f"{path} is not valid JSON ({error}); fix the file and try again") from None
+
+
+def _pick(kind: str, wanted: str, candidates: dict[str, str]) -> str:
+    """``candidates`` name -> value: an exact name, or a unique case-insensitive part of one."""
+    if wanted in candidates:
+        return candidates[wanted]
+    found = [name for name in candidates if wanted.lower() in name.lower()]
+    if len(found) == 1:
+        return candidates[found[0]]
+    listing = ", ".join(sorted(found or candidates)) or "(none deployed)"
+    problem = "matches several" if found else "is not one of them"
+    raise LocalCloudError(f"{kind} {wanted!r} {problem}: valid {kind}s are {listing}")
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from localcloud.cloud import LocalCloud
+
+    cloud = LocalCloud(port=args.port, api_port=args.api_port, echo_logs=not args.quiet).start()
+    try:
+        print(
+            f"local cloud: AWS endpoint {cloud.endpoint}, local API {cloud.api.url if cloud.api else 'off'}"
+        )
+        if not args.no_deploy:
+            print("deploying AsyncStack with the CDK CLI ...", flush=True)
+            report = cloud.deploy()
+            print(
+                f"ready in {report.seconds:.1f} s (bootstrap {report.bootstrap_seconds:.1f} s, deploy {report.deploy_seconds:.1f} s)"
+            )
+            for name, value in sorted(report.outputs.items()):
+                print(f"  {name:<32} {value}")
+            for resource in cloud.unsupported_resources():
+                print(
+                    f"  not honoured locally: {resource['stack']}/{resource['resource']} ({resource['type']})"
+                )
+        print(f"local API key (x-api-key): {cloud.api_key}")
+        print(
+            f"try: aws --endpoint-url {cloud.endpoint} sns publish --topic-arn <OrdersTopicArn> ...  (Ctrl-C stops)"
+        )
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        cloud.close()
+    return 0
+
+
+def _print_status(status: dict[str, Any]) -> None:
+    print(f"endpoint {status['endpoint']}  api {status['api_url']}  clock {status['clock']['now']}")
+    print(f"{'queue':<64} {'visible':>7} {'in flight':>9} {'delayed':>7}")
+    for name, q in sorted(status["queues"].items()):
+        print(
+            f"{name + (' (DLQ)' if q['dlq'] else ''):<64} {q['visible']:>7} {q['in_flight']:>9} {q['delayed']:>7}"
+        )
+    print(f"{'function':<64} {'invokes':>7} {'errors':>6} {'cold':>5} {'throttles':>9} {'p50 ms':>7}")
+    for name, f in sorted(status["functions"].items()):
+        print(
+            f"{name:<64} {f['invocations']:>7} {f['errors']:>6} {f['cold_starts']:>5} {f['throttles']:>9} {f['p50_ms'] or '-':>7}"
+        )
+    for machine, counts in sorted(status["executions"].items()):
+        print(f"state machine {machine}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    print(f"schedules pending: {status['schedules']['pending']}")
+    for resource in status["unsupported_resources"]:
+        print(f"not honoured locally: {resource['stack']}/{resource['resource']} ({resource['type']})")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    status = _control(args.endpoint, "GET", "status")
+    if args.json:
+        print(json.dumps(status, indent=2, sort_keys=True))
+    else:
+        _print_status(status)
+    return 0
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    outputs = _control(args.endpoint, "GET", "status")["stack_outputs"]
+    sendable = {k: v for k, v in outputs.items() if v.startswith(("arn:aws:sns", "arn:aws:states", "arn:aws:lambda", "arn:aws:events")) or "sqs" in v}  # fmt: skip
+    target = _pick("target", args.target, sendable)
+    payload = _read_json(args.file)
+    body = json.dumps(payload)
+    # Envelopes carry their type as a message attribute, which subscription filter policies match on.
+    attributes = {"type": {"DataType": "String", "StringValue": payload["type"]}} if isinstance(payload, dict) and isinstance(payload.get("type"), str) else {}  # fmt: skip
+    if target.startswith("arn:aws:sns"):
+        result = local_client("sns", args.endpoint).publish(
+            TopicArn=target, Message=body, MessageAttributes=attributes
+        )
+    elif target.startswith("arn:aws:states"):
+        result = local_client("stepfunctions", args.endpoint).start_execution(
+            stateMachineArn=target, input=body
+        )
+    elif target.startswith("arn:aws:lambda"):
+        result = local_client("lambda", args.endpoint).invoke(
+            FunctionName=target, InvocationType="Event", Payload=body.encode()
+        )
+        result = {"StatusCode": result["StatusCode"]}
+    elif target.startswith("arn:aws:events"):
+        result = local_client("events", args.endpoint).put_events(Entries=[{"EventBusName": target, "Source": "localcloud.send", "DetailType": str(payload.get("type", "event")), "Detail": body}])  # fmt: skip
+    else:
+        extra = {"MessageGroupId": "localcloud-send"} if target.endswith(".fifo") else {}
+        result = local_client("sqs", args.endpoint).send_message(QueueUrl=target, MessageBody=body, MessageAttributes=attributes, **extra)  # fmt: skip
+    result.pop("ResponseMetadata", None)
+    print(json.dumps(result, default=str))
+    return 0
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    lambda_ = local_client("lambda", args.endpoint)
+    names = {f["FunctionName"]: f["FunctionName"] for f in lambda_.list_functions()["Functions"]}
+    function = _pick("function", args.function, names)
+    payload = json.dumps(_read_json(args.file)).encode()
+    response = lambda_.invoke(FunctionName=function, Payload=payload)
+    print(response["Payload"].read().decode())
+    if response.get("FunctionError"):
+        print(
+            f"error: {function} failed ({response['FunctionError']}); its logs: python -m localcloud status",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def cmd_redrive(args: argparse.Namespace) -> int:
+    from localcloud.redrive import redrive
+
+    status = _control(args.endpoint, "GET", "status")
+    queues = {name: q["url"] for name, q in status["queues"].items()}
+    queues.update({k: queues[v.rsplit("/", 1)[-1]] for k, v in status["stack_outputs"].items() if v.rsplit("/", 1)[-1] in queues})
+    dlq = _pick("queue", args.queue, queues)
+    source = _pick("queue", args.to, queues) if args.to else None
+    sqs = local_client("sqs", args.endpoint)
+    report = redrive(sqs, dlq, source_url=source, dry_run=args.dry_run, limit=args.limit)
+    print(report.summary())
+    return 1 if report.failed else 0
+
+
+def cmd_advance(args: argparse.Namespace) -> int:
+    print(json.dumps(_control(args.endpoint, "POST", "clock/advance", {"seconds": args.seconds})))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from localcloud.demo import run_demo
+
+    if args.events < 10:
+        raise LocalCloudError("--events must be at least 10: try --events 100")
+    return 0 if run_demo(events=args.events, port=args.port, timeout=args.timeout) else 1
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from bench.__main__ import main as bench_main
+
+    return bench_main(args.bench_args)
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="python -m localcloud", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+
+    def command(name: str, handler: Any, help_text: str, endpoint: bool = True) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        if endpoint:
+            sub.add_argument(
+                "--endpoint",
+                default=DEFAULT_ENDPOINT,
+                help=f"local cloud endpoint (default {DEFAULT_ENDPOINT})",
+            )
+        return sub
+
+    up = command(
+        "up", cmd_up, "run the local cloud in the foreground and deploy the stack to it", endpoint=False
+    )
+    up.add_argument("--port", type=int, default=4566, help="AWS endpoint port (default 4566)")
+    up.add_argument("--api-port", type=int, default=3000, help="local API port (default 3000)")
+    up.add_argument("--no-deploy", action="store_true", help="start empty; deploy yourself with the CDK CLI")
+    up.add_argument("--quiet", action="store_true", help="do not print function logs")
+    status = command(
+        "status",
+        cmd_status,
+        "queues, functions, executions, schedules and API calls of a running local cloud",
+    )
+    status.add_argument("--json", action="store_true", help="one JSON object")
+    send = command(
+        "send", cmd_send, "send a JSON file to a stack output (topic, queue, state machine, function, bus)"
+    )
+    send.add_argument("target", help="a stack output name, e.g. OrdersTopicArn")
+    send.add_argument("file", help="a JSON file, e.g. events/order-created.json")
+    invoke = command("invoke", cmd_invoke, "invoke a deployed function synchronously with an event file")
+    invoke.add_argument("function", help="a function name or a unique part of it, e.g. Inventory")
+    invoke.add_argument("file", help="an event file, e.g. events/sqs-order-batch.json")
+    redrive_ = command("redrive", cmd_redrive, "move a dead-letter queue's messages back to its source queue")
+    redrive_.add_argument("queue", help="the DLQ: a stack output name, queue name, or a unique part of one")
+    redrive_.add_argument("--to", help="the source queue, if it cannot be found from redrive policies")
+    redrive_.add_argument("--dry-run", action="store_true", help="list what would move, move nothing")
+    redrive_.add_argument("--limit", type=int, help="move at most this many messages")
+    advance = command(
+        "advance-clock", cmd_advance, "move the local cloud's clock forward (schedules, retries)"
+    )
+    advance.add_argument("seconds", type=float)
+    demo = command("demo", cmd_demo, "deploy the stack and run the order pipeline end to end", endpoint=False)
     demo.add_argument("--events", type=int, default=1000, help="messages to publish (default 1000)")
-    demo.add_argument("--port", type=int, default=None, help="moto server port (default: a free one)")
+    demo.add_argument("--port", type=int, default=None, help="AWS endpoint port (default: a free one)")
     demo.add_argument(
         "--timeout", type=float, default=240.0, help="seconds to wait for the pipeline to drain"
     )
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "demo":
-            from localcloud.demo import run_demo
+    bench = command("bench", cmd_bench, "run the benchmarks (python -m bench)", endpoint=False)
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    return root
 
-            if args.events < 10:
-                raise LocalCloudError("--events must be at least 10: try --events 100")
-            return 0 if run_demo(events=args.events, port=args.port, timeout=args.timeout) else 1
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
     except LocalCloudError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except (BotoCoreError, ClientError) as error:
+        print(f"error: the local cloud refused the request: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
-    return 2
 
 
 if __name__ == "__main__":

@@ -461,8 +461,7 @@ class _HttpServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server_version = "localcloud-api"
-    sys_version = ""
+    timeout = 60  # seconds a client may stall mid-request before its connection is dropped
     server: _HttpServer
 
     def _serve(self) -> None:
@@ -492,6 +491,9 @@ class _Handler(BaseHTTPRequestHandler):
             if size <= MAX_BODY_BYTES:
                 kept.append(chunk)
         return b"".join(kept) if size <= MAX_BODY_BYTES else None
+
+    def version_string(self) -> str:
+        return "localcloud-api"
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s - %s", self.address_string(), format % args)

@@ -297,7 +297,7 @@ class LocalCloud:
             for q in queues:
                 oldest = min((m.sent_timestamp or 0 for m in q._messages), default=0)
                 result[q.name] = {
-                    "url": q.url,
+                    "url": f"{self.endpoint}/{q.account_id}/{q.name}",
                     "visible": q.approximate_number_of_messages,
                     "in_flight": q.approximate_number_of_messages_not_visible,
                     "delayed": q.approximate_number_of_messages_delayed,

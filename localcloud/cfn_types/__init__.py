@@ -13,7 +13,7 @@ import re
 
 from moto.core.common_models import CloudFormationModel
 
-from . import apigateway, awslambda, cloudwatch, s3, scheduler, sns, sqs
+from . import apigateway, awslambda, cloudwatch, scheduler, sns, sqs
 
 MODELS: tuple[type[CloudFormationModel], ...] = (
     sns.SnsSubscription,
@@ -28,7 +28,6 @@ MODELS: tuple[type[CloudFormationModel], ...] = (
     apigateway.ApiGatewayUsagePlan,
     apigateway.ApiGatewayUsagePlanKey,
     apigateway.ApiGatewayAccount,
-    s3.S3BucketPolicy,
 )
 
 REGISTERED_TYPES: frozenset[str] = frozenset(model.cloudformation_type() for model in MODELS)
