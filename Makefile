@@ -13,10 +13,11 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export NODE_NO_WARNINGS := 1
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: help install layer synth lint test test-unit test-infra demo bench bootstrap deploy clean
+.PHONY: help install layer synth lint test test-unit test-infra test-e2e up demo bench bootstrap deploy clean
 
 help:
-	@echo "make demo    - run the order pipeline end to end against moto and reconcile the numbers"
+	@echo "make demo    - deploy the stack to the local cloud with the CDK CLI, run the order pipeline, reconcile"
+	@echo "make up      - the local cloud in the foreground: AWS endpoint :4566, local API :3000, stack deployed"
 	@echo "make test    - lint, type-check and run every test"
 	@echo "make bench   - run the benchmarks, write bench/results.json"
 	@echo "make synth   - synthesize the CloudFormation template into cdk.out (offline)"
@@ -53,6 +54,12 @@ test-unit: $(STAMP)
 
 test-infra: install layer
 	$(PY) -m pytest -m infra
+
+test-e2e: install layer
+	$(PY) -m pytest -m e2e
+
+up: install layer
+	$(PY) -m localcloud up
 
 demo: install layer
 	$(PY) -m localcloud demo

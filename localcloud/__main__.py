@@ -156,10 +156,10 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
+    payload = json.dumps(_read_json(args.file)).encode()
     lambda_ = local_client("lambda", args.endpoint)
     names = {f["FunctionName"]: f["FunctionName"] for f in lambda_.list_functions()["Functions"]}
     function = _pick("function", args.function, names)
-    payload = json.dumps(_read_json(args.file)).encode()
     response = lambda_.invoke(FunctionName=function, Payload=payload)
     print(response["Payload"].read().decode())
     if response.get("FunctionError"):

@@ -19,7 +19,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-from localcloud.cloud import ROOT, LocalCloud, running_cloud
+from localcloud.cloud import LocalCloud, running_cloud
 from localcloud.server import LocalCloudError, free_port
 from shared.events import ORDER_CREATED, OrderCreated, OrderLine
 from shared.inventory import InventoryRepository
@@ -308,7 +308,7 @@ def run_demo(*, events: int = 1000, port: int | None = None, timeout: float = 24
         )
         drained = demo.wait_until_drained(timeout)
         say(
-            f"pipeline drained in {drained:.1f} s; function logs in {(cloud.workdir / 'logs').relative_to(ROOT)}/"
+            f"pipeline drained in {drained:.1f} s; function logs in {cloud.workdir / 'logs'}/"
         )
         reports = demo.reconcile(published)
     print_reconciliation(published, reports, say)

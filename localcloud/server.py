@@ -23,10 +23,13 @@ DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "localcloud", "AWS_SECRET_ACCESS_KEY":
 def local_client(service: str, endpoint: str) -> Any:
     """A boto3 client for the local cloud at ``endpoint``."""
     import boto3
+    from botocore.config import Config
 
     return boto3.session.Session().client(  # type: ignore[call-overload]
         service, endpoint_url=endpoint, region_name=REGION,
         aws_access_key_id="localcloud", aws_secret_access_key="localcloud",
+        # shared by the runtime's threads (pollers, async workers, scheduler)
+        config=Config(max_pool_connections=64),
     )  # fmt: skip
 
 
