@@ -58,10 +58,10 @@ test-infra: install layer
 test-e2e: install layer
 	$(PY) -m pytest -m e2e
 
-up: install layer
+up: install
 	$(PY) -m localcloud up
 
-demo: install layer
+demo: install
 	$(PY) -m localcloud demo
 
 bench: install

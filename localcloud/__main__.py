@@ -176,7 +176,13 @@ def cmd_redrive(args: argparse.Namespace) -> int:
 
     status = _control(args.endpoint, "GET", "status")
     queues = {name: q["url"] for name, q in status["queues"].items()}
-    queues.update({k: queues[v.rsplit("/", 1)[-1]] for k, v in status["stack_outputs"].items() if v.rsplit("/", 1)[-1] in queues})
+    queues.update(
+        {
+            k: queues[v.rsplit("/", 1)[-1]]
+            for k, v in status["stack_outputs"].items()
+            if v.rsplit("/", 1)[-1] in queues
+        }
+    )
     dlq = _pick("queue", args.queue, queues)
     source = _pick("queue", args.to, queues) if args.to else None
     sqs = local_client("sqs", args.endpoint)

@@ -23,7 +23,7 @@ from localcloud.async_invoke import AsyncInvoker
 from localcloud.clock import Clock
 from localcloud.logs import LogSink
 from localcloud.pollers import EventSourceMappings
-from localcloud.runtime import InvocationError, LocalRuntime, Throttled
+from localcloud.runtime import FunctionStats, InvocationError, LocalRuntime, Throttled
 from localcloud.scheduler import SchedulerEngine
 from localcloud.server import (
     ACCOUNT,
@@ -307,16 +307,23 @@ class LocalCloud:
             return result
 
     def functions(self) -> dict[str, dict[str, Any]]:
+        """Every deployed function, with what the runtime has seen of it (zeros until first invoked)."""
+        from moto.awslambda.models import lambda_backends
+
+        with MOTO_LOCK:
+            deployed = [(f.function_arn, f.function_name, int(f.memory_size))
+                        for f in lambda_backends[ACCOUNT][REGION].list_functions()]  # fmt: skip
         result = {}
-        for function in list(self.runtime.functions.values()):
-            s = function.stats
-            result[function.config.name] = {
+        for arn, name, memory in deployed:
+            function = self.runtime.functions.get(arn)
+            s = function.stats if function else FunctionStats()
+            result[name] = {
                 "invocations": s.invocations, "errors": s.errors, "timeouts": s.timeouts,
                 "cold_starts": s.cold_starts, "throttles": s.throttles,
                 "p50_ms": _percentile(s.durations_ms, 0.5), "p99_ms": _percentile(s.durations_ms, 0.99),
                 "init_ms_mean": round(statistics.fmean(s.init_ms), 1) if s.init_ms else None,
-                "memory_mb": function.config.memory, "peak_memory_mb": round(s.peak_memory_mb, 1),
-                "concurrency_limit": function.limit, "warm_environments": len(function.idle),
+                "memory_mb": memory, "peak_memory_mb": round(s.peak_memory_mb, 1),
+                "warm_environments": len(function.idle) if function else 0,
             }  # fmt: skip
         return result
 

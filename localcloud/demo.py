@@ -307,9 +307,7 @@ def run_demo(*, events: int = 1000, port: int | None = None, timeout: float = 24
             f"published {len(published.all)} messages in {time.monotonic() - t0:.1f} s (PublishBatch, 10 a call)"
         )
         drained = demo.wait_until_drained(timeout)
-        say(
-            f"pipeline drained in {drained:.1f} s; function logs in {cloud.workdir / 'logs'}/"
-        )
+        say(f"pipeline drained in {drained:.1f} s; function logs in {cloud.workdir / 'logs'}/")
         reports = demo.reconcile(published)
     print_reconciliation(published, reports, say)
     ok = all(r.ok for r in reports)

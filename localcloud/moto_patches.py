@@ -42,7 +42,9 @@ def apply(port: int) -> None:
 
     localcloud.cfn_types.register()
     # Types moto cannot create are listed by `status` (unsupported_resources) instead.
-    logging.getLogger("moto").addFilter(lambda record: not record.getMessage().startswith("No Moto CloudFormation"))
+    logging.getLogger("moto").addFilter(
+        lambda record: not record.getMessage().startswith("No Moto CloudFormation")
+    )
     warnings.filterwarnings("ignore", message="Tried to parse .* not supported")
     _template_urls_on_any_endpoint()
     _change_sets_update_the_stack_template()
