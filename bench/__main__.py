@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import api_calls, cold_start, consumer_overhead
+from bench import api_calls, cold_start, consumer_overhead, local_cloud
 from bench.results import Metric, format_table, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -30,10 +30,15 @@ def _cold_start(quick: bool) -> tuple[list[Metric], list[str]]:
     return cold_start.run(quick=quick), []
 
 
+def _local_cloud(quick: bool) -> tuple[list[Metric], list[str]]:
+    return local_cloud.run(quick=quick)
+
+
 BENCHMARKS: dict[str, Callable[[bool], tuple[list[Metric], list[str]]]] = {
     consumer_overhead.GROUP: _overhead,
     cold_start.GROUP: _cold_start,
     api_calls.GROUP: _api_calls,
+    local_cloud.GROUP: _local_cloud,
 }
 
 
@@ -71,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(format_table(metrics))
     if notes:
-        print("\nAPI calls by operation (handler only):")
+        print("\nnotes:")
         print("\n".join(f"  {note}" for note in notes))
     print(f"\nwrote {args.output} ({len(metrics)} metrics) in {time.perf_counter() - started:.1f} s")
     return 0

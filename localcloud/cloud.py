@@ -213,12 +213,13 @@ class LocalCloud:
         if app is None:
             build_dependency_layer(host_target())
         report = DeployReport(stacks=list(stacks))
+        contexts = {"asyncstack:localCloud": "true", **(context or {})}
+        # Its own assembly folder: CDK CLIs of other sessions lock the project's cdk.out.
+        out = self.workdir / ("cdk.out" if app is None else f"cdk.out-{abs(hash(app)) % 10**8}")
         if TOOLKIT_STACK not in self.stack_outputs_by_stack():
             report.bootstrap_seconds = self._cdk(
-                ["bootstrap", f"aws://{ACCOUNT}/{REGION}"], app, "cdk bootstrap"
-            )  # fmt: skip
-        contexts = {"asyncstack:localCloud": "true", **(context or {})}
-        out = self.workdir / ("cdk.out" if app is None else f"cdk.out-{abs(hash(app)) % 10**8}")
+                ["bootstrap", f"aws://{ACCOUNT}/{REGION}", "--output", str(out)], app, "cdk bootstrap"
+            )
         args = ["deploy", *stacks, "--require-approval", "never", "--output", str(out)]
         for key, value in contexts.items():
             args += ["--context", f"{key}={value}"]
@@ -328,11 +329,11 @@ class LocalCloud:
         return result
 
     def executions(self) -> dict[str, dict[str, int]]:
-        from moto.stepfunctions.models import stepfunctions_backends
+        from moto.stepfunctions.responses import get_backend
 
         counts: dict[str, dict[str, int]] = {}
         with MOTO_LOCK:
-            for machine in stepfunctions_backends[ACCOUNT][REGION].state_machines:
+            for machine in get_backend(ACCOUNT, REGION).state_machines:
                 by_status = counts.setdefault(machine.name, {})
                 for execution in machine.executions:
                     by_status[execution.status] = by_status.get(execution.status, 0) + 1

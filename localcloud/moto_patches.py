@@ -6,6 +6,7 @@ run before moto builds its CloudFormation model map (first stack operation).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import warnings
@@ -48,6 +49,10 @@ def apply(port: int) -> None:
     warnings.filterwarnings("ignore", message="Tried to parse .* not supported")
     _template_urls_on_any_endpoint()
     _change_sets_update_the_stack_template()
+    _depends_on_is_honoured()
+    _state_machines_in_the_executing_backend()
+    _sns_events_for_lambda()
+    _eventbridge_targets()
     _lambda_cloudformation_properties()
     _no_synchronous_sqs_trigger()
     _invocations_through_the_runtime()
@@ -78,14 +83,109 @@ def _change_sets_update_the_stack_template() -> None:
     original = CloudFormationBackend.execute_change_set
 
     def execute_change_set(self: Any, change_set_name: str, stack_name: str | None = None) -> None:
-        original(self, change_set_name, stack_name)
         change_set = self.describe_change_set(change_set_name)
         stack = self.stacks[change_set.stack_id]
+        try:
+            original(self, change_set_name, stack_name)
+        except Exception as error:  # recorded as CloudFormation does, so the deploy's failure has a reason
+            stack._add_stack_event(f"{change_set.change_set_type}_FAILED", resource_status_reason=repr(error))
+            stack.status = (
+                "ROLLBACK_COMPLETE" if change_set.change_set_type == "CREATE" else "UPDATE_ROLLBACK_COMPLETE"
+            )
+            raise
         stack._parse_template()
         stack.description = stack.template_dict.get("Description")
         stack.output_map = stack._create_output_map()
 
     CloudFormationBackend.execute_change_set = execute_change_set  # type: ignore[method-assign]
+
+
+def _depends_on_is_honoured() -> None:
+    """CloudFormation creates a resource's ``DependsOn`` first; moto's change sets create in template
+    order (a CDK RestApi's Deployment before its Methods fails)."""
+    from moto.cloudformation.parsing import ResourceMap
+
+    original = ResourceMap.__getitem__
+
+    def getitem(self: Any, key: str) -> Any:
+        if key not in self._parsed_resources:
+            depends_on = (self._resource_json_map.get(key) or {}).get("DependsOn") or []
+            for dependency in [depends_on] if isinstance(depends_on, str) else depends_on:
+                getitem(self, dependency)
+        return original(self, key)
+
+    ResourceMap.__getitem__ = getitem  # type: ignore[method-assign]
+
+
+def _state_machines_in_the_executing_backend() -> None:
+    """With execution on, moto serves the Step Functions API from its interpreter's backend but
+    creates CloudFormation state machines in the other one; one backend, as in AWS."""
+    from moto.stepfunctions import models
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    models.stepfunctions_backends = stepfunctions_parser_backends  # type: ignore[assignment]
+
+
+def _sns_events_for_lambda() -> None:
+    """moto sends subscribed functions a canned SNS event (topic ``arn:aws:sns:EXAMPLE``, fixed
+    message id, made-up attributes); SNS sends the real notification, asynchronously."""
+    from moto.awslambda.models import lambda_backends
+    from moto.core.utils import iso_8601_datetime_with_milliseconds
+    from moto.sns.models import Subscription
+
+    original = Subscription.publish
+
+    def publish(self: Any, message: str, message_id: str, subject: str | None = None,
+                message_attributes: dict[str, Any] | None = None, *args: Any, **kwargs: Any) -> None:  # fmt: skip
+        if self.protocol != "lambda":
+            return original(self, message, message_id, subject, message_attributes, *args, **kwargs)
+        if self._filter_policy_matcher is not None and not self._filter_policy_matcher.matches(
+            message_attributes, message
+        ):
+            return None
+        if kwargs.get("message_structure", args[2] if len(args) > 2 else None) == "json":
+            message = self._parse_message_structure(message, self.protocol)
+        notification = {
+            "Type": "Notification", "MessageId": message_id, "TopicArn": self.topic.arn, "Subject": subject,
+            "Message": message, "Timestamp": iso_8601_datetime_with_milliseconds(), "SignatureVersion": "1",
+            "Signature": "local", "SigningCertUrl": "", "UnsubscribeUrl": "",
+            "MessageAttributes": {name: {"Type": v["Type"], "Value": v["Value"]} for name, v in (message_attributes or {}).items()},
+        }  # fmt: skip
+        event = {"Records": [{"EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": self.arn, "Sns": notification}]}  # fmt: skip
+        region = self.endpoint.split(":")[3]
+        function = lambda_backends[self.account_id][region].get_function(self.endpoint)
+        function.invoke(json.dumps(event), {}, {})
+        return None
+
+    Subscription.publish = publish  # type: ignore[method-assign]
+
+
+def _eventbridge_targets() -> None:
+    """moto's rules deliver only to SQS, logs and buses, ignore ``Input``/``InputPath``, leave string
+    values unquoted in input transformers and omit the event's ``account``. EventBridge delivers to
+    Lambda (asynchronously), SNS and Step Functions too, with the target's input."""
+    from moto.events.models import Rule
+
+    from localcloud.event_targets import TARGET_SERVICES, deliver, render_input
+
+    original = Rule.send_to_targets
+
+    def send_to_targets(self: Any, original_event: dict[str, Any], transform_input: bool = True) -> None:
+        event = {"account": self.account_id, **original_event}
+        if not self.event_pattern.matches_event(event):
+            return
+        ours = [t for t in self.targets if t["Arn"].split(":")[2] in TARGET_SERVICES]
+        for target in ours:
+            deliver(self, target, render_input(target, event) if transform_input else event)
+        rest = [t for t in self.targets if t not in ours]
+        if rest:
+            saved, self.targets = self.targets, rest
+            try:
+                original(self, event, transform_input)  # type: ignore[arg-type]
+            finally:
+                self.targets = saved
+
+    Rule.send_to_targets = send_to_targets  # type: ignore[method-assign,assignment]
 
 
 def _lambda_cloudformation_properties() -> None:

@@ -25,6 +25,7 @@ from constructs import Construct
 
 PROBE = Path(__file__).resolve().parent / "probe"
 EVENT_SOURCE = "conformance.workflows"
+TRANSFORMED_SOURCE = "conformance.workflows.transformed"
 STAGE = "conf"
 
 
@@ -88,15 +89,23 @@ class WorkflowsConformanceStack(Stack):
             timeout=Duration.minutes(2),
         )
 
-        # 2. EventBridge: a rule on the default bus with an SQS target and an input transformer.
+        # 2. EventBridge: rules on the default bus with SQS targets, one passing the event as is and one
+        # with an input transformer (each on its own source, so a failing transformer affects no other test).
         events_queue = sqs.Queue(self, "EventsTargetQueue")
         events.Rule(
             self,
             "ConformanceRule",
             event_pattern=events.EventPattern(source=[EVENT_SOURCE]),
+            targets=[targets.SqsQueue(events_queue)],
+        )
+        transformed_queue = sqs.Queue(self, "TransformedEventsQueue")
+        events.Rule(
+            self,
+            "TransformingRule",
+            event_pattern=events.EventPattern(source=[TRANSFORMED_SOURCE]),
             targets=[
                 targets.SqsQueue(
-                    events_queue,
+                    transformed_queue,
                     message=events.RuleTargetInput.from_object(
                         {
                             "orderId": events.EventField.from_path("$.detail.orderId"),
@@ -118,16 +127,15 @@ class WorkflowsConformanceStack(Stack):
         probe.grant_invoke(role)
         machine.grant_start_execution(role)
 
-        # 6. API Gateway REST API: a {proxy+} resource and an API-key-protected method.
+        # 6. API Gateway REST API: a {proxy+} resource and an API-key-protected method. CDK declares the
+        # Deployment before the methods and orders them with DependsOn, which the deploy must honour.
         api = apigateway.RestApi(
-            self,
-            "Api",
-            rest_api_name="workflows-conformance",
+            self, "Api", rest_api_name="workflows-conformance", cloud_watch_role=False,
             deploy_options=apigateway.StageOptions(stage_name=STAGE),
-            cloud_watch_role=False,
-        )
+        )  # fmt: skip
         integration = apigateway.LambdaIntegration(probe)
-        api.root.add_resource("items").add_proxy(default_integration=integration, any_method=True)
+        proxy = api.root.add_resource("items").add_proxy(default_integration=integration, any_method=False)
+        proxy.add_method("ANY", integration)
         api.root.add_resource("secure").add_method("GET", integration, api_key_required=True)
 
         # 7. SNS -> Lambda subscription.
@@ -141,6 +149,8 @@ class WorkflowsConformanceStack(Stack):
             "StateMachineArn": machine.state_machine_arn,
             "EventsQueueUrl": events_queue.queue_url,
             "EventSource": EVENT_SOURCE,
+            "TransformedEventsQueueUrl": transformed_queue.queue_url,
+            "TransformedEventSource": TRANSFORMED_SOURCE,
             "ScheduleGroupName": group.ref,
             "ScheduleGroupArn": group.attr_arn,
             "SchedulerRoleArn": role.role_arn,

@@ -1,0 +1,1 @@
+"""ConformanceStack (``app.py``), its probe handler (``probe/``) and the helpers the conformance tests share."""
