@@ -39,9 +39,9 @@ from typing import Any
 
 from bench.api_calls import HANDLERS, minimum_calls
 from bench.results import Metric, command, median, ratio
-from localcloud.cloud import CDK, ROOT, DeployReport, LocalCloud
+from localcloud.cloud import CDK, ROOT, LocalCloud
 from localcloud.demo import SKUS, Consumer, Demo, Published, build_events, matches
-from localcloud.server import ACCOUNT, ApiCallCounter, LocalCloudError, free_port
+from localcloud.server import ACCOUNT, REGION, ApiCallCounter, LocalCloudError, free_port
 from shared.events import OrderCreated, OrderLine
 from shared.inventory import InventoryRepository
 from shared.orders import event_message, order_created
@@ -60,10 +60,6 @@ NOOP_SOURCE = 'def handler(event, context):\n    return {"batchItemFailures": []
 ESM_CONCURRENCY = 2
 IDLE_SECONDS = 3.0
 SERVICES = ("sns", "sqs", "dynamodb", "lambda")
-# The CDK CLI locks an output folder while it synthesizes into it; ``cdk bootstrap`` (run without
-# ``--output``) synthesizes the app into the repository's ``cdk.out``, so any other CDK CLI working
-# in the repository at that moment makes it fail at once.
-CLI_BUSY = "currently synthing"
 
 
 @dataclass(frozen=True)
@@ -264,22 +260,6 @@ class LocalCloudBench:
 
     # -- 1. time to ready, idle cost -------------------------------------------------------------
 
-    def deploy(self, what: str) -> DeployReport:
-        """``cloud.deploy()``, retried while another CDK CLI holds the repository's ``cdk.out``."""
-        attempts = 30
-        for attempt in range(1, attempts + 1):
-            try:
-                return self.cloud.deploy()
-            except LocalCloudError as error:
-                if CLI_BUSY not in str(error) or attempt == attempts:
-                    raise
-                say(
-                    f"{what} deploy: another CDK CLI is synthesizing into the repository's cdk.out; retry in 5 s"
-                )
-                self.note(f"{what} deploy attempt {attempt} failed at once: another CDK CLI held cdk.out")
-                time.sleep(5)
-        raise AssertionError("unreachable")
-
     def synth_seconds(self, run: int) -> float:
         arguments = ["synth", "--quiet", "--context", "asyncstack:localCloud=true"]
         started = time.monotonic()
@@ -297,6 +277,29 @@ class LocalCloudBench:
         say(f"cdk synth alone: {seconds:.1f} s")
         return seconds
 
+    def bare_bootstrap_seconds(self) -> float:
+        """``cdk bootstrap`` run outside the project (no cdk.json, so no app to synthesize) into the same
+        cloud, under another toolkit stack name and qualifier."""
+        folder = self.workdir / "bare-bootstrap"
+        folder.mkdir()
+        arguments = ["--toolkit-stack-name", "BenchToolkit", "--qualifier", "benchbare"]
+        started = time.monotonic()
+        done = subprocess.run(
+            [str(CDK), "bootstrap", f"aws://{ACCOUNT}/{REGION}", *arguments],
+            cwd=folder,
+            env=self.cloud.cdk_environment(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        seconds = time.monotonic() - started
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"cdk bootstrap outside the project failed:\n{(done.stdout + done.stderr)[-2000:]}"
+            )
+        say(f"cdk bootstrap outside the project: {seconds:.1f} s")
+        return seconds
+
     @staticmethod
     def cpu_percent(seconds: float) -> float:
         """CPU time of this process (every thread: moto, pollers, scheduler) per wall-clock second, in %."""
@@ -310,12 +313,12 @@ class LocalCloudBench:
         # deploy), the others after the warm one (with them, as for the warm deploy).
         synths = [self.synth_seconds(1)]
         say("cold deploy (bootstrap + deploy into the fresh cloud) ...")
-        cold = self.deploy("cold")
+        cold = self.cloud.deploy()
         say(
             f"cold: {cold.seconds:.1f} s (bootstrap {cold.bootstrap_seconds:.1f} s,"
             f" deploy {cold.deploy_seconds:.1f} s)"
         )
-        warm = self.deploy("warm")
+        warm = self.cloud.deploy()
         say(f"warm (no changes): {warm.seconds:.1f} s")
         receives = self.cloud.app.api_calls.snapshot().get("sqs", {}).get("ReceiveMessage", 0)
         with MotoTimer(self.cloud) as moto:
@@ -329,6 +332,7 @@ class LocalCloudBench:
             f" moto busy {100 * sum(moto.seconds.values()) / IDLE_SECONDS:.0f}% of the time"
         )
         synths += [self.synth_seconds(run) for run in range(len(synths) + 1, self.sizes.synth_runs + 1)]
+        bare = self.bare_bootstrap_seconds()
         synth = median(synths)
         baseline = (
             f"`cdk synth` alone, same CLI and context (median of {len(synths)}); spec target: ready in"
@@ -337,6 +341,14 @@ class LocalCloudBench:
         self.add("ready.cold_s", cold.seconds, "s", baseline, synth)
         self.add("ready.cold_bootstrap_s", cold.bootstrap_seconds, "s", baseline, synth)
         self.add("ready.cold_deploy_s", cold.deploy_seconds, "s", baseline, synth)
+        self.add(
+            "ready.cold_bootstrap_s_vs_bare",
+            cold.bootstrap_seconds,
+            "s",
+            "`cdk bootstrap` run outside the project (no cdk.json: no app to synthesize) into the same cloud"
+            " under another toolkit stack name; the project's bootstrap synthesizes the whole app first",
+            bare,
+        )
         self.add("ready.warm_s", warm.seconds, "s", baseline, synth)
         self.add(
             "idle.cpu_percent",

@@ -78,8 +78,10 @@ class AsyncInvoker:
         for thread in self.threads:
             thread.start()
 
-    def submit(self, function_arn: str, payload: Any) -> str:
-        event = AsyncEvent(function_arn, payload, received_at=self.clock.now())
+    def submit(self, function_arn: str, payload: Any, *, request_id: str | None = None) -> str:
+        event = AsyncEvent(
+            function_arn, payload, received_at=self.clock.now(), request_id=request_id or str(uuid.uuid4())
+        )
         with self.lock:
             self.stats.accepted += 1
         self.ready.put(event)
@@ -128,7 +130,9 @@ class AsyncInvoker:
             )
             return
         try:
-            result = self.runtime.invoke(event.function_arn, event.payload, wait=5.0)
+            result = self.runtime.invoke(
+                event.function_arn, event.payload, wait=5.0, request_id=event.request_id
+            )
         except Throttled:  # Lambda keeps throttled events and tries again
             self._later(event, timedelta(seconds=1))
             return

@@ -146,23 +146,25 @@ class LocalCloud:
 
     # -- invocations -----------------------------------------------------------------------
 
-    def _moto_invoke(self, function: Any, body: str, invocation_type: str) -> tuple[bytes, str | None]:
+    def _moto_invoke(
+        self, function: Any, body: str, invocation_type: str, request_id: str
+    ) -> tuple[bytes, str | None]:
         from moto.awslambda.exceptions import LambdaClientError
 
         if invocation_type == "DryRun":
             return b"", None
         event = json.loads(body) if body.strip() else {}
         if invocation_type == "Event":
-            self.async_invoker.submit(function.function_arn, event)
+            self.async_invoker.submit(function.function_arn, event, request_id=request_id)
             return b"", None
         try:
-            result = self.runtime.invoke(function.function_arn, event, wait=None)
+            result = self.runtime.invoke(function.function_arn, event, wait=None, request_id=request_id)
         except Throttled as error:
             throttle = LambdaClientError("TooManyRequestsException", str(error))
             throttle.code = 429
             raise throttle from None
         except InvocationError as error:
-            return json.dumps(error.payload(request_id="")).encode(), "Unhandled"
+            return json.dumps(error.payload(request_id)).encode(), "Unhandled"
         return json.dumps(result, default=str).encode(), None
 
     def _api_invoke(self, function: str, event: dict[str, Any]) -> dict[str, Any]:

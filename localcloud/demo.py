@@ -132,7 +132,7 @@ class Consumer:
     filter_policy: Mapping[str, Any] | None
 
 
-def deployed_consumers(cloud: LocalCloud) -> list[Consumer]:
+def deployed_consumers(cloud: LocalCloud, stack: str = "AsyncStack") -> list[Consumer]:
     """Read from the deployment itself: event source mappings, queues' redrive policies, subscriptions."""
     sqs, sns, lambda_ = cloud.client("sqs"), cloud.client("sns"), cloud.client("lambda")
     policies: dict[str, Any] = {}
@@ -143,6 +143,8 @@ def deployed_consumers(cloud: LocalCloud) -> list[Consumer]:
             policies[subscription["Endpoint"]] = json.loads(policy) if policy else None
     consumers = []
     for mapping in lambda_.list_event_source_mappings()["EventSourceMappings"]:
+        if not mapping["FunctionArn"].split(":")[-1].startswith(f"{stack}-"):  # CloudFormation's naming
+            continue
         queue_arn = mapping["EventSourceArn"]
         url = sqs.get_queue_url(QueueName=queue_arn.split(":")[-1])["QueueUrl"]
         redrive = json.loads(

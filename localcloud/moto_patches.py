@@ -9,14 +9,16 @@ from __future__ import annotations
 import json
 import logging
 import os
+import uuid
 import warnings
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
 # Called for every Lambda invocation moto receives, whatever the path (Invoke API, Step Functions
-# tasks, SNS, EventBridge): (function model, event body, invocation type) -> (payload, error type).
-Invoker = Callable[[Any, str, str], tuple[bytes, str | None]]
+# tasks, SNS, EventBridge): (function model, event body, invocation type, request id)
+# -> (payload, error type).
+Invoker = Callable[[Any, str, str, str], tuple[bytes, str | None]]
 
 _state: dict[str, Any] = {"applied": False, "invoker": None}
 
@@ -54,6 +56,7 @@ def apply(port: int) -> None:
     _sns_events_for_lambda()
     _eventbridge_targets()
     _lambda_cloudformation_properties()
+    _fifo_queue_names()
     _no_synchronous_sqs_trigger()
     _invocations_through_the_runtime()
 
@@ -221,6 +224,24 @@ def _lambda_cloudformation_properties() -> None:
     LambdaFunction.update_from_cloudformation_json = classmethod(update_from_cloudformation_json)  # type: ignore[assignment]
 
 
+def _fifo_queue_names() -> None:
+    """CloudFormation names an unnamed FIFO queue with the ``.fifo`` suffix SQS requires; moto does not."""
+    from moto.sqs.models import Queue
+
+    create = Queue.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    def create_from_cloudformation_json(
+        cls: Any, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str,
+        **kwargs: Any,
+    ) -> Any:  # fmt: skip
+        properties = cloudformation_json.get("Properties") or {}
+        if str(properties.get("FifoQueue")).lower() == "true" and not properties.get("QueueName"):
+            resource_name = resource_name[:75] + ".fifo"
+        return create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+
+    Queue.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)  # type: ignore[assignment]
+
+
 def _no_synchronous_sqs_trigger() -> None:
     """moto invokes the function inside ``SendMessage`` and ignores batching, concurrency and
     partial batch responses; the local runtime polls event source mappings itself, like Lambda."""
@@ -245,10 +266,12 @@ def _invocations_through_the_runtime() -> None:
         invocation_type = (
             request_headers.get("X-Amz-Invocation-Type", "RequestResponse") if request_headers else "Event"
         )
-        payload, error = invoker(self, body or "{}", invocation_type)
+        request_id = str(uuid.uuid4())
+        payload, error = invoker(self, body or "{}", invocation_type, request_id)
         if error:
             response_headers["x-amz-function-error"] = error
         response_headers["x-amz-executed-version"] = "$LATEST"
+        response_headers["x-amzn-RequestId"] = request_id
         return payload
 
     LambdaFunction.invoke = invoke  # type: ignore[method-assign]

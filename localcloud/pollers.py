@@ -86,11 +86,14 @@ class SqsPoller:
         return sqs_mappings().get(self.uuid)
 
     def _gather(self, mapping: MappingView, url: str) -> list[dict[str, Any]]:
-        """Up to batch_size messages, waiting at most the batching window once the first arrives."""
+        """Up to batch_size messages, collected until the batching window closes once the first arrives."""
         messages: list[dict[str, Any]] = []
         deadline: float | None = None
         while len(messages) < mapping.batch_size and not self.stop.is_set():
-            wait = 1 if deadline is None else max(0, min(1, round(deadline - time.monotonic())))
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                break
+            wait = 1 if remaining is None else int(remaining)  # the API takes whole seconds
             got = self.sqs.receive_message(
                 QueueUrl=url,
                 MaxNumberOfMessages=min(10, mapping.batch_size - len(messages)),
@@ -99,13 +102,24 @@ class SqsPoller:
                 MessageAttributeNames=["All"],
             ).get("Messages", [])
             messages += got
-            if messages and deadline is None:
-                deadline = time.monotonic() + mapping.batching_window
-            if messages and (not got or time.monotonic() >= deadline):  # type: ignore[operator]
-                break
             if not messages:
                 return messages
+            if deadline is None:
+                deadline = time.monotonic() + mapping.batching_window
+            elif not got and wait == 0:  # under a second of window left: poll briefly until it closes
+                self.stop.wait(min(0.1, max(0.0, deadline - time.monotonic())))
         return messages
+
+    def _release(self, url: str, messages: list[dict[str, Any]]) -> None:
+        """Make messages visible again at once (the mapping was disabled while they were gathered)."""
+        for start in range(0, len(messages), 10):
+            self.sqs.change_message_visibility_batch(
+                QueueUrl=url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                    for i, m in enumerate(messages[start : start + 10])
+                ],
+            )
 
     def _run(self) -> None:
         while not self.stop.is_set():
@@ -121,9 +135,14 @@ class SqsPoller:
                         "QueueUrl"
                     ]
                 messages = self._gather(mapping, self.queue_url)
-                if messages:
-                    self.busy = True
-                    self._deliver(mapping, self.queue_url, messages)
+                if not messages:
+                    continue
+                current = self._mapping()
+                if current is None or not current.enabled:  # disabled or deleted meanwhile: no invocation
+                    self._release(self.queue_url, messages)
+                    continue
+                self.busy = True
+                self._deliver(current, self.queue_url, messages)
             except Exception as error:  # Lambda's pollers retry; undeleted messages come back by themselves
                 print(f"[localcloud] poller {self.uuid[:8]} error, retrying: {error!r}")
                 self.stop.wait(0.5)

@@ -378,8 +378,10 @@ class LocalRuntime:
                 self.functions[arn] = LocalFunction(arn, self)
             return self.functions[arn]
 
-    def invoke(self, arn_or_name: str, event: Any, *, wait: float | None = 30.0) -> Any:
-        return self.function(arn_or_name).invoke(event, wait=wait)
+    def invoke(
+        self, arn_or_name: str, event: Any, *, wait: float | None = 30.0, request_id: str | None = None
+    ) -> Any:
+        return self.function(arn_or_name).invoke(event, wait=wait, request_id=request_id)
 
     def close(self) -> None:
         with self.lock:
