@@ -4,7 +4,8 @@ and AWS API calls per event, each next to a baseline measured in the same run.
 One ``LocalCloud`` serves the whole group (moto's state and the invoker hook are process-global):
 
 1. time to ready: the first ``cloud.deploy()`` into the fresh cloud (bootstrap + deploy, the CLI's
-   synth included) and a second one with nothing changed, vs ``cdk synth`` alone with the same CLI;
+   synth included) and a second one with nothing changed, vs ``cdk synth`` alone with the same CLI
+   (and the bootstrap vs ``cdk bootstrap`` run outside the project, where it has no app to synthesize);
    and the CPU the idle cloud burns once the stack (its event source mappings) is deployed.
 2. runtime efficiency: messages/s an event source mapping drains from a pre-loaded queue into a
    function that does nothing, vs the raw ceiling of the same moto server: one client looping
@@ -72,8 +73,8 @@ class Sizes:
     synth_runs: int
 
 
-# moto's SQS costs grow with the queue's depth (see ``esm_vs_depth``), so draining N pre-loaded
-# messages costs O(N^2): the sizes keep the group within minutes.
+# moto's SQS calls cost time proportional to the queue's depth (the ``sqs.*`` metrics show it), so
+# filling and draining N messages costs O(N^2): these sizes keep the group within a few minutes.
 FULL = Sizes(
     ceiling_messages=1000, esm_messages=500, warm_invokes=200, idle_events=12, burst_events=300, synth_runs=2
 )

@@ -88,9 +88,6 @@ class ConformanceStack(Stack):
             queue = sqs.Queue(
                 self,
                 construct_id,
-                # CloudFormation names an unnamed FIFO queue "<generated>.fifo"; moto does not (it
-                # rejects the name), so FIFO queues are named here.
-                queue_name=f"{self.stack_name}-{construct_id}.fifo" if fifo else None,
                 fifo=fifo or None,
                 content_based_deduplication=True if fifo else None,
                 visibility_timeout=visibility,
