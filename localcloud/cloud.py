@@ -4,6 +4,7 @@ invocations, the scheduler and the local API)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import statistics
@@ -190,7 +191,7 @@ class LocalCloud:
             "CDK_DISABLE_VERSION_CHECK": "1",
         }
 
-    def _cdk(self, args: list[str], app: str | None, what: str) -> float:
+    def _cdk(self, args: list[str], app: str | None, what: str, cwd: Path = ROOT) -> float:
         if not CDK.exists():
             raise LocalCloudError(
                 f"the CDK CLI is not installed at {CDK.relative_to(ROOT)}: run `make install`"
@@ -198,7 +199,7 @@ class LocalCloud:
         command = [str(CDK), *args, *(["--app", app] if app else [])]
         started = time.monotonic()
         done = subprocess.run(
-            command, cwd=ROOT, env=self.cdk_environment(), capture_output=True, text=True, check=False
+            command, cwd=cwd, env=self.cdk_environment(), capture_output=True, text=True, check=False
         )
         if done.returncode != 0:
             tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
@@ -217,10 +218,13 @@ class LocalCloud:
         report = DeployReport(stacks=list(stacks))
         contexts = {"asyncstack:localCloud": "true", **(context or {})}
         # Its own assembly folder: CDK CLIs of other sessions lock the project's cdk.out.
-        out = self.workdir / ("cdk.out" if app is None else f"cdk.out-{abs(hash(app)) % 10**8}")
+        out = self.workdir / (
+            "cdk.out" if app is None else f"cdk.out-{hashlib.sha256(app.encode()).hexdigest()[:10]}"
+        )
         if TOOLKIT_STACK not in self.stack_outputs_by_stack():
+            # Outside the project: with a cdk.json in sight the CLI synthesizes the whole app first.
             report.bootstrap_seconds = self._cdk(
-                ["bootstrap", f"aws://{ACCOUNT}/{REGION}", "--output", str(out)], app, "cdk bootstrap"
+                ["bootstrap", f"aws://{ACCOUNT}/{REGION}"], None, "cdk bootstrap", cwd=self.workdir
             )
         args = ["deploy", *stacks, "--require-approval", "never", "--output", str(out)]
         for key, value in contexts.items():

@@ -58,6 +58,7 @@ def apply(port: int) -> None:
     _lambda_cloudformation_properties()
     _fifo_queue_names()
     _no_synchronous_sqs_trigger()
+    _cheap_retention_check()
     _invocations_through_the_runtime()
 
 
@@ -250,6 +251,19 @@ def _no_synchronous_sqs_trigger() -> None:
     Queue.lambda_event_source_mappings = property(  # type: ignore[assignment]
         lambda self: {}, lambda self, value: None
     )
+
+
+def _cheap_retention_check() -> None:
+    """moto checks each received message's retention by building every queue attribute (three scans
+    of the queue); reading the one attribute keeps ReceiveMessage from slowing as a queue grows."""
+    from moto.core.utils import unix_time
+    from moto.sqs.models import SQSBackend
+
+    def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
+        retention = int(self.get_queue(queue_name).message_retention_period)
+        return bool(retention + message.sent_timestamp / 1000 > unix_time())
+
+    SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period  # type: ignore[method-assign]
 
 
 def _invocations_through_the_runtime() -> None:

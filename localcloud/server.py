@@ -112,13 +112,28 @@ class SerializedMotoApp:
     Concurrent ``TransactWriteItems`` in moto restore a deep copy of the table on failure and can
     undo other requests' writes, hence the lock. Two kinds of request run outside it: Lambda
     invocations (the handler calls back into moto while it runs) and SQS long polls, emulated
-    with short polls so a waiting receiver does not stall everyone else.
+    with short polls so a waiting receiver does not stall everyone else. A waiting receiver polls
+    again when another request may have added messages, or after ``REPOLL_SECONDS`` (visibility
+    timeouts and delays expire without a request).
     """
+
+    REPOLL_SECONDS = 0.25
 
     def __init__(self, app: Any) -> None:
         self.app = app
         self.api_calls = ApiCallCounter()
         self.control: ControlHandler | None = None
+        self.changed = threading.Condition()
+        self.generation = 0
+
+    def _wait_for_change(self, seen: int, timeout: float) -> None:
+        with self.changed:
+            self.changed.wait_for(lambda: self.generation != seen, timeout)
+
+    def _mark_changed(self) -> None:
+        with self.changed:
+            self.generation += 1
+            self.changed.notify_all()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
@@ -129,22 +144,25 @@ class SerializedMotoApp:
         if _INVOCATION_PATH.match(path):
             environ["wsgi.input"] = io.BytesIO(body)
             return list(self.app(environ, start_response))
-        wait = self._long_poll_seconds(environ, body)
+        receive = environ.get("HTTP_X_AMZ_TARGET") == "AmazonSQS.ReceiveMessage"
+        wait = self._long_poll_seconds(environ, body) if receive else 0.0
         deadline = time.monotonic() + wait
         while True:
             captured: list[Any] = []
+            generation = self.generation
             with MOTO_LOCK:
                 environ["wsgi.input"] = io.BytesIO(self._without_wait(body) if wait else body)
                 result = list(self.app(environ, lambda *args, into=captured: into.append(args)))
-            if not wait or b'"Messages"' in b"".join(result) or time.monotonic() >= deadline:
+            if not receive:
+                self._mark_changed()
+            left = deadline - time.monotonic()
+            if not wait or b'"Messages"' in b"".join(result) or left <= 0:
                 start_response(*captured[0])
                 return result
-            time.sleep(0.05)
+            self._wait_for_change(generation, min(left, self.REPOLL_SECONDS))
 
     @staticmethod
     def _long_poll_seconds(environ: dict[str, Any], body: bytes) -> float:
-        if environ.get("HTTP_X_AMZ_TARGET") != "AmazonSQS.ReceiveMessage":
-            return 0.0
         try:
             return float(json.loads(body).get("WaitTimeSeconds") or 0)
         except (ValueError, AttributeError):
