@@ -17,8 +17,18 @@ class CfnResource:
     ``CloudFormationModel.__subclasses__()``, which only returns direct subclasses.
     """
 
+    TYPE: ClassVar[str]
+    NAME_PROPERTY: ClassVar[str] = ""  # the property CloudFormation names the resource by, if any
     REF: ClassVar[str] = "name"
     ATTRIBUTES: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def cloudformation_type(cls) -> str:
+        return cls.TYPE
+
+    @classmethod
+    def cloudformation_name_type(cls) -> str:
+        return cls.NAME_PROPERTY
 
     @property
     def physical_resource_id(self) -> str:

@@ -72,13 +72,8 @@ class ApiGatewayStage(CfnResource, CloudFormationModel):
         self.name = name
         self.props = props
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::ApiGateway::Stage"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "StageName"
+    TYPE = "AWS::ApiGateway::Stage"
+    NAME_PROPERTY = "StageName"
 
     @classmethod
     def create_from_cloudformation_json(
@@ -148,13 +143,8 @@ class ApiGatewayApiKey(CfnResource, CloudFormationModel):
         self.id = key_id
         self.props = props
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::ApiGateway::ApiKey"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "Name"
+    TYPE = "AWS::ApiGateway::ApiKey"
+    NAME_PROPERTY = "Name"
 
     @classmethod
     def create_from_cloudformation_json(
@@ -244,13 +234,7 @@ class ApiGatewayUsagePlan(CfnResource, CloudFormationModel):
     def __init__(self, plan_id: str) -> None:
         self.id = plan_id
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::ApiGateway::UsagePlan"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
+    TYPE = "AWS::ApiGateway::UsagePlan"
 
     @classmethod
     def create_from_cloudformation_json(
@@ -301,13 +285,7 @@ class ApiGatewayUsagePlanKey(CfnResource, CloudFormationModel):
         self.usage_plan_id = usage_plan_id
         self.key_id = key_id
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::ApiGateway::UsagePlanKey"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
+    TYPE = "AWS::ApiGateway::UsagePlanKey"
 
     @classmethod
     def create_from_cloudformation_json(
@@ -359,13 +337,7 @@ class ApiGatewayAccount(CfnResource, CloudFormationModel):
     def __init__(self, name: str) -> None:
         self.name = name
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::ApiGateway::Account"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
+    TYPE = "AWS::ApiGateway::Account"
 
     @classmethod
     def create_from_cloudformation_json(

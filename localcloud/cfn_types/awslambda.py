@@ -30,13 +30,7 @@ class LambdaEventInvokeConfig(CfnResource, CloudFormationModel):
         self.props = props
         self.physical_id = f"{function_name}|{props['Qualifier']}"
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::Lambda::EventInvokeConfig"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
+    TYPE = "AWS::Lambda::EventInvokeConfig"
 
     @classmethod
     def create_from_cloudformation_json(

@@ -61,13 +61,8 @@ class CloudWatchAlarm(CfnResource, CloudFormationModel):
         self.arn = arn
         self.props = props
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::CloudWatch::Alarm"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "AlarmName"
+    TYPE = "AWS::CloudWatch::Alarm"
+    NAME_PROPERTY = "AlarmName"
 
     @classmethod
     def create_from_cloudformation_json(

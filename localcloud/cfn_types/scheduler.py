@@ -36,13 +36,8 @@ class SchedulerScheduleGroup(CfnResource, CloudFormationModel):
         self.state = "ACTIVE"
         self.props = props
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::Scheduler::ScheduleGroup"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "Name"
+    TYPE = "AWS::Scheduler::ScheduleGroup"
+    NAME_PROPERTY = "Name"
 
     @classmethod
     def create_from_cloudformation_json(
@@ -101,13 +96,8 @@ class SchedulerSchedule(CfnResource, CloudFormationModel):
         self.arn = arn
         self.props = props
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::Scheduler::Schedule"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "Name"
+    TYPE = "AWS::Scheduler::Schedule"
+    NAME_PROPERTY = "Name"
 
     @staticmethod
     def _arguments(props: dict[str, Any]) -> dict[str, Any]:

@@ -40,13 +40,7 @@ class SnsSubscription(CfnResource, CloudFormationModel):
         self.arn = arn
         self.props = props
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::SNS::Subscription"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
+    TYPE = "AWS::SNS::Subscription"
 
     @classmethod
     def create_from_cloudformation_json(
@@ -106,13 +100,7 @@ class SnsTopicPolicy(CfnResource, CloudFormationModel):
         self.name = name
         self.topics = topics
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::SNS::TopicPolicy"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
+    TYPE = "AWS::SNS::TopicPolicy"
 
     @classmethod
     def create_from_cloudformation_json(

@@ -40,13 +40,7 @@ class SqsQueuePolicy(CfnResource, CloudFormationModel):
         self.name = name
         self.queues = queues
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::SQS::QueuePolicy"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
+    TYPE = "AWS::SQS::QueuePolicy"
 
     @classmethod
     def create_from_cloudformation_json(
