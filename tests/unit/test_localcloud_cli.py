@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import socket
 
 import pytest
 
@@ -90,3 +91,19 @@ def test_targets_are_picked_by_exact_name_or_a_unique_part() -> None:
         _pick("target", "Inventory", outputs)
     with pytest.raises(LocalCloudError, match="is not one of them: valid targets are"):
         _pick("target", "Nope", outputs)
+
+
+def test_up_on_a_port_in_use_prints_one_line_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    # Given something already listening on the port
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # When the local cloud is asked to start there
+        code = main(["up", "--port", str(port), "--api-port", str(free_port()), "--no-deploy"])
+    # Then it says which port and what to do, in one line, and exits non-zero
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1
+    assert err[0].startswith(f"error: port {port} on 127.0.0.1 is in use")
+    assert err[0].endswith("stop what runs there or pick another port")
