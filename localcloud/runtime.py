@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from localcloud.logs import LogSink
-from localcloud.server import ACCOUNT, DUMMY_CREDENTIALS, MOTO_LOCK, REGION
+from localcloud.server import ACCOUNT, DUMMY_CREDENTIALS, REGION
 
 WORKER = Path(__file__).resolve().parent / "worker.py"
 # What Lambda's Python runtime provides besides the standard library.
@@ -371,8 +371,7 @@ class LocalRuntime:
         self.lock = threading.Lock()
 
     def function(self, arn_or_name: str) -> LocalFunction:
-        with MOTO_LOCK:
-            arn = lambda_function(arn_or_name).function_arn
+        arn = lambda_function(arn_or_name).function_arn  # a read: no need to wait for moto's lock
         with self.lock:
             if arn not in self.functions:
                 self.functions[arn] = LocalFunction(arn, self)

@@ -60,6 +60,9 @@ MOTO_LOCK = threading.RLock()
 _INVOCATION_PATH = re.compile(r"^/20\d\d-\d\d-\d\d/functions/[^/]+/(invocations|invoke-async/?)$")
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
 
+# Operations after which a waiting SQS receiver may find messages (sends, fan-out, visibility changes).
+_ADDS_MESSAGES = ("SendMessage", "ChangeMessageVisibility", "Publish", "PutEvents", "ExecuteChangeSet")
+
 # The local cloud's own endpoints live under this prefix on the AWS endpoint's port.
 CONTROL_PREFIX = "/_localcloud/"
 ControlHandler = Callable[[str, str, bytes], tuple[int, Any]]
@@ -72,10 +75,11 @@ class ApiCallCounter:
         self._counts: Counter[tuple[str, str]] = Counter()
         self._lock = threading.Lock()
 
-    def count(self, environ: dict[str, Any], body: bytes) -> None:
+    def count(self, environ: dict[str, Any], body: bytes) -> tuple[str, str]:
         service, operation = self.classify(environ, body)
         with self._lock:
             self._counts[service, operation] += 1
+        return service, operation
 
     @staticmethod
     def classify(environ: dict[str, Any], body: bytes) -> tuple[str, str]:
@@ -140,11 +144,11 @@ class SerializedMotoApp:
         path = environ.get("PATH_INFO", "")
         if path.startswith(CONTROL_PREFIX):
             return self._control(environ, path, body, start_response)
-        self.api_calls.count(environ, body)
+        call = self.api_calls.count(environ, body)
         if _INVOCATION_PATH.match(path):
             environ["wsgi.input"] = io.BytesIO(body)
             return list(self.app(environ, start_response))
-        receive = environ.get("HTTP_X_AMZ_TARGET") == "AmazonSQS.ReceiveMessage"
+        receive = call == ("sqs", "ReceiveMessage")
         wait = self._long_poll_seconds(environ, body) if receive else 0.0
         deadline = time.monotonic() + wait
         while True:
@@ -153,7 +157,7 @@ class SerializedMotoApp:
             with MOTO_LOCK:
                 environ["wsgi.input"] = io.BytesIO(self._without_wait(body) if wait else body)
                 result = list(self.app(environ, lambda *args, into=captured: into.append(args)))
-            if not receive:
+            if call[1].startswith(_ADDS_MESSAGES):
                 self._mark_changed()
             left = deadline - time.monotonic()
             if not wait or b'"Messages"' in b"".join(result) or left <= 0:
