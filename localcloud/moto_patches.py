@@ -6,6 +6,7 @@ run before moto builds its CloudFormation model map (first stack operation).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -52,6 +53,7 @@ def apply(port: int) -> None:
     _template_urls_on_any_endpoint()
     _change_sets_update_the_stack_template()
     _depends_on_is_honoured()
+    _previous_ssm_parameter_values()
     _state_machines_in_the_executing_backend()
     _sns_events_for_lambda()
     _eventbridge_targets()
@@ -80,17 +82,35 @@ def _template_urls_on_any_endpoint() -> None:
 
 
 def _change_sets_update_the_stack_template() -> None:
-    """After ``ExecuteChangeSet`` (how the CDK CLI deploys) moto keeps the stack's old template, so
-    the stack shows no outputs and an update is diffed against nothing; CloudFormation replaces it."""
+    """How the CDK CLI deploys, done as CloudFormation does it: ``ExecuteChangeSet`` replaces the
+    stack's template (moto kept the old one: no outputs, updates diffed against nothing) and then
+    removes the stack's change sets; a change set that does not exist is ``ChangeSetNotFound``
+    (moto's ``ValidationError`` keeps the CLI waiting forever for a deletion on redeploy)."""
+    from moto.cloudformation.exceptions import CloudFormationError
     from moto.cloudformation.models import CloudFormationBackend
 
-    original = CloudFormationBackend.execute_change_set
+    class ChangeSetNotFound(CloudFormationError):
+        code = "ChangeSetNotFound"
+
+    original_execute = CloudFormationBackend.execute_change_set
+
+    def find(self: Any, change_set_name: str) -> Any:
+        if change_set_name in self.change_sets:  # an ARN
+            return self.change_sets[change_set_name]
+        for change_set in self.change_sets.values():
+            if change_set.change_set_name == change_set_name:
+                return change_set
+        raise ChangeSetNotFound(f"ChangeSet [{change_set_name}] does not exist")
+
+    def delete_change_set(self: Any, change_set_name: str) -> None:
+        with contextlib.suppress(ChangeSetNotFound):  # deleting what is gone succeeds, as in CloudFormation
+            del self.change_sets[find(self, change_set_name).change_set_id]
 
     def execute_change_set(self: Any, change_set_name: str, stack_name: str | None = None) -> None:
-        change_set = self.describe_change_set(change_set_name)
+        change_set = find(self, change_set_name)
         stack = self.stacks[change_set.stack_id]
         try:
-            original(self, change_set_name, stack_name)
+            original_execute(self, change_set_name, stack_name)
         except Exception as error:  # recorded as CloudFormation does, so the deploy's failure has a reason
             stack._add_stack_event(f"{change_set.change_set_type}_FAILED", resource_status_reason=repr(error))
             stack.status = (
@@ -100,8 +120,31 @@ def _change_sets_update_the_stack_template() -> None:
         stack._parse_template()
         stack.description = stack.template_dict.get("Description")
         stack.output_map = stack._create_output_map()
+        for key in [k for k, c in self.change_sets.items() if c.stack_id == stack.stack_id]:
+            del self.change_sets[key]
 
+    CloudFormationBackend.describe_change_set = find  # type: ignore[method-assign]
+    CloudFormationBackend.delete_change_set = delete_change_set  # type: ignore[method-assign]
     CloudFormationBackend.execute_change_set = execute_change_set  # type: ignore[method-assign]
+
+
+def _previous_ssm_parameter_values() -> None:
+    """On update the CDK CLI passes ``UsePreviousValue`` for the bootstrap version parameter (an SSM
+    parameter type); moto hands the previously resolved value back as if it were the SSM path."""
+    from moto.cloudformation.parsing import ResourceMap
+    from moto.ssm.models import ssm_backends
+
+    original = ResourceMap.parse_ssm_parameter
+
+    def parse_ssm_parameter(self: Any, value: str, value_type: str) -> Any:
+        if (
+            not str(value).startswith("/")
+            and ssm_backends[self._account_id][self._region_name].get_parameter(value) is None
+        ):
+            return value  # already resolved
+        return original(self, value, value_type)
+
+    ResourceMap.parse_ssm_parameter = parse_ssm_parameter  # type: ignore[method-assign]
 
 
 def _depends_on_is_honoured() -> None:
@@ -215,10 +258,12 @@ def _lambda_cloudformation_properties() -> None:
         return apply_extras(function, cloudformation_json["Properties"])
 
     def update_from_cloudformation_json(  # noqa: PLR0917 (moto's signature)
-        cls: Any, original: Any, new_name: str, cloudformation_json: dict[str, Any], account_id: str,
-        region_name: str,
+        cls: Any, original_resource: Any, new_resource_name: str, cloudformation_json: dict[str, Any],
+        account_id: str, region_name: str,
     ) -> Any:  # fmt: skip
-        function = update(cls, original, new_name, cloudformation_json, account_id, region_name)
+        function = update(
+            cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name
+        )
         return apply_extras(function, cloudformation_json["Properties"])
 
     LambdaFunction.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)  # type: ignore[assignment]
