@@ -1,0 +1,163 @@
+"""Delayed and scheduled jobs: SQS delays for the next 15 minutes, EventBridge Scheduler beyond.
+
+``shared.jobs.schedule_job`` picks the path; this construct provides what both need.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.work_queue import WorkQueue, any_message_alarm
+
+
+class DelayedJobs(Construct):
+    """A jobs queue consumed by ``worker``, a schedule group, the schedules' execution role, a DLQ for
+    target invocations that keep failing (alarm at one message) and a table of each job's state.
+
+    The schedules' role may only send to the jobs queue and the DLQ; functions that schedule jobs
+    get exactly the scheduler, queue and table permissions they need from ``grant_scheduling``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        worker: lambda_.Function,
+        job_types: Sequence[str],
+        retry_attempts: int = 3,
+        max_concurrency: int | None = 5,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.job_types = tuple(job_types)
+        self.retry_attempts = retry_attempts
+        self.table = dynamodb.Table(
+            self,
+            "Table",
+            partition_key=dynamodb.Attribute(name="job_key", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            time_to_live_attribute="expires_at",
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.work_queue = WorkQueue(self, "Queue", consumer=worker, max_concurrency=max_concurrency)
+        self.group = scheduler.CfnScheduleGroup(self, "Group")
+        self.target_dead_letter_queue = sqs.Queue(
+            self,
+            "TargetDeadLetterQueue",
+            retention_period=Duration.days(14),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+        )
+        self.target_dead_letter_alarm = any_message_alarm(
+            self,
+            "TargetDeadLetterAlarm",
+            self.target_dead_letter_queue,
+            f"Scheduled jobs of {self.node.path} could not be delivered to the jobs queue: inspect and resend",
+        )
+        account = Stack.of(self).account
+        self.role = iam.Role(
+            self,
+            "SchedulerRole",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": account}}
+            ),
+            description=f"Lets the schedules of {self.node.path} deliver jobs to their queue",
+        )
+        self.work_queue.queue.grant_send_messages(self.role)
+        self.target_dead_letter_queue.grant_send_messages(self.role)
+        self.table.grant(worker, "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem")
+        worker.add_environment("JOBS_TABLE_NAME", self.table.table_name)
+        worker.add_environment("JOB_TYPES", ",".join(self.job_types))
+
+    def grant_scheduling(self, function: lambda_.Function) -> None:
+        """Let ``function`` schedule and cancel jobs with ``shared.jobs`` (its configuration in env vars)."""
+        queue = self.work_queue.queue
+        for name, value in {
+            "JOBS_QUEUE_URL": queue.queue_url,
+            "JOBS_QUEUE_ARN": queue.queue_arn,
+            "JOBS_SCHEDULE_GROUP": self.group.ref,
+            "JOBS_SCHEDULER_ROLE_ARN": self.role.role_arn,
+            "JOBS_DEAD_LETTER_ARN": self.target_dead_letter_queue.queue_arn,
+            "JOBS_TABLE_NAME": self.table.table_name,
+            "JOB_TYPES": ",".join(self.job_types),
+        }.items():
+            function.add_environment(name, value)
+        queue.grant_send_messages(function)
+        self.table.grant(
+            function, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["scheduler:CreateSchedule", "scheduler:DeleteSchedule", "scheduler:GetSchedule"],
+                resources=[
+                    Stack.of(self).format_arn(
+                        service="scheduler", resource="schedule", resource_name=f"{self.group.ref}/*"
+                    )
+                ],
+            )
+        )
+        self.role.grant_pass_role(function.grant_principal)
+
+    def add_recurring(
+        self,
+        construct_id: str,
+        *,
+        job_type: str,
+        expression: str,
+        timezone: str = "UTC",
+        flexible_window: Duration | None = Duration.minutes(15),
+        payload: Mapping[str, Any] | None = None,
+    ) -> scheduler.CfnSchedule:
+        """A recurring job (``cron(...)`` or ``rate(...)``). Each firing's job key includes the scheduled
+        time, so a firing delivered twice runs once."""
+        if job_type not in self.job_types:
+            raise ValueError(f"{job_type!r} is not one of this construct's job types {list(self.job_types)}")
+        body = {
+            "job_key": f"{construct_id}@<aws.scheduler.scheduled-time>",
+            "job_type": job_type,
+            "payload": dict(payload or {}),
+            "due_at": "<aws.scheduler.scheduled-time>",
+            "scheduled_at": "<aws.scheduler.scheduled-time>",
+            "recurring": True,
+        }
+        window = (
+            scheduler.CfnSchedule.FlexibleTimeWindowProperty(
+                mode="FLEXIBLE", maximum_window_in_minutes=int(flexible_window.to_minutes())
+            )
+            if flexible_window
+            else scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF")
+        )
+        return scheduler.CfnSchedule(
+            self,
+            construct_id,
+            group_name=self.group.ref,
+            schedule_expression=expression,
+            schedule_expression_timezone=timezone,
+            flexible_time_window=window,
+            description=f"Recurring {job_type} job",
+            target=scheduler.CfnSchedule.TargetProperty(
+                arn=self.work_queue.queue.queue_arn,
+                role_arn=self.role.role_arn,
+                input=json.dumps(body),
+                retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
+                    maximum_retry_attempts=self.retry_attempts, maximum_event_age_in_seconds=3600
+                ),
+                dead_letter_config=scheduler.CfnSchedule.DeadLetterConfigProperty(
+                    arn=self.target_dead_letter_queue.queue_arn
+                ),
+            ),
+        )
