@@ -7,12 +7,16 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from infra.delayed_jobs import DelayedJobs
 from infra.fan_out_topic import FanOutTopic
 from infra.packaging import LambdaTarget
 from infra.python_function import LambdaPlatform, PythonFunction
 from infra.work_queue import WorkQueue
 
 ORDER_CREATED = "order.created"
+USER_EVENTS = ["user.signed_up", "user.converted"]
+# The job types shared.signup runs; each is also the type of the job's message.
+JOB_TYPES = ["job.signup_reminder", "job.trial_expiry_warning", "job.daily_summary"]
 
 
 def _table(scope: Construct, construct_id: str, key: str, *, ttl: str | None = None) -> dynamodb.Table:
@@ -108,8 +112,55 @@ class AsyncStack(Stack):
             filter_policy={"type": sns.SubscriptionFilter.string_filter(match_prefixes=["order."])},
         )
 
+        # Signups: a welcome email now, follow-ups as delayed jobs, a daily summary as a recurring one.
+        jobs_worker = PythonFunction(
+            self,
+            "JobsWorker",
+            source="jobs",
+            platform=platform,
+            environment={
+                "IDEMPOTENCY_TABLE_NAME": idempotency.table_name,
+                "OUTBOX_TABLE_NAME": outbox.table_name,
+            },
+        )
+        jobs = DelayedJobs(self, "Jobs", worker=jobs_worker.function, job_types=JOB_TYPES)
+        jobs.add_recurring("DailySummary", job_type="job.daily_summary", expression="cron(0 6 * * ? *)")
+        signup = PythonFunction(
+            self,
+            "SignupWorker",
+            source="signup",
+            platform=platform,
+            environment={
+                "IDEMPOTENCY_TABLE_NAME": idempotency.table_name,
+                "OUTBOX_TABLE_NAME": outbox.table_name,
+            },
+        )
+        jobs.grant_scheduling(signup.function)
+        for worker in (jobs_worker, signup):
+            outbox.grant(worker.function, "dynamodb:PutItem")
+            idempotency.grant(
+                worker.function,
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+            )
+        signup_queue = WorkQueue(self, "SignupQueue", consumer=signup.function)
+        users = FanOutTopic(self, "UsersTopic")
+        users.subscribe(
+            signup_queue, filter_policy={"type": sns.SubscriptionFilter.string_filter(allowlist=USER_EVENTS)}
+        )
+
         outputs = {
             "OrdersTopicArn": orders.topic.topic_arn,
+            "UsersTopicArn": users.topic.topic_arn,
+            "SignupQueueUrl": signup_queue.queue.queue_url,
+            "SignupDeadLetterQueueUrl": signup_queue.dead_letter_queue.queue_url,
+            "JobsQueueUrl": jobs.work_queue.queue.queue_url,
+            "JobsDeadLetterQueueUrl": jobs.work_queue.dead_letter_queue.queue_url,
+            "JobsScheduleDeadLetterQueueUrl": jobs.target_dead_letter_queue.queue_url,
+            "JobsScheduleGroupName": jobs.group.ref,
+            "JobsTableName": jobs.table.table_name,
             "OrdersUndeliverableQueueUrl": orders.subscription_dead_letter_queue.queue_url,
             "InventoryQueueUrl": inventory_queue.queue.queue_url,
             "InventoryDeadLetterQueueUrl": inventory_queue.dead_letter_queue.queue_url,

@@ -132,20 +132,22 @@ class Consumer:
     filter_policy: Mapping[str, Any] | None
 
 
-def deployed_consumers(cloud: LocalCloud, stack: str = "AsyncStack") -> list[Consumer]:
-    """Read from the deployment itself: event source mappings, queues' redrive policies, subscriptions."""
+def deployed_consumers(cloud: LocalCloud, topic_output: str = "OrdersTopicArn") -> list[Consumer]:
+    """The consumers of a topic, read from the deployment itself: its subscriptions, the event source
+    mappings of the subscribed queues, and the queues' redrive policies."""
     sqs, sns, lambda_ = cloud.client("sqs"), cloud.client("sns"), cloud.client("lambda")
+    topic = cloud.stack_outputs()[topic_output]
     policies: dict[str, Any] = {}
-    for page in sns.get_paginator("list_subscriptions").paginate():
+    for page in sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic):
         for subscription in page["Subscriptions"]:
             attributes = sns.get_subscription_attributes(SubscriptionArn=subscription["SubscriptionArn"])
             policy = attributes["Attributes"].get("FilterPolicy")
             policies[subscription["Endpoint"]] = json.loads(policy) if policy else None
     consumers = []
     for mapping in lambda_.list_event_source_mappings()["EventSourceMappings"]:
-        if not mapping["FunctionArn"].split(":")[-1].startswith(f"{stack}-"):  # CloudFormation's naming
-            continue
         queue_arn = mapping["EventSourceArn"]
+        if queue_arn not in policies:
+            continue
         url = sqs.get_queue_url(QueueName=queue_arn.split(":")[-1])["QueueUrl"]
         redrive = json.loads(
             sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])["Attributes"][

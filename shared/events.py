@@ -57,7 +57,28 @@ class EventEnvelope(_Strict):
     data: dict[str, Any]
 
 
-EVENT_MODELS: Mapping[str, type[BaseModel]] = {ORDER_CREATED: OrderCreated}
+USER_SIGNED_UP = "user.signed_up"
+USER_CONVERTED = "user.converted"
+Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+
+
+class UserSignedUp(_Strict):
+    user_id: UserId
+    email: Email
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class UserConverted(_Strict):
+    user_id: UserId
+    plan: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+EVENT_MODELS: Mapping[str, type[BaseModel]] = {
+    ORDER_CREATED: OrderCreated,
+    USER_SIGNED_UP: UserSignedUp,
+    USER_CONVERTED: UserConverted,
+}
 
 
 def new_envelope(

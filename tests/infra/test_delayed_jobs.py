@@ -127,8 +127,9 @@ def test_the_recurring_job_retries_then_dead_letters_and_keys_each_firing_by_its
     assert target["RetryPolicy"] == {"MaximumRetryAttempts": 3, "MaximumEventAgeInSeconds": 3600}
     assert "JobsTargetDeadLetterQueue" in json.dumps(target["DeadLetterConfig"])
     body = json.loads(target["Input"])
-    assert body["job_type"] == "daily_summary"
-    assert body["job_key"] == "DailySummary@<aws.scheduler.scheduled-time>"
+    assert body["type"] == "daily_summary"
+    assert body["event_id"] == "DailySummary:<aws.scheduler.scheduled-time>"
+    assert body["data"] == {"due_at": "<aws.scheduler.scheduled-time>"}
 
 
 def test_the_target_dead_letter_queue_alarms_at_one_message(template: Template) -> None:

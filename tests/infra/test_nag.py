@@ -117,12 +117,17 @@ def test_acknowledgments_sit_on_the_constructs_they_excuse(synthesized: Synthesi
         for entry in node.node.metadata
         if entry.type == Validations.ACKNOWLEDGED_RULES_METADATA_KEY
     }
-    # Then only the functions' roles (X-Ray needs Resource "*") and the topic's subscription DLQ
-    # (the SQS3 rule cannot see a subscription RedrivePolicy) are excused, and nothing stack-wide
+    # Then only the functions' roles (X-Ray needs Resource "*"; the signup worker creates schedules
+    # named at run time), the topics' subscription DLQs and the schedules' DLQ (the SQS3 rule cannot
+    # see a subscription RedrivePolicy or a schedule's DeadLetterConfig) are excused, nothing stack-wide
     assert STACK_NAME not in acknowledged
     assert set(acknowledged) == {
         f"{STACK_NAME}/InventoryWorker/Role",
         f"{STACK_NAME}/EmailWorker/Role",
         f"{STACK_NAME}/AnalyticsWorker/Role",
+        f"{STACK_NAME}/JobsWorker/Role",
+        f"{STACK_NAME}/SignupWorker/Role",
         f"{STACK_NAME}/OrdersTopic/UndeliverableQueue",
+        f"{STACK_NAME}/UsersTopic/UndeliverableQueue",
+        f"{STACK_NAME}/Jobs/TargetDeadLetterQueue",
     }

@@ -30,7 +30,7 @@ from tests.infra.template_model import resources_of, target
 
 pytestmark = pytest.mark.infra
 
-FUNCTIONS = ("inventory", "email", "analytics")
+FUNCTIONS = ("inventory", "email", "analytics", "signup", "jobs")
 MAX_FUNCTION_ASSET_BYTES = 200 * 1024
 # Lambda's limit on a function's unzipped code plus all its layers.
 MAX_UNZIPPED_BYTES = 250 * 1024 * 1024

@@ -29,34 +29,49 @@ from tests.infra.template_model import (
 
 pytestmark = pytest.mark.infra
 
-WORKERS = ("inventory", "email", "analytics")
+WORKERS = ("inventory", "email", "analytics", "signup", "jobs")
 # What infra/stack.py asks of each WorkQueue: batch size, batching window (s), mapping max concurrency.
 MAPPING_SETTINGS = {
     "inventory": (10, 1, 5),
     "email": (10, 1, 2),
     "analytics": (100, 5, 5),
+    "signup": (10, 1, 5),
+    "jobs": (10, 1, 5),
 }
+# The workers fed by a topic (the jobs worker is fed by SQS delays and schedules), and their filters.
 FILTER_POLICIES = {
     "inventory": {"type": ["order.created"]},
     "email": {"type": ["order.created"]},
     "analytics": {"type": [{"prefix": "order."}]},
+    "signup": {"type": ["user.signed_up", "user.converted"]},
 }
+TOPIC_OUTPUTS = {"inventory": "OrdersTopicArn", "email": "OrdersTopicArn", "analytics": "OrdersTopicArn",
+                 "signup": "UsersTopicArn"}  # fmt: skip
+# Beyond its own queue and DLQ, the queue a worker's role may reach: the signup worker schedules jobs.
+EXTRA_QUEUES = {"signup": "JobsQueueUrl"}
 FOURTEEN_DAYS = 14 * 24 * 3600
 SERVICE_WILDCARD = re.compile(r"^([a-z0-9-]+:)?\*$")
 
 
-def the_topic(template_json: Json) -> str:
-    topics = resources_of(template_json, "AWS::SNS::Topic")
-    assert len(topics) == 1, f"expected one SNS topic, found {sorted(topics)}"
-    return next(iter(topics))
+def output_target(template_json: Json, output: str) -> str:
+    """The logical id a stack output refers to."""
+    found = target(template_json["Outputs"][output]["Value"])
+    assert found is not None, output
+    return found
 
 
-def undeliverable_queue(template_json: Json) -> str:
-    """The queue the subscriptions' RedrivePolicy sends undeliverable messages to."""
+def the_topic(template_json: Json, output: str = "OrdersTopicArn") -> str:
+    topic_id = output_target(template_json, output)
+    assert type_of(template_json, topic_id) == "AWS::SNS::Topic"
+    return topic_id
+
+
+def undeliverable_queue(template_json: Json, topic_id: str) -> str:
+    """The queue the topic's subscriptions' RedrivePolicy sends undeliverable messages to."""
     dlqs = {
         target(subscription["RedrivePolicy"]["deadLetterTargetArn"])
         for subscription in resources_of(template_json, "AWS::SNS::Subscription").values()
-        if "RedrivePolicy" in subscription
+        if "RedrivePolicy" in subscription and target(subscription["TopicArn"]) == topic_id
     }
     assert len(dlqs) == 1, f"the subscriptions do not share one dead-letter queue: {dlqs}"
     queue_id = dlqs.pop()
@@ -68,22 +83,21 @@ def undeliverable_queue(template_json: Json) -> str:
 # --- work queues -------------------------------------------------------------------------------
 
 
-def test_the_stack_has_exactly_the_three_work_queues(
-    queues: dict[str, WorkQueueView], template: Template
-) -> None:
+def test_the_stack_has_exactly_its_work_queues(queues: dict[str, WorkQueueView], template: Template) -> None:
     # Given the synthesized stack
     # When its SQS event source mappings are followed to their functions
     # Then there is one per worker, each with its own queue and its own DLQ
     assert sorted(queues) == sorted(WORKERS)
     queue_ids = [view.queue_id for view in queues.values()] + [view.dlq_id for view in queues.values()]
-    assert len(set(queue_ids)) == 6, f"work queues or DLQs are shared: {queue_ids}"
-    template.resource_count_is("AWS::Lambda::EventSourceMapping", 3)
+    assert len(set(queue_ids)) == 2 * len(WORKERS), f"work queues or DLQs are shared: {queue_ids}"
+    template.resource_count_is("AWS::Lambda::EventSourceMapping", len(WORKERS))
 
 
 def test_every_queue_is_encrypted_and_refuses_plain_http(template_json: Json, template: Template) -> None:
-    # Given every SQS queue of the stack (work queues, their DLQs, the topic's undeliverable queue)
+    # Given every SQS queue of the stack (work queues, their DLQs, the topics' undeliverable queues,
+    # the schedules' dead-letter queue)
     all_queues = resources_of(template_json, "AWS::SQS::Queue")
-    assert len(all_queues) == 7
+    assert len(all_queues) == 2 * len(WORKERS) + 2 + 1
     for queue_id, queue in all_queues.items():
         # Then it is encrypted at rest with SQS-managed keys
         assert queue.get("SqsManagedSseEnabled") is True, f"{queue_id} is not SSE-SQS encrypted: {queue}"
@@ -211,9 +225,12 @@ def test_alarms_watch_the_dead_letter_queue_and_the_oldest_message(
 # --- fan-out topic -----------------------------------------------------------------------------
 
 
-def test_the_topic_is_encrypted_and_refuses_plain_http(template_json: Json, template: Template) -> None:
-    # Given the stack's one SNS topic
-    topic_id = the_topic(template_json)
+@pytest.mark.parametrize("output", sorted(set(TOPIC_OUTPUTS.values())))
+def test_the_topic_is_encrypted_and_refuses_plain_http(
+    template_json: Json, template: Template, output: str
+) -> None:
+    # Given one of the stack's SNS topics
+    topic_id = the_topic(template_json, output)
     # Then it is encrypted with a KMS key
     assert properties(template_json, topic_id).get("KmsMasterKeyId"), "the topic has no KmsMasterKeyId"
     # And its topic policy denies requests made without TLS
@@ -238,15 +255,15 @@ def test_the_topic_is_encrypted_and_refuses_plain_http(template_json: Json, temp
     )
 
 
-@pytest.mark.parametrize("worker", WORKERS)
+@pytest.mark.parametrize("worker", sorted(FILTER_POLICIES))
 def test_the_topic_delivers_raw_filtered_messages_to_each_work_queue(
     queues: dict[str, WorkQueueView], template_json: Json, template: Template, worker: str
 ) -> None:
-    # Given the topic, the worker's queue and the topic's undeliverable queue
-    topic_id = the_topic(template_json)
-    dead_letters = undeliverable_queue(template_json)
+    # Given the worker's topic, its queue and the topic's undeliverable queue
+    topic_id = the_topic(template_json, TOPIC_OUTPUTS[worker])
+    dead_letters = undeliverable_queue(template_json, topic_id)
     view = queues[worker]
-    template.resource_count_is("AWS::SNS::Subscription", 3)
+    template.resource_count_is("AWS::SNS::Subscription", len(FILTER_POLICIES))
     # Then the queue's subscription is raw, filtered on the event type, with a dead-letter queue
     template.has_resource_properties(
         "AWS::SNS::Subscription",
@@ -282,10 +299,13 @@ def test_the_topic_delivers_raw_filtered_messages_to_each_work_queue(
     )
 
 
-def test_sns_may_write_to_the_undeliverable_queue(template_json: Json, template: Template) -> None:
-    # Given the queue the subscriptions redrive to
-    topic_id = the_topic(template_json)
-    dead_letters = undeliverable_queue(template_json)
+@pytest.mark.parametrize("output", sorted(set(TOPIC_OUTPUTS.values())))
+def test_sns_may_write_to_the_undeliverable_queue(
+    template_json: Json, template: Template, output: str
+) -> None:
+    # Given the queue a topic's subscriptions redrive to
+    topic_id = the_topic(template_json, output)
+    dead_letters = undeliverable_queue(template_json, topic_id)
     # Then it is no work queue, keeps messages 14 days and is watched by an alarm
     assert properties(template_json, dead_letters)["MessageRetentionPeriod"] == FOURTEEN_DAYS
     template.has_resource_properties(
@@ -328,7 +348,7 @@ def test_every_function_runs_python_3_14_on_arm64_with_tracing_and_the_layer(
 ) -> None:
     # Given every Lambda function of the stack
     functions = resources_of(template_json, "AWS::Lambda::Function")
-    template.resource_count_is("AWS::Lambda::Function", 3)
+    template.resource_count_is("AWS::Lambda::Function", len(WORKERS))
     for function_id, function in functions.items():
         # Then it runs Python 3.14 on Graviton with active X-Ray tracing
         assert function["Runtime"] == "python3.14", function_id
@@ -439,8 +459,9 @@ def test_each_role_reaches_only_its_own_queue_and_dead_letter_queue(
         reached = set().union(
             *(referenced_ids(s.get("Resource")) for s in role_statements(template_json, view.role_id))
         )
-        # Then they are its own queue and its own DLQ, nothing else
-        assert reached & all_queues == {view.queue_id, view.dlq_id}, worker
+        # Then they are its own queue and its own DLQ (and the jobs queue for a scheduler), nothing else
+        extra = {output_target(template_json, EXTRA_QUEUES[worker])} if worker in EXTRA_QUEUES else set()
+        assert reached & all_queues == {view.queue_id, view.dlq_id} | extra, worker
 
 
 # --- outputs -----------------------------------------------------------------------------------
@@ -451,9 +472,12 @@ def test_outputs_name_the_topic_and_every_queue(
 ) -> None:
     # Given the stack outputs
     topic_id = the_topic(template_json)
-    # Then they give the topic ARN, the undeliverable queue and each work queue and DLQ URL
+    # Then they give the topic ARNs, the undeliverable queue and each work queue and DLQ URL
     template.has_output("OrdersTopicArn", {"Value": {"Ref": topic_id}})
-    template.has_output("OrdersUndeliverableQueueUrl", {"Value": {"Ref": undeliverable_queue(template_json)}})
+    template.has_output(
+        "OrdersUndeliverableQueueUrl", {"Value": {"Ref": undeliverable_queue(template_json, topic_id)}}
+    )
+    assert type_of(template_json, output_target(template_json, "UsersTopicArn")) == "AWS::SNS::Topic"
     for worker, view in queues.items():
         prefix = worker.capitalize()
         template.has_output(f"{prefix}QueueUrl", {"Value": {"Ref": view.queue_id}})
