@@ -660,14 +660,23 @@ def cancel_job(key: str, *, scheduler: JobScheduler | None = None) -> CancelOutc
     return _resolve(scheduler).cancel(key)
 
 
+def _job_state_only() -> JobScheduler:
+    """What the jobs worker is given: the jobs table to record state in, nothing to schedule with."""
+    table = os.environ.get("JOBS_TABLE_NAME")
+    if not table:
+        raise JobConfigError("JOBS_TABLE_NAME is not set (the stack passes it to the jobs worker)")
+    return JobScheduler(queue_url="", queue_arn="", schedule_group="", role_arn="", dead_letter_arn="",
+                        jobs_table=table, job_types=frozenset())  # fmt: skip
+
+
 def claim_job(key: str, *, recurring: bool = False, scheduler: JobScheduler | None = None) -> bool:
     """Worker side: True if this delivery should run the job, False to drop it silently.
 
     ``recurring``: a firing of a recurring schedule, which no ``schedule_job`` recorded; its first
     delivery creates the record, a second delivery of the same firing finds it."""
-    return _resolve(scheduler).claim(key, recurring=recurring)
+    return (scheduler or _job_state_only()).claim(key, recurring=recurring)
 
 
 def complete_job(key: str, *, scheduler: JobScheduler | None = None) -> bool:
     """Worker side: record that a claimed job finished."""
-    return _resolve(scheduler).complete(key)
+    return (scheduler or _job_state_only()).complete(key)
