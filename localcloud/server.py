@@ -128,16 +128,30 @@ class SerializedMotoApp:
         self.api_calls = ApiCallCounter()
         self.control: ControlHandler | None = None
         self.changed = threading.Condition()
-        self.generation = 0
+        # Bumped per queue by SQS operations on it, and for every queue by fan-out (SNS, EventBridge).
+        self.generations: Counter[str] = Counter()
 
-    def _wait_for_change(self, seen: int, timeout: float) -> None:
-        with self.changed:
-            self.changed.wait_for(lambda: self.generation != seen, timeout)
+    def _generation(self, queue: str) -> int:
+        return self.generations[queue] + self.generations[""]
 
-    def _mark_changed(self) -> None:
+    def _wait_for_change(self, queue: str, seen: int, timeout: float) -> None:
         with self.changed:
-            self.generation += 1
+            self.changed.wait_for(lambda: self._generation(queue) != seen, timeout)
+
+    def _mark_changed(self, queue: str) -> None:
+        with self.changed:
+            self.generations[queue] += 1
             self.changed.notify_all()
+
+    @staticmethod
+    def _queue_of(call: tuple[str, str], body: bytes) -> str:
+        """The queue an SQS JSON request names; "" (every queue) for other services."""
+        if call[0] != "sqs":
+            return ""
+        try:
+            return str(json.loads(body).get("QueueUrl", "")).rsplit("/", 1)[-1]
+        except (ValueError, AttributeError):
+            return ""
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
@@ -150,20 +164,22 @@ class SerializedMotoApp:
             return list(self.app(environ, start_response))
         receive = call == ("sqs", "ReceiveMessage")
         wait = self._long_poll_seconds(environ, body) if receive else 0.0
+        adds = call[1].startswith(_ADDS_MESSAGES)
+        queue = self._queue_of(call, body) if receive or adds else ""
         deadline = time.monotonic() + wait
         while True:
             captured: list[Any] = []
-            generation = self.generation
+            generation = self._generation(queue)
             with MOTO_LOCK:
                 environ["wsgi.input"] = io.BytesIO(self._without_wait(body) if wait else body)
                 result = list(self.app(environ, lambda *args, into=captured: into.append(args)))
-            if call[1].startswith(_ADDS_MESSAGES):
-                self._mark_changed()
+            if adds:
+                self._mark_changed(queue)
             left = deadline - time.monotonic()
             if not wait or b'"Messages"' in b"".join(result) or left <= 0:
                 start_response(*captured[0])
                 return result
-            self._wait_for_change(generation, min(left, self.REPOLL_SECONDS))
+            self._wait_for_change(queue, generation, min(left, self.REPOLL_SECONDS))
 
     @staticmethod
     def _long_poll_seconds(environ: dict[str, Any], body: bytes) -> float:
