@@ -69,15 +69,6 @@ class AsyncStack(Stack):
                 "OUTBOX_TABLE_NAME": outbox.table_name,
             },
         )
-        outbox.grant(email.function, "dynamodb:PutItem")
-        for worker in (inventory, email):
-            idempotency.grant(
-                worker.function,
-                "dynamodb:GetItem",
-                "dynamodb:PutItem",
-                "dynamodb:UpdateItem",
-                "dynamodb:DeleteItem",
-            )
         analytics = PythonFunction(
             self,
             "AnalyticsWorker",
@@ -136,8 +127,9 @@ class AsyncStack(Stack):
             },
         )
         jobs.grant_scheduling(signup.function)
-        for worker in (jobs_worker, signup):
+        for worker in (email, jobs_worker, signup):
             outbox.grant(worker.function, "dynamodb:PutItem")
+        for worker in (inventory, email, jobs_worker, signup):
             idempotency.grant(
                 worker.function,
                 "dynamodb:GetItem",
