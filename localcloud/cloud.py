@@ -275,19 +275,14 @@ class LocalCloud:
         """Resources of deployed stacks whose type moto cannot create: listed, never silently ignored."""
         from moto.cloudformation.models import cloudformation_backends
 
-        from localcloud.cfn_types import supported_types
+        from localcloud.cfn_types import is_supported
 
-        supported = supported_types()
         found = []
         with MOTO_LOCK:
             for stack in cloudformation_backends[ACCOUNT][REGION].stacks.values():
                 for logical_id, resource in (stack.template_dict.get("Resources") or {}).items():
                     kind = resource.get("Type", "")
-                    if (
-                        kind not in supported
-                        and kind != "AWS::CDK::Metadata"
-                        and not kind.startswith("Custom::")
-                    ):
+                    if kind != "AWS::CDK::Metadata" and not is_supported(kind):
                         found.append(
                             {"stack": stack.name, "resource": logical_id, "type": resource.get("Type")}
                         )

@@ -37,12 +37,19 @@ _REAL_TYPE = re.compile(r"AWS::\w+::\w+")
 _PLACEHOLDER = "AWS::SERVICE::RESOURCE"
 
 
+_registered: list[bool] = []
+
+
 def register() -> None:
-    """Make moto's CloudFormation see the models above, even if it already built its type map."""
+    """Make moto's CloudFormation see the models above, even if it already built its type map (once:
+    the models are defined at import, so one rebuild of moto's cached map includes them for good)."""
     from moto.cloudformation import parsing
 
+    if _registered:
+        return
     for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
         cached.cache_clear()
+    _registered.append(True)
 
 
 def supported_types() -> frozenset[str]:
