@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from infra.buckets import access_log_bucket, private_bucket
 from infra.delayed_jobs import DelayedJobs
 from infra.fan_out_topic import FanOutTopic
+from infra.long_running_jobs import LongRunningJobs
+from infra.nag import acknowledge_wildcard, arn_of
+from infra.order_saga import OrderSaga
 from infra.packaging import LambdaTarget
 from infra.python_function import LambdaPlatform, PythonFunction
+from infra.request_reply import RequestReply
 from infra.work_queue import WorkQueue
 
 ORDER_CREATED = "order.created"
@@ -143,6 +149,87 @@ class AsyncStack(Stack):
             signup_queue, filter_policy={"type": sns.SubscriptionFilter.string_filter(allowlist=USER_EVENTS)}
         )
 
+        # The order saga: orchestrated charge -> reserve -> confirm, compensated in reverse.
+        payments_table = _table(self, "PaymentsTable", "pk")
+        saga_payments = PythonFunction(
+            self,
+            "OrderPayments",
+            source="order_payments",
+            platform=platform,
+            environment={"PAYMENTS_TABLE_NAME": payments_table.table_name},
+        )
+        payments_table.grant(
+            saga_payments.function, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"
+        )
+        saga_inventory = PythonFunction(
+            self,
+            "OrderInventory",
+            source="order_inventory",
+            platform=platform,
+            environment={"INVENTORY_TABLE_NAME": inventory_table.table_name},
+        )
+        inventory_table.grant(
+            saga_inventory.function,
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:ConditionCheckItem",
+        )
+        saga_notifications = PythonFunction(
+            self,
+            "OrderNotifications",
+            source="order_notifications",
+            platform=platform,
+            environment={"OUTBOX_TABLE_NAME": outbox.table_name},
+        )
+        outbox.grant(saga_notifications.function, "dynamodb:PutItem")
+        saga = OrderSaga(
+            self,
+            "OrderSaga",
+            payments=saga_payments.function,
+            inventory=saga_inventory.function,
+            notifications=saga_notifications.function,
+        )
+
+        # Long-running report exports: chunked, checkpointed, resumed by their workflow.
+        access_logs = access_log_bucket(self, "AccessLogs")
+        export_worker = PythonFunction(
+            self,
+            "ExportWorker",
+            source="export_worker",
+            platform=platform,
+            timeout=Duration.minutes(5),
+            environment={"EXPORT_SOURCE_TABLE_NAME": analytics_table.table_name},
+        )
+        analytics_table.grant(export_worker.function, "dynamodb:Scan")
+        exports = LongRunningJobs(self, "Exports", worker=export_worker.function, access_logs=access_logs)
+
+        # Request-reply: image resizing, called over SQS or from a workflow with a task token.
+        images = private_bucket(self, "Images", access_logs=access_logs, expire_after=Duration.days(7))
+        image_resize = PythonFunction(
+            self,
+            "ImageResize",
+            source="image_resize",
+            platform=platform,
+            timeout=Duration.seconds(60),
+            memory_size=1024,
+            environment={"IMAGES_BUCKET_NAME": images.bucket_name},
+        )
+        image_resize.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[images.arn_for_objects("uploads/*")])
+        )
+        image_resize.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:PutObject"], resources=[images.arn_for_objects("thumbnails/*")])
+        )
+        for prefix in ("uploads", "thumbnails"):
+            acknowledge_wildcard(
+                image_resize.role,
+                f"Resource::{arn_of(images)}/{prefix}/*",
+                "Images are named by their callers at run time; the worker reads uploads/ and writes "
+                "thumbnails/ only.",
+            )
+        resize = RequestReply(self, "ImageResizeRpc", worker=image_resize.function, action="image.resize")
+
         outputs = {
             "OrdersTopicArn": orders.topic.topic_arn,
             "UsersTopicArn": users.topic.topic_arn,
@@ -164,6 +251,16 @@ class AsyncStack(Stack):
             "OutboxTableName": outbox.table_name,
             "AnalyticsTableName": analytics_table.table_name,
             "IdempotencyTableName": idempotency.table_name,
+            "OrderWorkflowArn": saga.workflow.arn,
+            "PaymentsTableName": payments_table.table_name,
+            "ExportWorkflowArn": exports.workflow.arn,
+            "ExportJobsTableName": exports.table.table_name,
+            "ExportBucketName": exports.bucket.bucket_name,
+            "ImagesBucketName": images.bucket_name,
+            "ImageResizeQueueUrl": resize.requests.queue.queue_url,
+            "ImageResizeDeadLetterQueueUrl": resize.requests.dead_letter_queue.queue_url,
+            "ImageResizeReplyQueueUrl": resize.reply_queues["Default"].queue_url,
+            "ImageResizeWorkflowArn": resize.workflow.arn,
         }
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)

@@ -80,7 +80,8 @@ def cmd_up(args: argparse.Namespace) -> int:
                 print(f"  {name:<32} {value}")
             for resource in cloud.unsupported_resources():
                 print(
-                    f"  not honoured locally: {resource['stack']}/{resource['resource']} ({resource['type']})"
+                    f"  not honoured locally: {resource['stack']}/{resource['resource']} ({resource['type']}): "
+                    f"{resource['why']}"
                 )
         print(f"local API key (x-api-key): {cloud.api_key}")
         print(
@@ -112,7 +113,9 @@ def _print_status(status: dict[str, Any]) -> None:
         print(f"state machine {machine}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     print(f"schedules pending: {status['schedules']['pending']}")
     for resource in status["unsupported_resources"]:
-        print(f"not honoured locally: {resource['stack']}/{resource['resource']} ({resource['type']})")
+        print(
+            f"not honoured locally: {resource['stack']}/{resource['resource']} ({resource['type']}): {resource['why']}"
+        )
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -32,6 +32,7 @@ from localcloud.server import (
     MOTO_LOCK,
     REGION,
     LocalCloudError,
+    RequestHook,
     SerializedMotoApp,
     local_client,
     serve_moto,
@@ -275,7 +276,7 @@ class LocalCloud:
         """Resources of deployed stacks whose type moto cannot create: listed, never silently ignored."""
         from moto.cloudformation.models import cloudformation_backends
 
-        from localcloud.cfn_types import is_supported
+        from localcloud.cfn_types import NOT_HONOURED, is_supported
 
         found = []
         with MOTO_LOCK:
@@ -284,8 +285,9 @@ class LocalCloud:
                     kind = resource.get("Type", "")
                     if kind != "AWS::CDK::Metadata" and not is_supported(kind):
                         found.append(
-                            {"stack": stack.name, "resource": logical_id, "type": resource.get("Type")}
-                        )
+                            {"stack": stack.name, "resource": logical_id, "type": kind,
+                             "why": NOT_HONOURED.get(kind, "moto cannot create this type")}
+                        )  # fmt: skip
         return found
 
     def queues(self) -> dict[str, dict[str, Any]]:
@@ -374,6 +376,15 @@ class LocalCloud:
             self.app.api_calls.reset()
             return 200, {}
         return 404, {"message": f"no local cloud endpoint {method} /{path}"}
+
+    @contextmanager
+    def request_hook(self, hook: RequestHook) -> Iterator[None]:
+        """Run ``hook`` on every AWS request inside the block (fault injection: kill, delay, count)."""
+        self.app.request_hooks.append(hook)
+        try:
+            yield
+        finally:
+            self.app.request_hooks.remove(hook)
 
     def wait_until(self, condition: Callable[[], bool], timeout: float, what: str, poll: float = 0.1) -> None:
         """Wait on a condition, never on a fixed sleep; a clear error when it does not hold in time."""

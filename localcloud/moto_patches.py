@@ -55,6 +55,7 @@ def apply(port: int) -> None:
     _depends_on_is_honoured()
     _previous_ssm_parameter_values()
     _state_machines_in_the_executing_backend()
+    _state_machine_settings_from_cloudformation()
     _sns_events_for_lambda()
     _eventbridge_targets()
     _lambda_cloudformation_properties()
@@ -171,6 +172,52 @@ def _state_machines_in_the_executing_backend() -> None:
     from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
     models.stepfunctions_backends = stepfunctions_parser_backends  # type: ignore[assignment]
+
+
+def _state_machine_settings_from_cloudformation() -> None:
+    """moto's CloudFormation creates every state machine as a Standard one without logging or
+    tracing; AWS applies ``StateMachineType``, ``LoggingConfiguration`` and ``TracingConfiguration``."""
+    from moto.stepfunctions.models import StateMachine
+
+    def settings(properties: dict[str, Any]) -> dict[str, Any]:
+        logging_ = properties.get("LoggingConfiguration") or {}
+        return {
+            "type": properties.get("StateMachineType", "STANDARD"),
+            "loggingConfiguration": {
+                "level": logging_.get("Level", "OFF"),
+                "includeExecutionData": bool(logging_.get("IncludeExecutionData", False)),
+                "destinations": [
+                    {"cloudWatchLogsLogGroup": {"logGroupArn": d["CloudWatchLogsLogGroup"]["LogGroupArn"]}}
+                    for d in logging_.get("Destinations", [])
+                    if "CloudWatchLogsLogGroup" in d
+                ],
+            },
+            "tracingConfiguration": {
+                "enabled": bool((properties.get("TracingConfiguration") or {}).get("Enabled"))
+            },
+        }
+
+    def applied(machine: Any, cloudformation_json: dict[str, Any]) -> Any:
+        for name, value in settings(cloudformation_json.get("Properties") or {}).items():
+            setattr(machine, name, value)
+        machine.sm_type = machine.type
+        return machine
+
+    create = StateMachine.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+    update = StateMachine.update_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    def create_from_cloudformation_json(
+        cls: Any, name: str, cloudformation_json: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        return applied(create(cls, name, cloudformation_json, *args, **kwargs), cloudformation_json)
+
+    def update_from_cloudformation_json(
+        cls: Any, original: Any, name: str, cloudformation_json: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        return applied(update(cls, original, name, cloudformation_json, *args, **kwargs), cloudformation_json)
+
+    StateMachine.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)  # type: ignore[assignment,method-assign]
+    StateMachine.update_from_cloudformation_json = classmethod(update_from_cloudformation_json)  # type: ignore[assignment,method-assign]
 
 
 def _sns_events_for_lambda() -> None:

@@ -270,6 +270,7 @@ class LocalFunction:
         self.arn = arn
         self.runtime = runtime
         self.idle: list[ExecutionEnvironment] = []
+        self.running: set[ExecutionEnvironment] = set()
         self.busy = 0
         self.stats = FunctionStats()
         self.condition = threading.Condition()
@@ -338,6 +339,8 @@ class LocalFunction:
                     self.stats.cold_starts += 1
                     self.stats.init_ms.append((time.perf_counter() - started) * 1000)
             started = time.perf_counter()
+            with self.condition:
+                self.running.add(environment)
             try:
                 return environment.invoke(event, request_id)
             except InvocationError as error:
@@ -347,10 +350,20 @@ class LocalFunction:
                 raise
             finally:
                 with self.condition:
+                    self.running.discard(environment)
                     self.stats.invocations += 1
                     self.stats.durations_ms.append((time.perf_counter() - started) * 1000)
         finally:
             self._release(environment)
+
+    def kill_running(self) -> int:
+        """Kill every environment in the middle of an invocation (a crash, for fault injection);
+        those invocations fail with Runtime.ExitError, as when a Lambda process dies. Returns how many."""
+        with self.condition:
+            running = list(self.running)
+        for environment in running:
+            environment.kill()
+        return len(running)
 
     def close(self) -> None:
         with self.condition:

@@ -66,6 +66,8 @@ _ADDS_MESSAGES = ("SendMessage", "ChangeMessageVisibility", "Publish", "PutEvent
 # The local cloud's own endpoints live under this prefix on the AWS endpoint's port.
 CONTROL_PREFIX = "/_localcloud/"
 ControlHandler = Callable[[str, str, bytes], tuple[int, Any]]
+# Called with (service, operation), the WSGI environ and the body before a request is served.
+RequestHook = Callable[[tuple[str, str], dict[str, Any], bytes], None]
 
 
 class ApiCallCounter:
@@ -127,6 +129,8 @@ class SerializedMotoApp:
         self.app = app
         self.api_calls = ApiCallCounter()
         self.control: ControlHandler | None = None
+        # Fault injection (tests, chaos runs): hooks see each request before moto serves it.
+        self.request_hooks: list[RequestHook] = []
         self.changed = threading.Condition()
         # Bumped per queue by SQS operations on it, and for every queue by fan-out (SNS, EventBridge).
         self.generations: Counter[str] = Counter()
@@ -159,6 +163,8 @@ class SerializedMotoApp:
         if path.startswith(CONTROL_PREFIX):
             return self._control(environ, path, body, start_response)
         call = self.api_calls.count(environ, body)
+        for hook in tuple(self.request_hooks):
+            hook(call, environ, body)
         if _INVOCATION_PATH.match(path):
             environ["wsgi.input"] = io.BytesIO(body)
             return list(self.app(environ, start_response))

@@ -3,11 +3,14 @@
 One transaction decrements every line's stock (only where enough is available) and writes
 the reservation (only if none exists for the order). The reservation row makes the effect
 idempotent at the data layer too, below Powertools idempotency: a replay cannot reserve twice.
+Releasing (the order saga's compensation) is the mirror image: one transaction puts the
+reserved quantities back and flips the row to ``released``, only while it is ``reserved``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError
@@ -19,6 +22,7 @@ from shared.observability import logger
 from shared.settings import table_name
 
 ReservationStatus = Literal["reserved", "insufficient_stock", "already_reserved"]
+ReleaseStatus = Literal["released", "nothing_to_release"]
 
 
 @dataclass(frozen=True)
@@ -28,12 +32,27 @@ class Reservation:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class Release:
+    order_id: str
+    status: ReleaseStatus
+    units: int = 0
+
+
 def _stock_key(sku: str) -> dict[str, Any]:
     return {"pk": {"S": f"stock#{sku}"}}
 
 
 def _reservation_key(order_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"reservation#{order_id}"}}
+
+
+def _quantities(order: OrderCreated) -> dict[str, int]:
+    """Units per sku: an order may list the same sku on several lines."""
+    quantities: dict[str, int] = {}
+    for line in order.lines:
+        quantities[line.sku] = quantities.get(line.sku, 0) + line.quantity
+    return quantities
 
 
 class InventoryRepository:
@@ -73,9 +92,7 @@ class InventoryRepository:
         return sum(page["Count"] for page in pages)
 
     def reserve(self, event_id: str, order: OrderCreated) -> Reservation:
-        quantities: dict[str, int] = {}
-        for line in order.lines:
-            quantities[line.sku] = quantities.get(line.sku, 0) + line.quantity
+        quantities = _quantities(order)
         updates = [
             {
                 "Update": {
@@ -96,6 +113,8 @@ class InventoryRepository:
                     "status": {"S": "reserved"},
                     "event_id": {"S": event_id},
                     "units": {"N": str(sum(quantities.values()))},
+                    # what was taken per sku, so a release puts back exactly that
+                    "quantities": {"M": {sku: {"N": str(q)} for sku, q in quantities.items()}},
                 },
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
@@ -108,6 +127,53 @@ class InventoryRepository:
                 raise
             reasons = [r.get("Code", "None") for r in error.response.get("CancellationReasons", [])]
         return self._after_cancellation(event_id, order, sorted(quantities), reasons)
+
+    def release(self, order: OrderCreated) -> Release:
+        """Put a reserved order's stock back, once: anything but a ``reserved`` row is nothing to release."""
+        row = self.reservation(order.order_id)
+        if not row or row["status"]["S"] != "reserved":
+            return Release(order.order_id, "nothing_to_release")
+        # Rows written before ``quantities`` was recorded: the order's lines are what they reserved.
+        quantities = (
+            {sku: int(value["N"]) for sku, value in row["quantities"]["M"].items()}
+            if "quantities" in row
+            else _quantities(order)
+        )
+        updates = [
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": _stock_key(sku),
+                    "UpdateExpression": "ADD available :q",
+                    "ExpressionAttributeValues": {":q": {"N": str(quantity)}},
+                }
+            }
+            for sku, quantity in sorted(quantities.items())
+        ]
+        record = {
+            "Update": {
+                "TableName": self.table,
+                "Key": _reservation_key(order.order_id),
+                "UpdateExpression": "SET #status = :released, released_at = :now",
+                "ConditionExpression": "#status = :reserved",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {
+                    ":released": {"S": "released"},
+                    ":reserved": {"S": "reserved"},
+                    ":now": {"S": datetime.now(UTC).isoformat()},
+                },
+            }
+        }
+        try:
+            self.client.transact_write_items(TransactItems=[*updates, record])
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "TransactionCanceledException":
+                raise
+            reasons = [r.get("Code", "None") for r in error.response.get("CancellationReasons", [])]
+            if reasons and reasons[-1] == "ConditionalCheckFailed":
+                return Release(order.order_id, "nothing_to_release")  # released concurrently
+            raise TransientError(f"inventory release cancelled: {reasons}") from error
+        return Release(order.order_id, "released", sum(quantities.values()))
 
     def _after_cancellation(
         self, event_id: str, order: OrderCreated, skus: list[str], reasons: list[str]

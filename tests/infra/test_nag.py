@@ -117,9 +117,11 @@ def test_acknowledgments_sit_on_the_constructs_they_excuse(synthesized: Synthesi
         for entry in node.node.metadata
         if entry.type == Validations.ACKNOWLEDGED_RULES_METADATA_KEY
     }
-    # Then only the functions' roles (X-Ray needs Resource "*"; the signup worker creates schedules
-    # named at run time), the topics' subscription DLQs and the schedules' DLQ (the SQS3 rule cannot
-    # see a subscription RedrivePolicy or a schedule's DeadLetterConfig) are excused, nothing stack-wide
+    # Then only the functions' and workflows' roles (X-Ray and log delivery need Resource "*"; the
+    # signup worker creates schedules named at run time; workers write objects named at run time;
+    # Lambda tasks may invoke a function's versions), the topics' subscription DLQs, the schedules'
+    # DLQ (the SQS3 rule cannot see a subscription RedrivePolicy or a schedule's DeadLetterConfig),
+    # the RPC reply queue and the access-log bucket are excused, nothing stack-wide
     assert STACK_NAME not in acknowledged
     assert set(acknowledged) == {
         f"{STACK_NAME}/InventoryWorker/Role",
@@ -127,6 +129,16 @@ def test_acknowledgments_sit_on_the_constructs_they_excuse(synthesized: Synthesi
         f"{STACK_NAME}/AnalyticsWorker/Role",
         f"{STACK_NAME}/JobsWorker/Role",
         f"{STACK_NAME}/SignupWorker/Role",
+        f"{STACK_NAME}/OrderPayments/Role",
+        f"{STACK_NAME}/OrderInventory/Role",
+        f"{STACK_NAME}/OrderNotifications/Role",
+        f"{STACK_NAME}/ExportWorker/Role",
+        f"{STACK_NAME}/ImageResize/Role",
+        f"{STACK_NAME}/OrderSaga/Workflow/StateMachine/Role",
+        f"{STACK_NAME}/Exports/Workflow/StateMachine/Role",
+        f"{STACK_NAME}/ImageResizeRpc/Workflow/StateMachine/Role",
+        f"{STACK_NAME}/ImageResizeRpc/DefaultReplies",
+        f"{STACK_NAME}/AccessLogs",
         f"{STACK_NAME}/OrdersTopic/UndeliverableQueue",
         f"{STACK_NAME}/UsersTopic/UndeliverableQueue",
         f"{STACK_NAME}/Jobs/TargetDeadLetterQueue",

@@ -30,7 +30,10 @@ from tests.infra.template_model import resources_of, target
 
 pytestmark = pytest.mark.infra
 
-FUNCTIONS = ("inventory", "email", "analytics", "signup", "jobs")
+FUNCTIONS = (
+    "inventory", "email", "analytics", "signup", "jobs", "order_payments", "order_inventory",
+    "order_notifications", "export_worker", "image_resize",
+)  # fmt: skip
 MAX_FUNCTION_ASSET_BYTES = 200 * 1024
 # Lambda's limit on a function's unzipped code plus all its layers.
 MAX_UNZIPPED_BYTES = 250 * 1024 * 1024

@@ -29,7 +29,9 @@ from tests.infra.template_model import (
 
 pytestmark = pytest.mark.infra
 
-WORKERS = ("inventory", "email", "analytics", "signup", "jobs")
+WORKERS = ("inventory", "email", "analytics", "signup", "jobs", "image_resize")
+# Functions invoked by workflows, not fed by a queue.
+WORKFLOW_STEPS = ("order_payments", "order_inventory", "order_notifications", "export_worker")
 # What infra/stack.py asks of each WorkQueue: batch size, batching window (s), mapping max concurrency.
 MAPPING_SETTINGS = {
     "inventory": (10, 1, 5),
@@ -37,6 +39,8 @@ MAPPING_SETTINGS = {
     "analytics": (100, 5, 5),
     "signup": (10, 1, 5),
     "jobs": (10, 1, 5),
+    # Request-reply: a caller is waiting, so no batching window.
+    "image_resize": (10, 0, 5),
 }
 # The workers fed by a topic (the jobs worker is fed by SQS delays and schedules), and their filters.
 FILTER_POLICIES = {
@@ -48,7 +52,8 @@ FILTER_POLICIES = {
 TOPIC_OUTPUTS = {"inventory": "OrdersTopicArn", "email": "OrdersTopicArn", "analytics": "OrdersTopicArn",
                  "signup": "UsersTopicArn"}  # fmt: skip
 # Beyond its own queue and DLQ, the queue a worker's role may reach: the signup worker schedules jobs.
-EXTRA_QUEUES = {"signup": "JobsQueueUrl"}
+# The image-resize worker answers on the reply queue.
+EXTRA_QUEUES = {"signup": "JobsQueueUrl", "image_resize": "ImageResizeReplyQueueUrl"}
 FOURTEEN_DAYS = 14 * 24 * 3600
 SERVICE_WILDCARD = re.compile(r"^([a-z0-9-]+:)?\*$")
 
@@ -95,9 +100,9 @@ def test_the_stack_has_exactly_its_work_queues(queues: dict[str, WorkQueueView],
 
 def test_every_queue_is_encrypted_and_refuses_plain_http(template_json: Json, template: Template) -> None:
     # Given every SQS queue of the stack (work queues, their DLQs, the topics' undeliverable queues,
-    # the schedules' dead-letter queue)
+    # the schedules' dead-letter queue, the RPC reply queue)
     all_queues = resources_of(template_json, "AWS::SQS::Queue")
-    assert len(all_queues) == 2 * len(WORKERS) + 2 + 1
+    assert len(all_queues) == 2 * len(WORKERS) + 2 + 1 + 1
     for queue_id, queue in all_queues.items():
         # Then it is encrypted at rest with SQS-managed keys
         assert queue.get("SqsManagedSseEnabled") is True, f"{queue_id} is not SSE-SQS encrypted: {queue}"
@@ -348,7 +353,7 @@ def test_every_function_runs_python_3_14_on_arm64_with_tracing_and_the_layer(
 ) -> None:
     # Given every Lambda function of the stack
     functions = resources_of(template_json, "AWS::Lambda::Function")
-    template.resource_count_is("AWS::Lambda::Function", len(WORKERS))
+    template.resource_count_is("AWS::Lambda::Function", len(WORKERS) + len(WORKFLOW_STEPS))
     for function_id, function in functions.items():
         # Then it runs Python 3.14 on Graviton with active X-Ray tracing
         assert function["Runtime"] == "python3.14", function_id
@@ -432,18 +437,23 @@ def test_the_email_function_cannot_touch_the_inventory_table(
     assert inventory_table not in referenced_by["analytics"]
 
 
-@pytest.mark.parametrize("worker", WORKERS)
+@pytest.mark.parametrize("function", WORKERS + WORKFLOW_STEPS)
 def test_a_role_reaches_only_the_tables_its_function_is_configured_with(
-    queues: dict[str, WorkQueueView], template_json: Json, worker: str
+    template_json: Json, function: str
 ) -> None:
-    # Given the tables the worker's environment names
-    view = queues[worker]
+    # Given the tables the function's environment names (the image resizer has none)
+    (props,) = [
+        f for f in resources_of(template_json, "AWS::Lambda::Function").values()
+        if f["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == function
+    ]  # fmt: skip
     tables = set(resources_of(template_json, "AWS::DynamoDB::Table"))
-    configured = {target(value) for value in view.environment.values()} & tables
-    assert configured, f"{worker} is configured with no table"
+    configured = {target(value) for value in props["Environment"]["Variables"].values()} & tables
+    assert configured or function == "image_resize", f"{function} is configured with no table"
     # When the resources its role's statements grant access to are collected
+    role_id = target(props["Role"])
+    assert role_id is not None
     granted = set().union(
-        *(referenced_ids(s.get("Resource")) for s in role_statements(template_json, view.role_id))
+        *(referenced_ids(s.get("Resource")) for s in role_statements(template_json, role_id))
     )
     # Then it is granted exactly those tables, no other
     assert granted & tables == configured
@@ -479,6 +489,6 @@ def test_outputs_name_the_topic_and_every_queue(
     )
     assert type_of(template_json, output_target(template_json, "UsersTopicArn")) == "AWS::SNS::Topic"
     for worker, view in queues.items():
-        prefix = worker.capitalize()
+        prefix = "".join(part.capitalize() for part in worker.split("_"))
         template.has_output(f"{prefix}QueueUrl", {"Value": {"Ref": view.queue_id}})
         template.has_output(f"{prefix}DeadLetterQueueUrl", {"Value": {"Ref": view.dlq_id}})

@@ -1,0 +1,140 @@
+"""Long-running jobs: a worker that works in chunks, driven by a Standard workflow that resumes it.
+
+The worker records progress and a checkpoint in the jobs table after every chunk and returns
+before its own deadline with ``done: false``; the workflow invokes it again until it says
+``done: true``. A crash or a timeout fails only that invocation: the workflow retries it with
+backoff and the next run starts from the checkpoint, so at most one chunk is redone. After the
+last retry the worker marks the job failed with the error, and the execution fails.
+
+Why Step Functions and not a worker that re-queues itself: the retry after a crash starts
+within seconds instead of after an SQS visibility timeout, the whole job has one deadline and
+one history to read, and the job id as execution name makes starting a job twice start it once.
+Standard, not Express: an export may run longer than Express's five minutes.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from infra.buckets import private_bucket
+from infra.nag import acknowledge_wildcard, arn_of
+from infra.order_saga import LAMBDA_TRANSIENT_ERRORS
+from infra.workflow import Workflow
+
+# A run that died (killed environment, out of memory), timed out, or hit a retryable error.
+RUN_FAILURES = (
+    "Runtime.ExitError",
+    "Runtime.Unknown",
+    "Sandbox.Timedout",
+    "States.Timeout",
+    "TransientError",
+)
+
+
+class LongRunningJobs(Construct):
+    """A jobs table, a results bucket, and the workflow that drives ``worker`` until a job is done.
+
+    ``worker`` gets ``EXPORT_JOBS_TABLE_NAME`` and ``EXPORT_BUCKET_NAME`` and read-write access to
+    both (the bucket under ``exports/`` only).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        worker: lambda_.Function,
+        access_logs: s3.Bucket,
+        max_job_duration: Duration = Duration.hours(6),
+        run_retries: int = 5,
+        keep_results: Duration = Duration.days(30),
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.table = dynamodb.Table(
+            self,
+            "Table",
+            partition_key=dynamodb.Attribute(name="job_id", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.bucket = private_bucket(self, "Results", access_logs=access_logs, expire_after=keep_results)
+        # Every write of a run is a conditional UpdateItem that returns the item: nothing else is needed.
+        self.table.grant(worker, "dynamodb:UpdateItem")
+        worker.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                resources=[self.bucket.arn_for_objects("exports/*")],
+            )
+        )
+        acknowledge_wildcard(
+            worker.role or worker,
+            f"Resource::{arn_of(self.bucket)}/exports/*",
+            "Each job writes its own objects under exports/<job id>/; the prefix is as narrow as "
+            "a policy written before the jobs exist can be.",
+        )
+        worker.add_environment("EXPORT_JOBS_TABLE_NAME", self.table.table_name)
+        worker.add_environment("EXPORT_BUCKET_NAME", self.bucket.bucket_name)
+
+        run_timeout = Duration.seconds((worker.timeout or Duration.seconds(3)).to_seconds() + 30)
+        run = tasks.LambdaInvoke(
+            self,
+            "RunChunks",
+            lambda_function=worker,
+            payload=sfn.TaskInput.from_object(
+                {"action": "run", "job_id": sfn.JsonPath.string_at("$.job_id")}
+            ),
+            result_selector={"done.$": "$.Payload.done"},
+            result_path="$.run",
+            task_timeout=sfn.Timeout.duration(run_timeout),
+            retry_on_service_exceptions=False,
+        )
+        run.add_retry(
+            errors=[*RUN_FAILURES, *LAMBDA_TRANSIENT_ERRORS],
+            interval=Duration.seconds(2),
+            backoff_rate=2,
+            max_attempts=run_retries,
+            max_delay=Duration.minutes(1),
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        mark_failed = tasks.LambdaInvoke(
+            self,
+            "MarkFailed",
+            lambda_function=worker,
+            payload=sfn.TaskInput.from_object(
+                {
+                    "action": "fail",
+                    "job_id": sfn.JsonPath.string_at("$.job_id"),
+                    "error": sfn.JsonPath.object_at("$.failure"),
+                }
+            ),
+            result_path=sfn.JsonPath.DISCARD,
+            retry_on_service_exceptions=True,
+        )
+        failed = sfn.Fail(self, "JobFailed", error_path="$.failure.Error", cause_path="$.failure.Cause")
+        mark_failed.next(failed)
+        run.add_catch(mark_failed, errors=["States.ALL"], result_path="$.failure")
+        finished = sfn.Choice(self, "Finished?").when(
+            sfn.Condition.boolean_equals("$.run.done", True), sfn.Succeed(self, "JobSucceeded")
+        )
+        finished.otherwise(run)
+        self.workflow = Workflow(
+            self,
+            "Workflow",
+            definition=run.next(finished),
+            kind=sfn.StateMachineType.STANDARD,
+            reason="Standard: a job may outlive Express's 5 minutes, and the job id (the execution name) "
+            "starts each job once.",
+            timeout=max_job_duration,
+        )
+        self.workflow.acknowledge_invoked(worker)

@@ -1,0 +1,153 @@
+"""The order saga: charge payment -> reserve inventory -> send confirmation, compensated in reverse.
+
+Every step is a Lambda task with a timeout. Transient errors retry with exponential backoff,
+a maximum delay and full jitter; anything else (a business rule, or retries exhausted) is
+caught and runs the compensations of the steps already done, newest first (release inventory,
+then refund), then tells the customer and fails with the original error and cause. When a step
+failed without a business answer (it timed out, its retries ran out), it may have taken effect,
+so its own compensation runs as well.
+
+Standard, not Express: the execution name is the order id, and only Standard workflows refuse a
+second execution of the same name. Charging a card must happen once per order.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from infra.workflow import Workflow
+
+# Lambda's own transient failures, per the Step Functions guidance for Lambda tasks.
+LAMBDA_TRANSIENT_ERRORS = (
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+)
+# What the step functions raise for "try again" (shared.errors.TransientError and its named kinds),
+# plus a step that timed out: every step is idempotent, so running it again is safe.
+STEP_TRANSIENT_ERRORS = ("TransientError", "PaymentProviderUnavailable", "States.Timeout", "Sandbox.Timedout")
+
+
+def step(
+    scope: Construct,
+    construct_id: str,
+    *,
+    function: lambda_.IFunction,
+    action: str,
+    result_path: str | None,
+    timeout: Duration = Duration.seconds(30),
+    retries: int = 3,
+    max_delay: Duration = Duration.seconds(8),
+    extra_payload: dict[str, object] | None = None,
+) -> tasks.LambdaInvoke:
+    """One saga step: ``{"action": action, "order": $.order}`` to ``function``, retried when transient."""
+    task = tasks.LambdaInvoke(
+        scope,
+        construct_id,
+        lambda_function=function,
+        payload=sfn.TaskInput.from_object(
+            {"action": action, "order": sfn.JsonPath.object_at("$.order"), **(extra_payload or {})}
+        ),
+        result_selector={"result": sfn.JsonPath.object_at("$.Payload")},
+        result_path=result_path if result_path is not None else sfn.JsonPath.DISCARD,
+        task_timeout=sfn.Timeout.duration(timeout),
+        retry_on_service_exceptions=False,
+    )
+    task.add_retry(
+        errors=[*STEP_TRANSIENT_ERRORS, *LAMBDA_TRANSIENT_ERRORS],
+        interval=Duration.seconds(1),
+        backoff_rate=2,
+        max_attempts=retries,
+        max_delay=max_delay,
+        jitter_strategy=sfn.JitterType.FULL,
+    )
+    return task
+
+
+class OrderSaga(Construct):
+    """The order workflow over three step functions (payments, inventory, notifications)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        payments: lambda_.IFunction,
+        inventory: lambda_.IFunction,
+        notifications: lambda_.IFunction,
+        timeout: Duration = Duration.minutes(15),
+    ) -> None:
+        super().__init__(scope, construct_id)
+        accept = sfn.Pass(self, "AcceptOrder", parameters={"order": sfn.JsonPath.entire_payload})
+        charge = step(self, "ChargePayment", function=payments, action="charge", result_path="$.payment")
+        reserve = step(
+            self, "ReserveInventory", function=inventory, action="reserve", result_path="$.reservation"
+        )
+        confirm = step(
+            self, "SendConfirmation", function=notifications, action="confirm", result_path="$.confirmation"
+        )
+
+        # Compensations must eventually succeed: more, longer retries; if they still fail, an operator
+        # has to finish the job, and the execution fails with a name that says so.
+        def compensation(construct_id: str, function: lambda_.IFunction, action: str) -> tasks.LambdaInvoke:
+            return step(
+                self,
+                construct_id,
+                function=function,
+                action=action,
+                result_path=None,
+                retries=6,
+                max_delay=Duration.seconds(30),
+            )
+
+        release = compensation("ReleaseInventory", inventory, "release")
+        refund = compensation("RefundPayment", payments, "refund")
+        notify = step(
+            self,
+            "NotifyFailure",
+            function=notifications,
+            action="notify_failure",
+            result_path=None,
+            extra_payload={"failure": sfn.JsonPath.object_at("$.failure")},
+        )
+        failed = sfn.Fail(self, "OrderFailed", error_path="$.failure.Error", cause_path="$.failure.Cause")
+        stuck = sfn.Fail(
+            self,
+            "CompensationFailed",
+            error="CompensationFailed",
+            cause="a compensating step kept failing: finish the refund or release by hand",
+        )
+
+        release.next(refund)
+        refund.next(notify)
+        notify.next(failed)
+        for compensating in (release, refund):
+            compensating.add_catch(stuck, errors=["States.ALL"], result_path="$.compensation_error")
+        # The customer notice is best effort: the order has failed either way.
+        notify.add_catch(failed, errors=["States.ALL"], result_path="$.notification_error")
+
+        # A business error means the step did not happen: compensate the steps before it. Any other
+        # failure (a timeout, retries exhausted) leaves it unknown whether the step took effect, so its
+        # own compensation runs too; refund and release are idempotent and cost nothing when there is
+        # nothing to undo, and a void stops a late charge from going through.
+        charge.add_catch(notify, errors=["PaymentDeclined", "InvalidOrder"], result_path="$.failure")
+        charge.add_catch(refund, errors=["States.ALL"], result_path="$.failure")
+        reserve.add_catch(refund, errors=["OutOfStock", "InvalidOrder"], result_path="$.failure")
+        reserve.add_catch(release, errors=["States.ALL"], result_path="$.failure")
+        confirm.add_catch(release, errors=["States.ALL"], result_path="$.failure")
+
+        definition = accept.next(charge).next(reserve).next(confirm).next(sfn.Succeed(self, "OrderConfirmed"))
+        self.workflow = Workflow(
+            self,
+            "Workflow",
+            definition=definition,
+            kind=sfn.StateMachineType.STANDARD,
+            reason="Standard: one execution per order id (the execution name), so a card is charged once.",
+            timeout=timeout,
+        )
+        self.workflow.acknowledge_invoked(payments, inventory, notifications)
