@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import api_calls, cold_start, consumer_overhead, delayed_jobs, local_cloud
+from bench import api_calls, cold_start, consumer_overhead, delayed_jobs, local_cloud, workflows
 from bench.results import Metric, format_table, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -38,12 +38,17 @@ def _delayed_jobs(quick: bool) -> tuple[list[Metric], list[str]]:
     return delayed_jobs.run(quick=quick)
 
 
+def _workflows(quick: bool) -> tuple[list[Metric], list[str]]:
+    return workflows.run(quick=quick)
+
+
 BENCHMARKS: dict[str, Callable[[bool], tuple[list[Metric], list[str]]]] = {
     consumer_overhead.GROUP: _overhead,
     cold_start.GROUP: _cold_start,
     api_calls.GROUP: _api_calls,
     local_cloud.GROUP: _local_cloud,
     delayed_jobs.GROUP: _delayed_jobs,
+    workflows.GROUP: _workflows,
 }
 
 

@@ -38,9 +38,10 @@ class RequestReply(Construct):
         task_timeout: Duration = Duration.minutes(5),
     ) -> None:
         super().__init__(scope, construct_id)
-        # Requests are answered quickly or not at all: a caller stops waiting after its timeout.
+        # A caller is waiting: no batching window, and one request per invocation so that a slow request
+        # (a large image) delays nobody else's reply; concurrency comes from the mapping's max concurrency.
         self.requests = WorkQueue(
-            self, "Requests", consumer=worker, batch_size=10, max_batching_window=Duration.seconds(0)
+            self, "Requests", consumer=worker, batch_size=1, max_batching_window=Duration.seconds(0)
         )
         self.reply_queues: dict[str, sqs.Queue] = {}
         for client in clients:

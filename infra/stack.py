@@ -218,6 +218,10 @@ class AsyncStack(Stack):
         image_resize.function.add_to_role_policy(
             iam.PolicyStatement(actions=["s3:GetObject"], resources=[images.arn_for_objects("uploads/*")])
         )
+        # Without ListBucket, S3 answers a missing source with AccessDenied instead of NoSuchKey.
+        image_resize.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[images.bucket_arn])
+        )
         image_resize.function.add_to_role_policy(
             iam.PolicyStatement(actions=["s3:PutObject"], resources=[images.arn_for_objects("thumbnails/*")])
         )

@@ -56,6 +56,7 @@ def apply(port: int) -> None:
     _previous_ssm_parameter_values()
     _state_machines_in_the_executing_backend()
     _state_machine_settings_from_cloudformation()
+    _unnamed_executions_get_a_uuid()
     _sns_events_for_lambda()
     _eventbridge_targets()
     _lambda_cloudformation_properties()
@@ -172,6 +173,21 @@ def _state_machines_in_the_executing_backend() -> None:
     from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
     models.stepfunctions_backends = stepfunctions_parser_backends  # type: ignore[assignment]
+
+
+def _unnamed_executions_get_a_uuid() -> None:
+    """StartExecution without a name: AWS names the execution with a UUID; moto's interpreter names
+    it "None", so a second unnamed execution of the same state machine is refused as a duplicate."""
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    original = StepFunctionsParserBackend.start_execution
+
+    def start_execution(
+        self: Any, state_machine_arn: str, name: str | None = None, *args: Any, **kwargs: Any
+    ) -> Any:
+        return original(self, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
+
+    StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
 
 
 def _state_machine_settings_from_cloudformation() -> None:

@@ -177,7 +177,10 @@ class SerializedMotoApp:
             captured: list[Any] = []
             generation = self._generation(queue)
             with MOTO_LOCK:
-                environ["wsgi.input"] = io.BytesIO(self._without_wait(body) if wait else body)
+                served = self._without_wait(body) if wait else body
+                # The rewritten body can be shorter ("20" -> "0"): a stale length makes the read fail.
+                environ["CONTENT_LENGTH"] = str(len(served))
+                environ["wsgi.input"] = io.BytesIO(served)
                 result = list(self.app(environ, lambda *args, into=captured: into.append(args)))
             if adds:
                 self._mark_changed(queue)

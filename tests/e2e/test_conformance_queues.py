@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 import time
 from collections import Counter
 from typing import Any
@@ -233,6 +234,22 @@ def test_disabling_a_mapping_stops_deliveries_and_enabling_it_resumes_them(
 
 def _envelope_of(message: dict[str, Any]) -> dict[str, Any]:
     return dict(json.loads(message["Body"]))
+
+
+def test_a_long_poll_returns_as_soon_as_a_message_arrives(cloud: LocalCloud) -> None:
+    """ReceiveMessage with WaitTimeSeconds=20 waits for a message and returns when one arrives."""
+    sqs = cloud.client("sqs")
+    url = sqs.create_queue(QueueName=new_run("long-poll"))["QueueUrl"]
+    # Given a message sent half a second after a 20-second long poll began
+    timer = threading.Timer(0.5, lambda: sqs.send_message(QueueUrl=url, MessageBody="late"))
+    timer.start()
+    started = time.monotonic()
+    # When the poll returns
+    messages = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=20).get("Messages", [])
+    # Then it carries the message, long before the 20 seconds were up
+    assert [m["Body"] for m in messages] == ["late"]
+    assert time.monotonic() - started < 10
+    timer.join()
 
 
 def test_sns_delivers_raw_filtered_messages_and_enveloped_unfiltered_ones(

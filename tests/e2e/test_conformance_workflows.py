@@ -24,6 +24,9 @@ from botocore.exceptions import ClientError
 
 from localcloud.cloud import LocalCloud
 from localcloud.server import ACCOUNT, REGION
+from tests.e2e.executions import count as _count
+from tests.e2e.executions import finished_execution as _finished_execution
+from tests.e2e.executions import history as _history
 
 pytestmark = pytest.mark.e2e
 
@@ -58,34 +61,6 @@ def _item(cloud: LocalCloud, table: str, pk: str) -> dict[str, Any] | None:
 
 def _number(item: dict[str, Any] | None, name: str) -> int:
     return int(item[name]["N"]) if item and name in item else 0
-
-
-def _finished_execution(cloud: LocalCloud, execution_arn: str) -> dict[str, Any]:
-    sfn = cloud.client("stepfunctions")
-    described: dict[str, Any] = {}
-
-    def finished() -> bool:
-        described.update(sfn.describe_execution(executionArn=execution_arn))
-        return described["status"] != "RUNNING"
-
-    cloud.wait_until(finished, TIMEOUT, f"execution {execution_arn} to finish")
-    return described
-
-
-def _history(cloud: LocalCloud, execution_arn: str) -> list[dict[str, Any]]:
-    sfn = cloud.client("stepfunctions")
-    events: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
-    while True:
-        page = sfn.get_execution_history(**kwargs)
-        events += page["events"]
-        if not page.get("nextToken"):
-            return events
-        kwargs["nextToken"] = page["nextToken"]
-
-
-def _count(events: list[dict[str, Any]], kind: str) -> int:
-    return sum(event["type"] == kind for event in events)
 
 
 class Inbox:
@@ -270,6 +245,35 @@ def test_the_deployed_state_machine_is_visible_to_the_step_functions_api(
     # Then the API knows it and the execution succeeds
     assert described["status"] == "ACTIVE"
     assert _finished_execution(cloud, started["executionArn"])["status"] == "SUCCEEDED"
+
+
+def test_an_unnamed_execution_gets_a_unique_name(
+    cloud: LocalCloud, workflows: dict[str, str], state_machine: str
+) -> None:
+    """StartExecution without a name: Step Functions names each execution with a UUID."""
+    sfn = cloud.client("stepfunctions")
+    payload = json.dumps({"action": "flaky", "id": _unique("unnamed"), "failures": 0})
+    # Given two executions started without a name / Then both start, under different UUID names
+    first = sfn.start_execution(stateMachineArn=state_machine, input=payload)["executionArn"]
+    second = sfn.start_execution(stateMachineArn=state_machine, input=payload)["executionArn"]
+    names = [arn.rsplit(":", 1)[-1] for arn in (first, second)]
+    assert names[0] != names[1] and all(uuid.UUID(name) for name in names)
+    assert {_finished_execution(cloud, arn)["status"] for arn in (first, second)} == {"SUCCEEDED"}
+
+
+def test_a_state_machine_has_the_type_logging_and_tracing_its_template_declares(cloud: LocalCloud) -> None:
+    """AWS::StepFunctions::StateMachine: StateMachineType, LoggingConfiguration and TracingConfiguration."""
+    # Given the order workflow, declared with ALL-level logging to a vendedlogs group and X-Ray tracing
+    described = cloud.client("stepfunctions").describe_state_machine(
+        stateMachineArn=cloud.stack_outputs()["OrderWorkflowArn"]
+    )
+    # Then the deployed state machine has them
+    assert described["type"] == "STANDARD"
+    assert described["tracingConfiguration"] == {"enabled": True}
+    logging = described["loggingConfiguration"]
+    assert logging["level"] == "ALL" and logging["includeExecutionData"] is False
+    (destination,) = logging["destinations"]
+    assert ":log-group:/aws/vendedlogs/states/" in destination["cloudWatchLogsLogGroup"]["logGroupArn"]
 
 
 def test_local_cloud_status_counts_executions_started_through_the_api(

@@ -39,8 +39,8 @@ MAPPING_SETTINGS = {
     "analytics": (100, 5, 5),
     "signup": (10, 1, 5),
     "jobs": (10, 1, 5),
-    # Request-reply: a caller is waiting, so no batching window.
-    "image_resize": (10, 0, 5),
+    # Request-reply: a caller is waiting, so no batching window and one request per invocation.
+    "image_resize": (1, 0, 5),
 }
 # The workers fed by a topic (the jobs worker is fed by SQS delays and schedules), and their filters.
 FILTER_POLICIES = {

@@ -1,0 +1,124 @@
+"""Request-reply on the deployed stack: an RPC round trip to the image-resize worker over SQS, a caller
+that times out (and whose late reply the next call drops), and the Step Functions task-token variant."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+
+from localcloud.cloud import LocalCloud
+from shared.png import decode, encode, gradient
+from shared.rpc import RpcClient, RpcTimeout
+from tests.e2e.executions import finished_execution
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def outputs(cloud: LocalCloud) -> dict[str, str]:
+    return cloud.stack_outputs()
+
+
+@pytest.fixture(scope="module")
+def source_key(cloud: LocalCloud, outputs: dict[str, str]) -> str:
+    """A 320 x 200 PNG uploaded where callers put images to resize."""
+    key = f"uploads/{uuid.uuid4().hex[:8]}.png"
+    cloud.client("s3").put_object(
+        Bucket=outputs["ImagesBucketName"], Key=key, Body=encode(gradient(320, 200))
+    )
+    return key
+
+
+def _client(cloud: LocalCloud, outputs: dict[str, str]) -> RpcClient:
+    return RpcClient(
+        outputs["ImageResizeQueueUrl"], outputs["ImageResizeReplyQueueUrl"], sqs=cloud.client("sqs")
+    )
+
+
+def test_a_call_returns_the_workers_reply(
+    cloud: LocalCloud, outputs: dict[str, str], source_key: str
+) -> None:
+    # Given an uploaded image / When a caller asks for a thumbnail and waits for the reply
+    result = _client(cloud, outputs).call(
+        "image.resize", {"source_key": source_key, "max_width": 64, "max_height": 64}, timeout=30
+    )
+    # Then the reply names a real 64 x 40 PNG the worker wrote
+    assert (result["width"], result["height"]) == (64, 40)
+    body = cloud.client("s3").get_object(Bucket=result["bucket"], Key=result["key"])["Body"].read()
+    image = decode(body)
+    assert (image.width, image.height) == (64, 40)
+
+
+def test_a_caller_that_stops_waiting_gets_rpc_timeout(
+    cloud: LocalCloud, outputs: dict[str, str], source_key: str
+) -> None:
+    # Given a caller that waits less than the worker needs / When it calls / Then RpcTimeout says what timed out
+    with pytest.raises(RpcTimeout, match=r"image\.resize"):
+        _client(cloud, outputs).call(
+            "image.resize", {"source_key": source_key, "max_width": 32, "max_height": 32}, timeout=0.01
+        )
+
+
+def test_a_reply_to_an_abandoned_call_is_dropped_by_the_next_call(
+    cloud: LocalCloud, outputs: dict[str, str], source_key: str
+) -> None:
+    # Given a reply waiting in the reply queue for a call nobody waits for any more
+    sqs = cloud.client("sqs")
+    reply_queue = outputs["ImageResizeReplyQueueUrl"]
+    sqs.send_message(
+        QueueUrl=outputs["ImageResizeQueueUrl"],
+        MessageBody=json.dumps(
+            {"action": "image.resize", "payload": {"source_key": source_key, "max_width": 8, "max_height": 8}}
+        ),
+        MessageAttributes={
+            "reply_to": {"DataType": "String", "StringValue": reply_queue},
+            "correlation_id": {"DataType": "String", "StringValue": "abandoned-call"},
+            "deadline": {"DataType": "Number", "StringValue": str(int((time.time() + 60) * 1000))},
+        },
+    )
+    replies = reply_queue.rsplit("/", 1)[-1]
+    cloud.wait_until(lambda: cloud.queues()[replies]["visible"] >= 1, 30, "the abandoned call's reply")
+    # When the client makes its next call
+    result = _client(cloud, outputs).call(
+        "image.resize", {"source_key": source_key, "max_width": 16, "max_height": 16}, timeout=30
+    )
+    # Then it gets its own reply (16 x 10), not the 8 x 5 one, and the stale reply is gone
+    assert (result["width"], result["height"]) == (16, 10)
+    assert cloud.queues()[replies]["visible"] == 0
+
+
+def test_the_task_token_variant_ends_the_task_with_the_workers_result(
+    cloud: LocalCloud, outputs: dict[str, str], source_key: str
+) -> None:
+    sfn = cloud.client("stepfunctions")
+    heartbeats = cloud.app.api_calls.snapshot().get("states", {}).get("SendTaskHeartbeat", 0)
+    # Given the workflow that sends the request with its task token
+    started = sfn.start_execution(
+        stateMachineArn=outputs["ImageResizeWorkflowArn"],
+        input=json.dumps({"source_key": source_key, "max_width": 100, "max_height": 100}),
+    )
+    # When the worker has answered
+    execution = finished_execution(cloud, started["executionArn"])
+    # Then the task succeeded with the worker's result (SendTaskSuccess), after heartbeats
+    assert execution["status"] == "SUCCEEDED", execution
+    result = json.loads(execution["output"])["result"]
+    assert (result["width"], result["height"]) == (100, 63)
+    assert cloud.app.api_calls.snapshot()["states"]["SendTaskHeartbeat"] > heartbeats
+
+
+def test_the_task_token_variant_fails_the_task_with_the_workers_error(
+    cloud: LocalCloud, outputs: dict[str, str]
+) -> None:
+    sfn = cloud.client("stepfunctions")
+    # Given a request for an image that does not exist
+    started = sfn.start_execution(
+        stateMachineArn=outputs["ImageResizeWorkflowArn"],
+        input=json.dumps({"source_key": "uploads/missing.png", "max_width": 10, "max_height": 10}),
+    )
+    # When the worker has answered / Then the task failed with its error (SendTaskFailure)
+    execution = finished_execution(cloud, started["executionArn"])
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "SourceNotFound"
