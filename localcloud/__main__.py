@@ -19,6 +19,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from localcloud.server import LocalCloudError, local_client
+from shared.workflows import execution_name
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:4566"
 
@@ -140,8 +141,9 @@ def cmd_send(args: argparse.Namespace) -> int:
             TopicArn=target, Message=body, MessageAttributes=attributes
         )
     elif target.startswith("arn:aws:states"):
+        named = {"name": execution_name(args.name)} if args.name else {}
         result = local_client("stepfunctions", args.endpoint).start_execution(
-            stateMachineArn=target, input=body
+            stateMachineArn=target, input=body, **named
         )
     elif target.startswith("arn:aws:lambda"):
         result = local_client("lambda", args.endpoint).invoke(
@@ -246,6 +248,11 @@ def parser() -> argparse.ArgumentParser:
     )
     send.add_argument("target", help="a stack output name, e.g. OrdersTopicArn")
     send.add_argument("file", help="a JSON file, e.g. events/order-created.json")
+    send.add_argument(
+        "--name",
+        help="state machines: the execution name (a second execution of the same name is refused), "
+        "e.g. the order id",
+    )
     invoke = command("invoke", cmd_invoke, "invoke a deployed function synchronously with an event file")
     invoke.add_argument("function", help="a function name or a unique part of it, e.g. Inventory")
     invoke.add_argument("file", help="an event file, e.g. events/sqs-order-batch.json")

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from localcloud.__main__ import main as localcloud_cli
 from localcloud.cloud import LocalCloud
 from shared.workflows import start_once
 from tests.e2e.executions import finished_execution, history, states_entered
@@ -19,6 +21,7 @@ pytestmark = pytest.mark.e2e
 SKU = "SKU-SAGA-MUG"
 SOLD_OUT = "SKU-SAGA-SOLD-OUT"
 STOCK = 1000
+SAMPLE = Path(__file__).resolve().parents[2] / "events" / "order-saga-happy.json"
 
 
 @pytest.fixture(scope="module")
@@ -199,3 +202,33 @@ def test_a_payment_provider_that_stays_down_fails_the_order_after_the_retries(
     assert entered == ["AcceptOrder", "ChargePayment", "RefundPayment", "NotifyFailure", "OrderFailed"]
     payment = _payment(cloud, outputs, order["order_id"])
     assert payment is not None and payment["status"]["S"] == "voided"
+
+
+def test_the_cli_starts_the_sample_order_once_by_its_name(
+    cloud: LocalCloud, outputs: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the happy-path sample and stock for its lines
+    order = json.loads(SAMPLE.read_text())
+    for line in order["lines"]:
+        cloud.client("dynamodb").put_item(
+            TableName=outputs["InventoryTableName"],
+            Item={"pk": {"S": f"stock#{line['sku']}"}, "available": {"N": "100"}},
+        )
+    command = [
+        "send",
+        "OrderWorkflowArn",
+        str(SAMPLE),
+        "--name",
+        order["order_id"],
+        "--endpoint",
+        cloud.endpoint,
+    ]
+    # When it is sent with `localcloud send --name <order id>`
+    assert localcloud_cli(command) == 0
+    started = json.loads(capsys.readouterr().out)
+    # Then the execution is named after the order and succeeds
+    assert started["executionArn"].endswith(f":{order['order_id']}")
+    assert finished_execution(cloud, started["executionArn"])["status"] == "SUCCEEDED"
+    # And sending it again is refused with one line, exit 2
+    assert localcloud_cli(command) == 2
+    assert "ExecutionAlreadyExists" in capsys.readouterr().err
