@@ -203,68 +203,84 @@ class EventConsumer:
         return self.sqs or aws.client("sqs")
 
     def _dead_letter(self, record: SQSRecord, error: NonRetryableError, settings: ConsumerSettings) -> None:
-        """Send the record to the DLQ with why; if that fails the record fails and is retried."""
-        attributes: dict[str, dict[str, str]] = {
-            "error-type": {"DataType": "String", "StringValue": error.error_type},
-            "error-message": {
-                "DataType": "String",
-                "StringValue": (str(error) or "-")[:_ERROR_MESSAGE_LIMIT],
-            },
-            "failed-at": {"DataType": "String", "StringValue": datetime.now(UTC).isoformat()},
-            "source-queue-arn": {"DataType": "String", "StringValue": record.event_source_arn or "-"},
-            "original-message-id": {"DataType": "String", "StringValue": record.message_id},
-        }
-        for name, value in (record.raw_event.get("messageAttributes") or {}).items():
-            if len(attributes) >= SQS_MAX_ATTRIBUTES:
-                break
-            if value.get("stringValue") is not None and name not in attributes:
-                attributes[name] = {
-                    "DataType": value.get("dataType", "String"),
-                    "StringValue": value["stringValue"],
-                }
-        params: dict[str, Any] = {
-            "QueueUrl": settings.dead_letter_queue_url,
-            "MessageBody": record.body or "-",
-            "MessageAttributes": attributes,
-        }
-        if self.fifo:
-            params["MessageGroupId"] = record.attributes.message_group_id or "dead-letter"
-            params["MessageDeduplicationId"] = record.message_id
-        self._sqs.send_message(**params)
-        logger.warning(
-            "record dead-lettered",
-            extra={"message_id": record.message_id, "error_type": error.error_type, "reason": str(error)},
-        )
-        metrics.add_metric(name="RecordsDeadLettered", unit=MetricUnit.Count, value=1)
+        dead_letter(self._sqs, record, error, settings, fifo=self.fifo)
 
     def _back_off(self, record: SQSRecord, error: Exception, settings: ConsumerSettings) -> None:
-        """Delay this message's next delivery; best effort, the visibility timeout is the fallback."""
         receive_count = int(record.attributes.approximate_receive_count or 1)
         delay = backoff_seconds(
             receive_count, base=settings.backoff_base_seconds, cap=settings.backoff_max_seconds
         )
-        logger.warning(
-            "record failed, will retry",
-            extra={"message_id": record.message_id, "error": repr(error), "receive_count": receive_count,
-                   "retry_in_seconds": delay},
-        )  # fmt: skip
-        metrics.add_metric(name="RecordsRetried", unit=MetricUnit.Count, value=1)
-        try:
-            self._sqs.change_message_visibility(
-                QueueUrl=settings.queue_url, ReceiptHandle=record.receipt_handle, VisibilityTimeout=delay
-            )
-        except Exception:  # the retry still happens after the queue's visibility timeout
-            logger.exception("could not set the retry delay", extra={"message_id": record.message_id})
+        retry_later(self._sqs, record, error, settings, delay)
 
     def _release(self, records: Sequence[SQSRecord], settings: ConsumerSettings) -> None:
-        """Make records we never touched visible again now, instead of after the visibility timeout."""
-        metrics.add_metric(name="RecordsReleasedAtDeadline", unit=MetricUnit.Count, value=len(records))
-        for start in range(0, len(records), 10):
-            entries = [
-                {"Id": str(i), "ReceiptHandle": record.receipt_handle, "VisibilityTimeout": 0}
-                for i, record in enumerate(records[start : start + 10])
-            ]
-            try:
-                self._sqs.change_message_visibility_batch(QueueUrl=settings.queue_url, Entries=entries)
-            except Exception:
-                logger.exception("could not release records at the deadline")
+        release(self._sqs, records, settings)
+
+
+# -- failure handling, shared with other SQS workers (shared.rpc) ----------------------------
+
+
+def dead_letter(
+    sqs: Any, record: SQSRecord, error: NonRetryableError, settings: ConsumerSettings, *, fifo: bool = False
+) -> None:
+    """Send the record to the DLQ with why; if that fails the record fails and is retried."""
+    attributes: dict[str, dict[str, str]] = {
+        "error-type": {"DataType": "String", "StringValue": error.error_type},
+        "error-message": {"DataType": "String", "StringValue": (str(error) or "-")[:_ERROR_MESSAGE_LIMIT]},
+        "failed-at": {"DataType": "String", "StringValue": datetime.now(UTC).isoformat()},
+        "source-queue-arn": {"DataType": "String", "StringValue": record.event_source_arn or "-"},
+        "original-message-id": {"DataType": "String", "StringValue": record.message_id},
+    }
+    for name, value in (record.raw_event.get("messageAttributes") or {}).items():
+        if len(attributes) >= SQS_MAX_ATTRIBUTES:
+            break
+        if value.get("stringValue") is not None and name not in attributes:
+            attributes[name] = {
+                "DataType": value.get("dataType", "String"),
+                "StringValue": value["stringValue"],
+            }
+    params: dict[str, Any] = {
+        "QueueUrl": settings.dead_letter_queue_url,
+        "MessageBody": record.body or "-",
+        "MessageAttributes": attributes,
+    }
+    if fifo:
+        params["MessageGroupId"] = record.attributes.message_group_id or "dead-letter"
+        params["MessageDeduplicationId"] = record.message_id
+    sqs.send_message(**params)
+    logger.warning(
+        "record dead-lettered",
+        extra={"message_id": record.message_id, "error_type": error.error_type, "reason": str(error)},
+    )
+    metrics.add_metric(name="RecordsDeadLettered", unit=MetricUnit.Count, value=1)
+
+
+def retry_later(
+    sqs: Any, record: SQSRecord, error: Exception, settings: ConsumerSettings, delay: int
+) -> None:
+    """Delay the message's next delivery by ``delay`` s; best effort, the visibility timeout is the fallback."""
+    logger.warning(
+        "record failed, will retry",
+        extra={"message_id": record.message_id, "error": repr(error),
+               "receive_count": record.attributes.approximate_receive_count, "retry_in_seconds": delay},
+    )  # fmt: skip
+    metrics.add_metric(name="RecordsRetried", unit=MetricUnit.Count, value=1)
+    try:
+        sqs.change_message_visibility(
+            QueueUrl=settings.queue_url, ReceiptHandle=record.receipt_handle, VisibilityTimeout=delay
+        )
+    except Exception:  # the retry still happens after the queue's visibility timeout
+        logger.exception("could not set the retry delay", extra={"message_id": record.message_id})
+
+
+def release(sqs: Any, records: Sequence[SQSRecord], settings: ConsumerSettings) -> None:
+    """Make records never started visible again now, instead of after the visibility timeout."""
+    metrics.add_metric(name="RecordsReleasedAtDeadline", unit=MetricUnit.Count, value=len(records))
+    for start in range(0, len(records), 10):
+        entries = [
+            {"Id": str(i), "ReceiptHandle": record.receipt_handle, "VisibilityTimeout": 0}
+            for i, record in enumerate(records[start : start + 10])
+        ]
+        try:
+            sqs.change_message_visibility_batch(QueueUrl=settings.queue_url, Entries=entries)
+        except Exception:
+            logger.exception("could not release records at the deadline")

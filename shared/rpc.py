@@ -31,7 +31,6 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -43,7 +42,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared import aws
-from shared.consumer import SQS_MAX_ATTRIBUTES, backoff_seconds
+from shared.consumer import backoff_seconds, dead_letter, release, retry_later
 from shared.errors import DeadlineReachedError, MalformedJsonError, NonRetryableError, SchemaInvalidError
 from shared.observability import logger, metrics
 from shared.settings import ConsumerSettings, consumer_settings
@@ -92,7 +91,6 @@ _LONG_POLL_CONFIG = Config(
 )
 
 _ERROR_MESSAGE_LIMIT = 4096
-_DLQ_MESSAGE_LIMIT = 1024
 _SFN_ERROR_LIMIT = 256  # SendTaskFailure limits
 _SFN_CAUSE_LIMIT = 32_768
 _TASK_GONE_CODES = frozenset({"TaskTimedOut", "TaskDoesNotExist"})
@@ -540,7 +538,7 @@ class RpcServer:
                 metrics.add_metric(name="RpcRequestsDropped", unit=MetricUnit.Count, value=1)
                 return {"dropped": "TaskGone"}
             except NonRetryableError as error:  # cannot be answered: ActionErrors were answered in _serve
-                self._dead_letter(record, error, settings)
+                dead_letter(self._sqs, record, error, settings)
                 return {"dead_lettered": error.error_type}
             except Exception as error:
                 self._back_off(record, error, settings)
@@ -552,7 +550,7 @@ class RpcServer:
             event=dict(event), record_handler=record_handler, processor=processor, context=context
         )
         if untouched:
-            self._release(untouched, settings)
+            release(self._sqs, untouched, settings)
         return dict(response)
 
     def _serve(self, record: SQSRecord, allowed: frozenset[str]) -> Mapping[str, Any]:
@@ -596,36 +594,8 @@ class RpcServer:
     def _sqs(self) -> Any:
         return self.sqs or aws.client("sqs")
 
-    def _dead_letter(self, record: SQSRecord, error: NonRetryableError, settings: ConsumerSettings) -> None:
-        """Send the record to the DLQ with why (the attributes of ``shared.consumer``'s dead letters)."""
-        attributes: dict[str, dict[str, str]] = {
-            "error-type": {"DataType": "String", "StringValue": error.error_type},
-            "error-message": {"DataType": "String", "StringValue": (str(error) or "-")[:_DLQ_MESSAGE_LIMIT]},
-            "failed-at": {"DataType": "String", "StringValue": datetime.now(UTC).isoformat()},
-            "source-queue-arn": {"DataType": "String", "StringValue": record.event_source_arn or "-"},
-            "original-message-id": {"DataType": "String", "StringValue": record.message_id},
-        }
-        for name, value in (record.raw_event.get("messageAttributes") or {}).items():
-            if len(attributes) >= SQS_MAX_ATTRIBUTES:
-                break
-            if value.get("stringValue") is not None and name not in attributes:
-                attributes[name] = {
-                    "DataType": value.get("dataType", "String"),
-                    "StringValue": value["stringValue"],
-                }
-        self._sqs.send_message(
-            QueueUrl=settings.dead_letter_queue_url,
-            MessageBody=record.body or "-",
-            MessageAttributes=attributes,
-        )
-        logger.warning(
-            "request dead-lettered",
-            extra={"message_id": record.message_id, "error_type": error.error_type, "reason": str(error)},
-        )
-        metrics.add_metric(name="RecordsDeadLettered", unit=MetricUnit.Count, value=1)
-
     def _back_off(self, record: SQSRecord, error: Exception, settings: ConsumerSettings) -> None:
-        """Retry after a jittered backoff, but no later than the caller's deadline; best effort."""
+        """Retry after a jittered backoff, but no later than the caller's deadline."""
         receive_count = int(record.attributes.approximate_receive_count or 1)
         delay = backoff_seconds(
             receive_count, base=settings.backoff_base_seconds, cap=settings.backoff_max_seconds
@@ -633,28 +603,4 @@ class RpcServer:
         deadline, _ = _deadline(record)
         if deadline is not None:  # past it, the retry only drops the request: let that happen soon
             delay = min(delay, max(0, math.ceil(deadline / 1000 - self.clock())))
-        logger.warning(
-            "request failed, will retry",
-            extra={"message_id": record.message_id, "error": repr(error), "receive_count": receive_count,
-                   "retry_in_seconds": delay},
-        )  # fmt: skip
-        metrics.add_metric(name="RecordsRetried", unit=MetricUnit.Count, value=1)
-        try:
-            self._sqs.change_message_visibility(
-                QueueUrl=settings.queue_url, ReceiptHandle=record.receipt_handle, VisibilityTimeout=delay
-            )
-        except Exception:  # the retry still happens after the queue's visibility timeout
-            logger.exception("could not set the retry delay", extra={"message_id": record.message_id})
-
-    def _release(self, records: list[SQSRecord], settings: ConsumerSettings) -> None:
-        """Make records never started visible again now, not after the visibility timeout."""
-        metrics.add_metric(name="RecordsReleasedAtDeadline", unit=MetricUnit.Count, value=len(records))
-        for start in range(0, len(records), 10):
-            entries = [
-                {"Id": str(i), "ReceiptHandle": record.receipt_handle, "VisibilityTimeout": 0}
-                for i, record in enumerate(records[start : start + 10])
-            ]
-            try:
-                self._sqs.change_message_visibility_batch(QueueUrl=settings.queue_url, Entries=entries)
-            except Exception:
-                logger.exception("could not release records at the deadline")
+        retry_later(self._sqs, record, error, settings, delay)

@@ -56,8 +56,11 @@ def _jobs(cloud: LocalCloud, outputs: dict[str, str]) -> ExportJobs:
     return ExportJobs(outputs["ExportJobsTableName"], client=cloud.client("dynamodb"))
 
 
-def _start(cloud: LocalCloud, outputs: dict[str, str]) -> str:
-    job_id = f"exp-e2e-{uuid.uuid4().hex[:12]}"
+def _new_job_id() -> str:
+    return f"exp-e2e-{uuid.uuid4().hex[:12]}"
+
+
+def _start(cloud: LocalCloud, outputs: dict[str, str], job_id: str) -> str:
     start_export(
         job_id,
         ExportRequest(chunk_size=CHUNK),
@@ -113,7 +116,7 @@ def test_an_export_reports_progress_and_ends_with_the_report_in_s3(
     # Given the analytics table with at least ROWS rows
     expected = sorted(_table_ids(cloud, outputs))
     # When an export is started and watched
-    job_id = _start(cloud, outputs)
+    job_id = _start(cloud, outputs, _new_job_id())
     seen_percent: list[float] = []
 
     def done() -> bool:
@@ -148,7 +151,7 @@ def test_a_worker_killed_mid_chunk_resumes_from_its_checkpoint(
     expected = sorted(_table_ids(cloud, outputs))
     worker = cloud.runtime.function(_export_worker(cloud))
     killed: list[int] = []
-    job_id = f"exp-e2e-{uuid.uuid4().hex[:12]}"
+    job_id = _new_job_id()
 
     def crash(call: tuple[str, str], environ: dict[str, Any], body: bytes) -> None:
         if (
@@ -160,13 +163,7 @@ def test_a_worker_killed_mid_chunk_resumes_from_its_checkpoint(
 
     # When the export runs
     with cloud.request_hook(crash):
-        start_export(
-            job_id,
-            ExportRequest(chunk_size=CHUNK),
-            state_machine_arn=outputs["ExportWorkflowArn"],
-            jobs=_jobs(cloud, outputs),
-            sfn_client=cloud.client("stepfunctions"),
-        )
+        _start(cloud, outputs, job_id)
         execution = finished_execution(cloud, _execution_arn(outputs, job_id), TIMEOUT)
     # Then the worker was killed once, Step Functions retried the run, and the job still succeeded
     assert killed == [1]
