@@ -213,9 +213,10 @@ def test_disabling_a_mapping_stops_deliveries_and_enabling_it_resumes_them(
         )
         cloud.wait_until(lambda: queue_depth(cloud, url)[0] == len(ids), 30, "the messages to become visible")
 
-        # Then they stay in the queue, undelivered
+        # Then they stay in the queue, undelivered (a receive already under way when the mapping was
+        # disabled may hold them for an instant, and hands them back at once without an invocation)
         holds_for(
-            lambda: queue_depth(cloud, url) == (len(ids), 0) and not probe.records(run),
+            lambda: sum(queue_depth(cloud, url)) == len(ids) and not probe.records(run),
             3.0,
             "the messages waiting in the queue",
         )
