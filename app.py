@@ -8,11 +8,14 @@ import os
 from aws_cdk import Acknowledgment, App, Aspects, Environment, Validations
 from cdk_nag import AwsSolutionsChecks
 
+from infra.job_api import ApiAuth
 from infra.packaging import LambdaTarget, default_target, host_target
 from infra.rules import QueueConsumerRules
 from infra.stack import AsyncStack
 
 LOCAL_CLOUD_CONTEXT = "asyncstack:localCloud"
+# "api_key" (default) or "iam": how the job API authorises callers.
+API_AUTH_CONTEXT = "asyncstack:apiAuth"
 
 
 def build_app(context: dict[str, str] | None = None, outdir: str | None = None) -> App:
@@ -28,8 +31,11 @@ def build_app(context: dict[str, str] | None = None, outdir: str | None = None) 
         account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")
     )
     stack = AsyncStack(
-        app, "AsyncStack", target=target, env=env, description="asyncstack: serverless event processing"
-    )
+        app, "AsyncStack", target=target, env=env, description="asyncstack: serverless event processing",
+        api_auth=ApiAuth(str(app.node.try_get_context(API_AUTH_CONTEXT) or ApiAuth.API_KEY.value)),
+        # Only locally may webhook callbacks be plain HTTP to loopback (the local receivers).
+        allow_insecure_callbacks=local_cloud,
+    )  # fmt: skip
     if local_cloud:
         Validations.of(stack).acknowledge(
             Acknowledgment(

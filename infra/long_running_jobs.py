@@ -119,7 +119,15 @@ class LongRunningJobs(Construct):
                 }
             ),
             result_path=sfn.JsonPath.DISCARD,
-            retry_on_service_exceptions=True,
+            retry_on_service_exceptions=False,
+        )
+        # Marking the job failed (and queueing its webhook) must not be lost to a passing error.
+        mark_failed.add_retry(
+            errors=["TransientError", *LAMBDA_TRANSIENT_ERRORS],
+            interval=Duration.seconds(2),
+            backoff_rate=2,
+            max_attempts=5,
+            jitter_strategy=sfn.JitterType.FULL,
         )
         failed = sfn.Fail(self, "JobFailed", error_path="$.failure.Error", cause_path="$.failure.Cause")
         mark_failed.next(failed)

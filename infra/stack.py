@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -11,12 +13,14 @@ from constructs import Construct
 from infra.buckets import access_log_bucket, private_bucket
 from infra.delayed_jobs import DelayedJobs
 from infra.fan_out_topic import FanOutTopic
+from infra.job_api import ApiAuth, JobApi
 from infra.long_running_jobs import LongRunningJobs
 from infra.nag import acknowledge_wildcard, arn_of
 from infra.order_saga import OrderSaga
 from infra.packaging import LambdaTarget
 from infra.python_function import LambdaPlatform, PythonFunction
 from infra.request_reply import RequestReply
+from infra.webhooks import WebhookDelivery
 from infra.work_queue import WorkQueue
 
 ORDER_CREATED = "order.created"
@@ -41,201 +45,126 @@ def _table(scope: Construct, construct_id: str, key: str, *, ttl: str | None = N
 
 
 class AsyncStack(Stack):
-    """The order-events pipeline: ``order.created`` fans out to inventory, email and analytics."""
+    """Every pattern of the stack, each composed in one method below; outputs name every entry point."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, target: LambdaTarget, **kwargs: object
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        target: LambdaTarget,
+        api_auth: ApiAuth = ApiAuth.API_KEY,
+        allow_insecure_callbacks: bool = False,
+        **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
-        platform = LambdaPlatform.create(self, target=target)
+        self.platform = LambdaPlatform.create(self, target=target)
+        self.outputs: dict[str, str] = {}
+        self.idempotency = _table(self, "IdempotencyTable", "id", ttl="expiration")
+        self.inventory_table = _table(self, "InventoryTable", "pk")
+        self.outbox = _table(self, "OutboxTable", "message_id")
+        self.analytics_table = _table(self, "AnalyticsTable", "event_id")
 
-        idempotency = _table(self, "IdempotencyTable", "id", ttl="expiration")
-        inventory_table = _table(self, "InventoryTable", "pk")
-        outbox = _table(self, "OutboxTable", "message_id")
-        analytics_table = _table(self, "AnalyticsTable", "event_id")
+        self._order_pipeline()
+        self._signups()
+        self._order_saga()
+        self.access_logs = access_log_bucket(self, "AccessLogs")
+        self._exports()
+        self._request_reply()
+        self._job_api(api_auth)
+        if allow_insecure_callbacks:  # the local cloud's receivers listen on http://127.0.0.1
+            for function in (self.api, self.export_worker, self.webhook_worker):
+                function.function.add_environment("WEBHOOK_ALLOW_INSECURE", "true")
+        self.outputs |= {
+            "InventoryTableName": self.inventory_table.table_name,
+            "OutboxTableName": self.outbox.table_name,
+            "AnalyticsTableName": self.analytics_table.table_name,
+            "IdempotencyTableName": self.idempotency.table_name,
+        }
+        for name, value in self.outputs.items():
+            CfnOutput(self, name, value=value)
 
-        inventory = PythonFunction(
-            self,
-            "InventoryWorker",
-            source="inventory",
-            platform=platform,
-            environment={
-                "IDEMPOTENCY_TABLE_NAME": idempotency.table_name,
-                "INVENTORY_TABLE_NAME": inventory_table.table_name,
-            },
-        )
-        inventory_table.grant(inventory.function, "dynamodb:UpdateItem", "dynamodb:PutItem")
-        email = PythonFunction(
-            self,
-            "EmailWorker",
-            source="email",
-            platform=platform,
-            environment={
-                "IDEMPOTENCY_TABLE_NAME": idempotency.table_name,
-                "OUTBOX_TABLE_NAME": outbox.table_name,
-            },
-        )
-        analytics = PythonFunction(
-            self,
-            "AnalyticsWorker",
-            source="analytics",
-            platform=platform,
-            environment={"ANALYTICS_TABLE_NAME": analytics_table.table_name},
-        )
-        analytics_table.grant(analytics.function, "dynamodb:BatchWriteItem")
+    def _function(self, construct_id: str, source: str, **kwargs: Any) -> PythonFunction:
+        return PythonFunction(self, construct_id, source=source, platform=self.platform, **kwargs)
 
-        inventory_queue = WorkQueue(self, "InventoryQueue", consumer=inventory.function)
-        email_queue = WorkQueue(self, "EmailQueue", consumer=email.function, max_concurrency=2)
-        # Fire-and-forget tracking: bigger batches and a longer window mean fewer, fuller bulk writes.
-        analytics_queue = WorkQueue(
-            self,
-            "AnalyticsQueue",
-            consumer=analytics.function,
-            batch_size=100,
-            max_batching_window=Duration.seconds(5),
-        )
-
-        orders = FanOutTopic(self, "OrdersTopic")
-        orders.subscribe(
-            inventory_queue,
-            filter_policy={"type": sns.SubscriptionFilter.string_filter(allowlist=[ORDER_CREATED])},
-        )
-        orders.subscribe(
-            email_queue,
-            filter_policy={"type": sns.SubscriptionFilter.string_filter(allowlist=[ORDER_CREATED])},
-        )
-        orders.subscribe(
-            analytics_queue,
-            filter_policy={"type": sns.SubscriptionFilter.string_filter(match_prefixes=["order."])},
-        )
-
-        # Signups: a welcome email now, follow-ups as delayed jobs, a daily summary as a recurring one.
-        jobs_worker = PythonFunction(
-            self,
-            "JobsWorker",
-            source="jobs",
-            platform=platform,
-            environment={
-                "IDEMPOTENCY_TABLE_NAME": idempotency.table_name,
-                "OUTBOX_TABLE_NAME": outbox.table_name,
-            },
-        )
-        jobs = DelayedJobs(self, "Jobs", worker=jobs_worker.function, job_types=JOB_TYPES)
-        jobs.add_recurring("DailySummary", job_type="job.daily_summary", expression="cron(0 6 * * ? *)")
-        signup = PythonFunction(
-            self,
-            "SignupWorker",
-            source="signup",
-            platform=platform,
-            environment={
-                "IDEMPOTENCY_TABLE_NAME": idempotency.table_name,
-                "OUTBOX_TABLE_NAME": outbox.table_name,
-            },
-        )
-        jobs.grant_scheduling(signup.function)
-        for worker in (email, jobs_worker, signup):
-            outbox.grant(worker.function, "dynamodb:PutItem")
-        for worker in (inventory, email, jobs_worker, signup):
-            idempotency.grant(
+    def _idempotent(self, *workers: PythonFunction) -> None:
+        for worker in workers:
+            self.idempotency.grant(
                 worker.function,
                 "dynamodb:GetItem",
                 "dynamodb:PutItem",
                 "dynamodb:UpdateItem",
                 "dynamodb:DeleteItem",
             )
+
+    def _order_pipeline(self) -> None:
+        """Pub/sub: ``order.created`` fans out to inventory, email and analytics."""
+        inventory = self._function(
+            "InventoryWorker", "inventory",
+            environment={"IDEMPOTENCY_TABLE_NAME": self.idempotency.table_name,
+                         "INVENTORY_TABLE_NAME": self.inventory_table.table_name},
+        )  # fmt: skip
+        self.inventory_table.grant(inventory.function, "dynamodb:UpdateItem", "dynamodb:PutItem")
+        email = self._function(
+            "EmailWorker", "email",
+            environment={"IDEMPOTENCY_TABLE_NAME": self.idempotency.table_name,
+                         "OUTBOX_TABLE_NAME": self.outbox.table_name},
+        )  # fmt: skip
+        analytics = self._function(
+            "AnalyticsWorker",
+            "analytics",
+            environment={"ANALYTICS_TABLE_NAME": self.analytics_table.table_name},
+        )
+        self.analytics_table.grant(analytics.function, "dynamodb:BatchWriteItem")
+        self.outbox.grant(email.function, "dynamodb:PutItem")
+        self._idempotent(inventory, email)
+
+        inventory_queue = WorkQueue(self, "InventoryQueue", consumer=inventory.function)
+        email_queue = WorkQueue(self, "EmailQueue", consumer=email.function, max_concurrency=2)
+        # Fire-and-forget tracking: bigger batches and a longer window mean fewer, fuller bulk writes.
+        analytics_queue = WorkQueue(
+            self, "AnalyticsQueue", consumer=analytics.function, batch_size=100,
+            max_batching_window=Duration.seconds(5),
+        )  # fmt: skip
+        self.orders = FanOutTopic(self, "OrdersTopic")
+        created = {"type": sns.SubscriptionFilter.string_filter(allowlist=[ORDER_CREATED])}
+        self.orders.subscribe(inventory_queue, filter_policy=created)
+        self.orders.subscribe(email_queue, filter_policy=created)
+        self.orders.subscribe(
+            analytics_queue,
+            filter_policy={"type": sns.SubscriptionFilter.string_filter(match_prefixes=["order."])},
+        )
+        self.outputs |= {
+            "OrdersTopicArn": self.orders.topic.topic_arn,
+            "OrdersUndeliverableQueueUrl": self.orders.subscription_dead_letter_queue.queue_url,
+            "InventoryQueueUrl": inventory_queue.queue.queue_url,
+            "InventoryDeadLetterQueueUrl": inventory_queue.dead_letter_queue.queue_url,
+            "EmailQueueUrl": email_queue.queue.queue_url,
+            "EmailDeadLetterQueueUrl": email_queue.dead_letter_queue.queue_url,
+            "AnalyticsQueueUrl": analytics_queue.queue.queue_url,
+            "AnalyticsDeadLetterQueueUrl": analytics_queue.dead_letter_queue.queue_url,
+        }
+
+    def _signups(self) -> None:
+        """A welcome email now, follow-ups as delayed jobs, a daily summary as a recurring one."""
+        mailer_environment = {
+            "IDEMPOTENCY_TABLE_NAME": self.idempotency.table_name,
+            "OUTBOX_TABLE_NAME": self.outbox.table_name,
+        }
+        jobs_worker = self._function("JobsWorker", "jobs", environment=mailer_environment)
+        jobs = DelayedJobs(self, "Jobs", worker=jobs_worker.function, job_types=JOB_TYPES)
+        jobs.add_recurring("DailySummary", job_type="job.daily_summary", expression="cron(0 6 * * ? *)")
+        signup = self._function("SignupWorker", "signup", environment=mailer_environment)
+        jobs.grant_scheduling(signup.function)
+        for worker in (jobs_worker, signup):
+            self.outbox.grant(worker.function, "dynamodb:PutItem")
+        self._idempotent(jobs_worker, signup)
         signup_queue = WorkQueue(self, "SignupQueue", consumer=signup.function)
         users = FanOutTopic(self, "UsersTopic")
         users.subscribe(
             signup_queue, filter_policy={"type": sns.SubscriptionFilter.string_filter(allowlist=USER_EVENTS)}
         )
-
-        # The order saga: orchestrated charge -> reserve -> confirm, compensated in reverse.
-        payments_table = _table(self, "PaymentsTable", "pk")
-        saga_payments = PythonFunction(
-            self,
-            "OrderPayments",
-            source="order_payments",
-            platform=platform,
-            environment={"PAYMENTS_TABLE_NAME": payments_table.table_name},
-        )
-        payments_table.grant(
-            saga_payments.function, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"
-        )
-        saga_inventory = PythonFunction(
-            self,
-            "OrderInventory",
-            source="order_inventory",
-            platform=platform,
-            environment={"INVENTORY_TABLE_NAME": inventory_table.table_name},
-        )
-        inventory_table.grant(
-            saga_inventory.function,
-            "dynamodb:GetItem",
-            "dynamodb:PutItem",
-            "dynamodb:UpdateItem",
-            "dynamodb:ConditionCheckItem",
-        )
-        saga_notifications = PythonFunction(
-            self,
-            "OrderNotifications",
-            source="order_notifications",
-            platform=platform,
-            environment={"OUTBOX_TABLE_NAME": outbox.table_name},
-        )
-        outbox.grant(saga_notifications.function, "dynamodb:PutItem")
-        saga = OrderSaga(
-            self,
-            "OrderSaga",
-            payments=saga_payments.function,
-            inventory=saga_inventory.function,
-            notifications=saga_notifications.function,
-        )
-
-        # Long-running report exports: chunked, checkpointed, resumed by their workflow.
-        access_logs = access_log_bucket(self, "AccessLogs")
-        export_worker = PythonFunction(
-            self,
-            "ExportWorker",
-            source="export_worker",
-            platform=platform,
-            timeout=Duration.minutes(5),
-            environment={"EXPORT_SOURCE_TABLE_NAME": analytics_table.table_name},
-        )
-        analytics_table.grant(export_worker.function, "dynamodb:Scan")
-        exports = LongRunningJobs(self, "Exports", worker=export_worker.function, access_logs=access_logs)
-
-        # Request-reply: image resizing, called over SQS or from a workflow with a task token.
-        images = private_bucket(self, "Images", access_logs=access_logs, expire_after=Duration.days(7))
-        image_resize = PythonFunction(
-            self,
-            "ImageResize",
-            source="image_resize",
-            platform=platform,
-            timeout=Duration.seconds(60),
-            memory_size=1024,
-            environment={"IMAGES_BUCKET_NAME": images.bucket_name},
-        )
-        image_resize.function.add_to_role_policy(
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[images.arn_for_objects("uploads/*")])
-        )
-        # Without ListBucket, S3 answers a missing source with AccessDenied instead of NoSuchKey.
-        image_resize.function.add_to_role_policy(
-            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[images.bucket_arn])
-        )
-        image_resize.function.add_to_role_policy(
-            iam.PolicyStatement(actions=["s3:PutObject"], resources=[images.arn_for_objects("thumbnails/*")])
-        )
-        for prefix in ("uploads", "thumbnails"):
-            acknowledge_wildcard(
-                image_resize.role,
-                f"Resource::{arn_of(images)}/{prefix}/*",
-                "Images are named by their callers at run time; the worker reads uploads/ and writes "
-                "thumbnails/ only.",
-            )
-        resize = RequestReply(self, "ImageResizeRpc", worker=image_resize.function, action="image.resize")
-
-        outputs = {
-            "OrdersTopicArn": orders.topic.topic_arn,
+        self.outputs |= {
             "UsersTopicArn": users.topic.topic_arn,
             "SignupQueueUrl": signup_queue.queue.queue_url,
             "SignupDeadLetterQueueUrl": signup_queue.dead_letter_queue.queue_url,
@@ -244,27 +173,113 @@ class AsyncStack(Stack):
             "JobsScheduleDeadLetterQueueUrl": jobs.target_dead_letter_queue.queue_url,
             "JobsScheduleGroupName": jobs.group.ref,
             "JobsTableName": jobs.table.table_name,
-            "OrdersUndeliverableQueueUrl": orders.subscription_dead_letter_queue.queue_url,
-            "InventoryQueueUrl": inventory_queue.queue.queue_url,
-            "InventoryDeadLetterQueueUrl": inventory_queue.dead_letter_queue.queue_url,
-            "EmailQueueUrl": email_queue.queue.queue_url,
-            "EmailDeadLetterQueueUrl": email_queue.dead_letter_queue.queue_url,
-            "AnalyticsQueueUrl": analytics_queue.queue.queue_url,
-            "AnalyticsDeadLetterQueueUrl": analytics_queue.dead_letter_queue.queue_url,
-            "InventoryTableName": inventory_table.table_name,
-            "OutboxTableName": outbox.table_name,
-            "AnalyticsTableName": analytics_table.table_name,
-            "IdempotencyTableName": idempotency.table_name,
+        }
+
+    def _order_saga(self) -> None:
+        """Orchestrated charge -> reserve -> confirm, compensated in reverse."""
+        payments_table = _table(self, "PaymentsTable", "pk")
+        payments = self._function(
+            "OrderPayments", "order_payments", environment={"PAYMENTS_TABLE_NAME": payments_table.table_name}
+        )
+        payments_table.grant(payments.function, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+        inventory = self._function(
+            "OrderInventory", "order_inventory",
+            environment={"INVENTORY_TABLE_NAME": self.inventory_table.table_name},
+        )  # fmt: skip
+        self.inventory_table.grant(
+            inventory.function, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+            "dynamodb:ConditionCheckItem",
+        )  # fmt: skip
+        notifications = self._function(
+            "OrderNotifications",
+            "order_notifications",
+            environment={"OUTBOX_TABLE_NAME": self.outbox.table_name},
+        )
+        self.outbox.grant(notifications.function, "dynamodb:PutItem")
+        saga = OrderSaga(
+            self, "OrderSaga", payments=payments.function, inventory=inventory.function,
+            notifications=notifications.function,
+        )  # fmt: skip
+        self.outputs |= {
             "OrderWorkflowArn": saga.workflow.arn,
             "PaymentsTableName": payments_table.table_name,
-            "ExportWorkflowArn": exports.workflow.arn,
-            "ExportJobsTableName": exports.table.table_name,
-            "ExportBucketName": exports.bucket.bucket_name,
+        }
+
+    def _exports(self) -> None:
+        """Long-running report exports: chunked, checkpointed, resumed by their workflow."""
+        self.export_worker = self._function(
+            "ExportWorker", "export_worker", timeout=Duration.minutes(5),
+            environment={"EXPORT_SOURCE_TABLE_NAME": self.analytics_table.table_name},
+        )  # fmt: skip
+        self.analytics_table.grant(self.export_worker.function, "dynamodb:Scan")
+        self.exports = LongRunningJobs(
+            self, "Exports", worker=self.export_worker.function, access_logs=self.access_logs
+        )
+        self.outputs |= {
+            "ExportWorkflowArn": self.exports.workflow.arn,
+            "ExportJobsTableName": self.exports.table.table_name,
+            "ExportBucketName": self.exports.bucket.bucket_name,
+        }
+
+    def _request_reply(self) -> None:
+        """Image resizing, called over SQS or from a workflow with a task token."""
+        images = private_bucket(self, "Images", access_logs=self.access_logs, expire_after=Duration.days(7))
+        resizer = self._function(
+            "ImageResize", "image_resize", timeout=Duration.seconds(60), memory_size=1024,
+            environment={"IMAGES_BUCKET_NAME": images.bucket_name},
+        )  # fmt: skip
+        for actions, resource in (
+            (["s3:GetObject"], images.arn_for_objects("uploads/*")),
+            # Without ListBucket, S3 answers a missing source with AccessDenied instead of NoSuchKey.
+            (["s3:ListBucket"], images.bucket_arn),
+            (["s3:PutObject"], images.arn_for_objects("thumbnails/*")),
+        ):
+            resizer.function.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=[resource]))
+        for prefix in ("uploads", "thumbnails"):
+            acknowledge_wildcard(
+                resizer.role,
+                f"Resource::{arn_of(images)}/{prefix}/*",
+                "Images are named by their callers at run time; the worker reads uploads/ and writes "
+                "thumbnails/ only.",
+            )
+        resize = RequestReply(self, "ImageResizeRpc", worker=resizer.function, action="image.resize")
+        self.outputs |= {
             "ImagesBucketName": images.bucket_name,
             "ImageResizeQueueUrl": resize.requests.queue.queue_url,
             "ImageResizeDeadLetterQueueUrl": resize.requests.dead_letter_queue.queue_url,
             "ImageResizeReplyQueueUrl": resize.reply_queues["Default"].queue_url,
             "ImageResizeWorkflowArn": resize.workflow.arn,
         }
-        for name, value in outputs.items():
-            CfnOutput(self, name, value=value)
+
+    def _job_api(self, auth: ApiAuth) -> None:
+        """The job API and signed webhooks: respond at once, then let clients poll or be called back."""
+        jobs_table = self.exports.table
+        self.webhook_worker = self._function(
+            "WebhookDelivery", "webhook_delivery", timeout=Duration.seconds(60),
+            environment={"IDEMPOTENCY_TABLE_NAME": self.idempotency.table_name,
+                         "EXPORT_JOBS_TABLE_NAME": jobs_table.table_name},
+        )  # fmt: skip
+        jobs_table.grant(self.webhook_worker.function, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        self._idempotent(self.webhook_worker)
+        webhooks = WebhookDelivery(self, "Webhooks", worker=self.webhook_worker.function)
+        webhooks.grant_queueing(self.export_worker.function)
+        self.api = self._function(
+            "ApiHandler", "api",
+            environment={"ORDERS_TOPIC_ARN": self.orders.topic.topic_arn,
+                         "EXPORT_STATE_MACHINE_ARN": self.exports.workflow.arn,
+                         "EXPORT_JOBS_TABLE_NAME": jobs_table.table_name},
+        )  # fmt: skip
+        self.orders.topic.grant_publish(self.api.function)
+        jobs_table.grant(self.api.function, "dynamodb:GetItem", "dynamodb:PutItem")
+        self.exports.workflow.state_machine.grant_start_execution(self.api.function)
+        job_api = JobApi(self, "JobApi", handler=self.api.function, auth=auth)
+        self.outputs |= {
+            "JobApiUrl": job_api.url,
+            "JobApiId": job_api.api.rest_api_id,
+            "WebhookSecretArn": webhooks.secret.secret_arn,
+            "WebhookDeadLetterQueueUrl": webhooks.dead_letter_queue.queue_url,
+            "WebhookDeliveryQueueUrl": webhooks.jobs.work_queue.queue.queue_url,
+            "WebhookDeliveryDeadLetterQueueUrl": webhooks.jobs.work_queue.dead_letter_queue.queue_url,
+        }
+        if job_api.api_key is not None:
+            self.outputs["JobApiKeyId"] = job_api.api_key.key_id

@@ -85,6 +85,9 @@ def cmd_up(args: argparse.Namespace) -> int:
                     f"{resource['why']}"
                 )
         print(f"local API key (x-api-key): {cloud.api_key}")
+        secret = cloud.webhook_secret()
+        if secret:
+            print(f"webhook signing secret (verify deliveries with it): {secret}")
         print(
             f"try: aws --endpoint-url {cloud.endpoint} sns publish --topic-arn <OrdersTopicArn> ...  (Ctrl-C stops)"
         )

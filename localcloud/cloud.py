@@ -237,7 +237,21 @@ class LocalCloud:
                 raise LocalCloudError(f"cdk deploy {stack} did not complete: {self.stack_failure(stack)}")
             report.outputs.update(deployed[stack])
         self.deploys.append(report)
+        # The local API serves the stack's job API (as its own invoke URL would on AWS).
+        if self.api is not None and self.api.api_id is None and "JobApiId" in report.outputs:
+            self.api.api_id = report.outputs["JobApiId"]
         return report
+
+    def webhook_secret(self) -> str | None:
+        """The current webhook signing secret (``whsec_...``) of the deployed stack, set up on first use."""
+        from shared.webhooks import ensure_secret
+
+        arn = self.stack_outputs().get("WebhookSecretArn")
+        if arn is None:
+            return None
+        client = self.client("secretsmanager")
+        ensure_secret(arn, client=client)
+        return str(json.loads(client.get_secret_value(SecretId=arn)["SecretString"])["current"])
 
     # -- state -------------------------------------------------------------------------------
 
@@ -348,6 +362,7 @@ class LocalCloud:
             "endpoint": self.endpoint,
             "api_url": self.api.url if self.api else None,
             "api_key": self.api_key,
+            "webhook_secret": self.webhook_secret(),
             "clock": {
                 "now": self.clock.now().isoformat(),
                 "offset_seconds": self.clock.offset.total_seconds(),

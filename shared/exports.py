@@ -18,6 +18,11 @@ the result says ``done``, retries crashed or timed-out invocations, and on a fin
   A crash between SUCCEEDED and the deletion leaves parts behind (harmless; a lifecycle rule on
   the bucket can expire them).
 
+A job may carry a ``callback_url``: when it ends (SUCCEEDED or FAILED) the worker queues the first
+signed webhook delivery as a delayed job (``shared.webhook_delivery`` sends it and its retries), and
+the job's ``webhook`` section records every attempt. Queueing is idempotent by the delivery's job
+key, so a finish that is retried (the run's result was lost, the fail step ran twice) queues once.
+
 Limit: the report is assembled in memory (parts read, one PutObject), so it must fit in the
 function's memory with room to spare, in practice up to about a tenth of it (~100 MB at 1 GB).
 Beyond that, assemble with a multipart upload (UploadPartCopy of parts of at least 5 MiB).
@@ -37,19 +42,21 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared import aws
-from shared.errors import NonRetryableError
+from shared.errors import NonRetryableError, TransientError
+from shared.jobs import JobScheduler, ScheduledJob, schedule_job
 from shared.observability import logger
 from shared.progress import Progress
 from shared.settings import table_name
+from shared.ssrf import MAX_URL_LENGTH, check_callback_url, insecure_allowed
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -57,8 +64,10 @@ if TYPE_CHECKING:
 __all__ = [
     "COLUMNS",
     "DEFAULT_MARGIN_MS",
+    "FIRST_DELIVERY_DELAY",
     "JOB_ID_PATTERN",
     "KIND",
+    "WEBHOOK_JOB_TYPE",
     "CheckpointConflict",
     "ExportJobs",
     "ExportRequest",
@@ -67,14 +76,17 @@ __all__ = [
     "RemainingTime",
     "UnknownAction",
     "UnknownJob",
+    "WebhookStatus",
     "check_job_id",
     "fail_export",
     "handle",
     "new_job_id",
     "part_key",
+    "queue_webhook",
     "report_key",
     "run_export",
     "start_export",
+    "webhook_job_key",
 ]
 
 KIND = "report_export"
@@ -85,6 +97,9 @@ DEFAULT_MARGIN_MS = 5_000
 JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 S3_DELETE_LIMIT = 1_000  # keys per DeleteObjects call
 _CAUSE_LIMIT = 4_096  # a Lambda error's Cause carries a stack trace; keep the item small
+# The delayed job that delivers a finished job's webhook (shared.webhook_delivery runs it).
+WEBHOOK_JOB_TYPE = "webhook.deliver"
+FIRST_DELIVERY_DELAY = timedelta(seconds=1)
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -134,12 +149,27 @@ class ExportStatus(enum.StrEnum):
 _TERMINAL = frozenset({ExportStatus.SUCCEEDED, ExportStatus.FAILED})
 
 
+class WebhookStatus(enum.StrEnum):
+    PENDING = "pending"  # the job has not ended yet
+    SCHEDULED = "scheduled"  # a delivery attempt is queued
+    DELIVERED = "delivered"
+    CALLBACK_FAILED = "callback_failed"  # every attempt failed, or the callback became unsafe
+
+
 class ExportRequest(BaseModel):
     """What a caller may choose about an export."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     chunk_size: int = Field(default=100, ge=1, le=1000)
+    # Called with a signed export.completed / export.failed event when the job ends.
+    callback_url: str | None = Field(default=None, max_length=MAX_URL_LENGTH)
+
+    @field_validator("callback_url")
+    @classmethod
+    def _callable_from_here(cls, url: str | None) -> str | None:
+        # The addresses are checked again at each delivery: DNS can change after this.
+        return None if url is None else check_callback_url(url, allow_insecure=insecure_allowed())
 
 
 class RemainingTime(Protocol):
@@ -194,6 +224,11 @@ def part_key(job_id: str, chunk: int) -> str:
 
 def report_key(job_id: str) -> str:
     return f"exports/{job_id}/report.csv"
+
+
+def webhook_job_key(job_id: str, attempt: int) -> str:
+    """The delayed-job key of a delivery attempt: one job per attempt, so each is queued once."""
+    return f"{job_id}.webhook.{attempt}"
 
 
 # -- DynamoDB item conversion ------------------------------------------------------------------
@@ -264,6 +299,26 @@ def _view(item: Mapping[str, Any]) -> dict[str, Any]:
         "created_at": item.get("created_at"),
         "started_at": item.get("started_at"),
         "finished_at": item.get("finished_at"),
+        "webhook": _webhook_view(item.get("webhook")),
+    }
+
+
+def _webhook_view(webhook: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not webhook:
+        return None
+    return {
+        "callback_url": webhook.get("callback_url"),
+        "status": webhook.get("status"),
+        "attempts": [
+            {
+                "attempt": int(attempt.get("attempt") or 0),
+                "at": attempt.get("at"),
+                "status_code": attempt.get("status_code"),
+                "error": attempt.get("error"),
+            }
+            for attempt in webhook.get("attempts") or []
+        ],
+        "delivered_at": webhook.get("delivered_at"),
     }
 
 
@@ -301,13 +356,19 @@ class ExportJobs:
             "job_id": job_id,
             "kind": KIND,
             "status": ExportStatus.QUEUED.value,
-            "params": request.model_dump(),
+            "params": request.model_dump(exclude={"callback_url"}),
             "created_at": now,
             "runs": 0,
             "processing_ms": 0,
             "progress": Progress(updated_at=now).as_dict(),
             "checkpoint": _Checkpoint().as_item(),
         }
+        if request.callback_url is not None:
+            item["webhook"] = {
+                "callback_url": request.callback_url,
+                "status": WebhookStatus.PENDING.value,
+                "attempts": [],
+            }
         try:
             self.client.put_item(
                 TableName=self.table,
@@ -453,6 +514,74 @@ class ExportJobs:
             return job
         return _view(_from_item(response["Attributes"]))
 
+    # -- webhook side ------------------------------------------------------------------------
+
+    def mark_webhook_scheduled(self, job_id: str) -> bool:
+        """pending -> scheduled once the first delivery is queued; False if it had moved on already."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={"job_id": {"S": job_id}},
+                UpdateExpression="SET #wh.#ws = :scheduled",
+                ConditionExpression="#wh.#ws = :pending",
+                ExpressionAttributeNames={"#wh": "webhook", "#ws": "status"},
+                ExpressionAttributeValues={
+                    ":scheduled": {"S": WebhookStatus.SCHEDULED.value},
+                    ":pending": {"S": WebhookStatus.PENDING.value},
+                },
+            )
+        except ClientError as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
+
+    def record_webhook_attempt(
+        self,
+        job_id: str,
+        attempt_record: Mapping[str, Any],
+        status: WebhookStatus | str,
+        delivered_at: str | None = None,
+    ) -> bool:
+        """Append a delivery attempt ``{attempt, at, status_code, error}`` and set the webhook status.
+
+        Fenced on the attempt number: attempt n is recorded only while fewer than n are, so a
+        redelivered attempt cannot be recorded twice (False then; ``UnknownJob`` if there is no job)."""
+        attempt = int(attempt_record["attempt"])
+        record = {
+            "attempt": attempt,
+            "at": attempt_record.get("at") or _iso(_utc_now()),
+            "status_code": attempt_record.get("status_code"),
+            "error": attempt_record.get("error"),
+        }
+        expression = "SET #wh.#attempts = list_append(#wh.#attempts, :record), #wh.#ws = :status"
+        values = {
+            ":record": _av([record]),
+            ":status": {"S": WebhookStatus(status).value},
+            ":attempt": {"N": str(attempt)},
+        }
+        if delivered_at is not None:
+            expression += ", #wh.delivered_at = :delivered_at"
+            values[":delivered_at"] = {"S": delivered_at}
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={"job_id": {"S": job_id}},
+                UpdateExpression=expression,
+                ConditionExpression="attribute_exists(#wh) AND size(#wh.#attempts) < :attempt",
+                ExpressionAttributeNames={"#wh": "webhook", "#ws": "status", "#attempts": "attempts"},
+                ExpressionAttributeValues=values,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            if not _old_item(exc):
+                raise UnknownJob(f"there is no export job {job_id!r}") from exc
+            logger.info("webhook attempt already recorded", extra={"job_id": job_id, "attempt": attempt})
+            return False
+        return True
+
     def _fenced_update(
         self,
         job_id: str,
@@ -557,6 +686,7 @@ class _ExportRun:
     dynamodb: DynamoDBClient
     clock: Callable[[], float]
     margin_ms: int
+    webhook_scheduler: JobScheduler | None = None
     slowest_ms: int = field(default=0)
     chunks: int = field(default=0)
 
@@ -641,6 +771,7 @@ class _ExportRun:
             progress=self.progress.finished(current=self.checkpoint.rows, now=_utc_now()),
             processing_ms=self.processing_ms + _ms(self.clock() - started),
         )
+        queue_webhook(self.job_id, job, jobs=self.jobs, scheduler=self.webhook_scheduler)
         self._delete_parts(parts)
         logger.info("export finished", extra={"job_id": self.job_id, **result})
         return _outcome(self.job_id, job["status"], Progress.from_dict(job.get("progress")), done=True)
@@ -662,6 +793,43 @@ class _ExportRun:
                     "some export parts were not deleted",
                     extra={"job_id": self.job_id, "errors": response["Errors"][:10]},
                 )
+
+
+# -- webhooks ----------------------------------------------------------------------------------
+
+
+def queue_webhook(
+    job_id: str,
+    job: Mapping[str, Any],
+    *,
+    jobs: ExportJobs | None = None,
+    scheduler: JobScheduler | None = None,
+) -> ScheduledJob | None:
+    """Queue the first webhook delivery of an ended job that has a callback; once per job, however
+    often it is called. AWS failures raise ``TransientError``, which the export workflow retries.
+
+    ``job`` is the job as stored or viewed. The scheduler is the webhook deliveries' (the stack gives
+    this worker their ``JOBS_*`` variables), built only here, so jobs without a callback need none."""
+    webhook = job.get("webhook")
+    if not webhook or job.get("status") not in _TERMINAL:
+        return None
+    try:
+        scheduled = schedule_job(
+            WEBHOOK_JOB_TYPE,
+            {"job_id": job_id, "attempt": 1},
+            key=webhook_job_key(job_id, 1),
+            delay=FIRST_DELIVERY_DELAY,
+            scheduler=scheduler if scheduler is not None else JobScheduler.from_environment(os.environ),
+        )
+        if webhook.get("status") == WebhookStatus.PENDING:
+            (jobs if jobs is not None else ExportJobs()).mark_webhook_scheduled(job_id)
+    except (ClientError, BotoCoreError) as exc:
+        raise TransientError(f"could not queue the webhook of export job {job_id}: {exc}") from exc
+    logger.info(
+        "webhook delivery queued" if scheduled.created else "webhook delivery was queued before",
+        extra={"job_id": job_id, "job_key": scheduled.job_key},
+    )
+    return scheduled
 
 
 # -- module-level API --------------------------------------------------------------------------
@@ -701,6 +869,7 @@ def run_export(
     s3: Any = None,
     dynamodb: DynamoDBClient | None = None,
     clock: Callable[[], float] = time.monotonic,
+    webhook_scheduler: JobScheduler | None = None,
 ) -> dict[str, Any]:
     """Advance the export as far as this invocation's time allows; ``done`` False means call again."""
     dynamodb = dynamodb or aws.client("dynamodb")
@@ -710,6 +879,8 @@ def run_export(
     progress = Progress.from_dict(item.get("progress"))
     if status in _TERMINAL:  # e.g. the state machine retried an invocation that had finished the job
         logger.info("export job already ended", extra={"job_id": job_id, "status": status.value})
+        # The invocation that finished it may have died before queueing the webhook: queue it (once).
+        queue_webhook(job_id, item, jobs=jobs, scheduler=webhook_scheduler)
         return _outcome(job_id, status, progress, done=True)
     run = _ExportRun(
         job_id=job_id,
@@ -724,18 +895,28 @@ def run_export(
         dynamodb=dynamodb,
         clock=clock,
         margin_ms=_margin_ms(),
+        webhook_scheduler=webhook_scheduler,
     )
     return run.execute(context)
 
 
-def fail_export(job_id: str, error: Mapping[str, Any], *, jobs: ExportJobs | None = None) -> dict[str, Any]:
+def fail_export(
+    job_id: str,
+    error: Mapping[str, Any],
+    *,
+    jobs: ExportJobs | None = None,
+    webhook_scheduler: JobScheduler | None = None,
+) -> dict[str, Any]:
     """Record the failure Step Functions caught (``{"Error", "Cause"}``) and return the job."""
     reason = {
         "error": str(error.get("Error") or error.get("error") or "Unknown"),
         "cause": str(error.get("Cause") or error.get("cause") or "")[:_CAUSE_LIMIT],
     }
-    job = (jobs if jobs is not None else ExportJobs()).fail(job_id, reason)
+    jobs = jobs if jobs is not None else ExportJobs()
+    job = jobs.fail(job_id, reason)
     logger.warning("export failed", extra={"job_id": job_id, **reason})
+    # Also when the job had already ended (a retried fail step, or a success before it): queued once.
+    queue_webhook(job_id, job, jobs=jobs, scheduler=webhook_scheduler)
     return job
 
 

@@ -274,6 +274,15 @@ class JobScheduler:
     dynamodb_client: DynamoDBClient | None = None
     scheduler_client: Any = None  # no boto3-stubs for EventBridge Scheduler
     claim_lease: timedelta = field(default=DEFAULT_CLAIM_LEASE)
+    # Delays up to this go through an SQS delay, longer ones through Scheduler. Lower it for jobs that
+    # should follow an advanceable clock (the local cloud's Scheduler) rather than SQS's wall clock.
+    max_sqs_delay_seconds: int = MAX_SQS_DELAY_SECONDS
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_sqs_delay_seconds <= MAX_SQS_DELAY_SECONDS:
+            raise JobConfigError(
+                f"max_sqs_delay_seconds must be 0..{MAX_SQS_DELAY_SECONDS}, got {self.max_sqs_delay_seconds}"
+            )
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Self:
@@ -330,7 +339,7 @@ class JobScheduler:
         now = self._now()
         due = _due_time(now, at=at, delay=delay)
         seconds = max(0, math.ceil((due - now).total_seconds()))
-        via: Via = "sqs" if seconds <= MAX_SQS_DELAY_SECONDS else "scheduler"
+        via: Via = "sqs" if seconds <= self.max_sqs_delay_seconds else "scheduler"
         body = _body(key, job_type, payload, due=due, now=now)
         schedule_name = schedule_name_for(key) if via == "scheduler" else None
         _check_size(body, key, job_type, via)

@@ -13,7 +13,7 @@ import re
 
 from moto.core.common_models import CloudFormationModel
 
-from . import apigateway, awslambda, cloudwatch, scheduler, sns, sqs
+from . import apigateway, awslambda, cloudwatch, scheduler, secretsmanager, sns, sqs
 
 MODELS: tuple[type[CloudFormationModel], ...] = (
     sns.SnsSubscription,
@@ -28,6 +28,7 @@ MODELS: tuple[type[CloudFormationModel], ...] = (
     apigateway.ApiGatewayUsagePlan,
     apigateway.ApiGatewayUsagePlanKey,
     apigateway.ApiGatewayAccount,
+    secretsmanager.SecretsManagerSecret,
 )
 
 # Types left out on purpose, and why (shown next to each such resource by `up` and `status`).

@@ -121,7 +121,8 @@ def test_acknowledgments_sit_on_the_constructs_they_excuse(synthesized: Synthesi
     # signup worker creates schedules named at run time; workers write objects named at run time;
     # Lambda tasks may invoke a function's versions), the topics' subscription DLQs, the schedules'
     # DLQ (the SQS3 rule cannot see a subscription RedrivePolicy or a schedule's DeadLetterConfig),
-    # the RPC reply queue and the access-log bucket are excused, nothing stack-wide
+    # the RPC reply queue, the access-log bucket, the webhook secret (rotated with a grace period) and
+    # DLQs, and the REST API (body validation in the function, no WAF) are excused, nothing stack-wide
     assert STACK_NAME not in acknowledged
     assert set(acknowledged) == {
         f"{STACK_NAME}/InventoryWorker/Role",
@@ -139,6 +140,13 @@ def test_acknowledgments_sit_on_the_constructs_they_excuse(synthesized: Synthesi
         f"{STACK_NAME}/ImageResizeRpc/Workflow/StateMachine/Role",
         f"{STACK_NAME}/ImageResizeRpc/DefaultReplies",
         f"{STACK_NAME}/AccessLogs",
+        f"{STACK_NAME}/WebhookDelivery/Role",
+        f"{STACK_NAME}/Webhooks/SigningSecret",
+        f"{STACK_NAME}/Webhooks/DeadLetterQueue",
+        f"{STACK_NAME}/Webhooks/Jobs/TargetDeadLetterQueue",
+        f"{STACK_NAME}/JobApi/Api",
+        f"{STACK_NAME}/JobApi/Api/CloudWatchRole",
+        f"{STACK_NAME}/ApiHandler/Role",
         f"{STACK_NAME}/OrdersTopic/UndeliverableQueue",
         f"{STACK_NAME}/UsersTopic/UndeliverableQueue",
         f"{STACK_NAME}/Jobs/TargetDeadLetterQueue",

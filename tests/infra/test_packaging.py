@@ -32,9 +32,10 @@ pytestmark = pytest.mark.infra
 
 FUNCTIONS = (
     "inventory", "email", "analytics", "signup", "jobs", "order_payments", "order_inventory",
-    "order_notifications", "export_worker", "image_resize",
+    "order_notifications", "export_worker", "image_resize", "api", "webhook_delivery",
 )  # fmt: skip
-MAX_FUNCTION_ASSET_BYTES = 200 * 1024
+# Source only (packages live in the layer): every function ships all of shared/, still well under a second to upload.
+MAX_FUNCTION_ASSET_BYTES = 512 * 1024
 # Lambda's limit on a function's unzipped code plus all its layers.
 MAX_UNZIPPED_BYTES = 250 * 1024 * 1024
 # The Lambda Python runtime provides these; the layer must not ship its own copies.

@@ -29,9 +29,9 @@ from tests.infra.template_model import (
 
 pytestmark = pytest.mark.infra
 
-WORKERS = ("inventory", "email", "analytics", "signup", "jobs", "image_resize")
-# Functions invoked by workflows, not fed by a queue.
-WORKFLOW_STEPS = ("order_payments", "order_inventory", "order_notifications", "export_worker")
+WORKERS = ("inventory", "email", "analytics", "signup", "jobs", "image_resize", "webhook_delivery")
+# Functions invoked by workflows or the API, not fed by a queue.
+WORKFLOW_STEPS = ("order_payments", "order_inventory", "order_notifications", "export_worker", "api")
 # What infra/stack.py asks of each WorkQueue: batch size, batching window (s), mapping max concurrency.
 MAPPING_SETTINGS = {
     "inventory": (10, 1, 5),
@@ -41,6 +41,7 @@ MAPPING_SETTINGS = {
     "jobs": (10, 1, 5),
     # Request-reply: a caller is waiting, so no batching window and one request per invocation.
     "image_resize": (1, 0, 5),
+    "webhook_delivery": (10, 1, 5),
 }
 # The workers fed by a topic (the jobs worker is fed by SQS delays and schedules), and their filters.
 FILTER_POLICIES = {
@@ -53,7 +54,8 @@ TOPIC_OUTPUTS = {"inventory": "OrdersTopicArn", "email": "OrdersTopicArn", "anal
                  "signup": "UsersTopicArn"}  # fmt: skip
 # Beyond its own queue and DLQ, the queue a worker's role may reach: the signup worker schedules jobs.
 # The image-resize worker answers on the reply queue.
-EXTRA_QUEUES = {"signup": "JobsQueueUrl", "image_resize": "ImageResizeReplyQueueUrl"}
+EXTRA_QUEUES = {"signup": "JobsQueueUrl", "image_resize": "ImageResizeReplyQueueUrl",
+                "webhook_delivery": "WebhookDeadLetterQueueUrl"}  # fmt: skip
 FOURTEEN_DAYS = 14 * 24 * 3600
 SERVICE_WILDCARD = re.compile(r"^([a-z0-9-]+:)?\*$")
 
@@ -100,9 +102,9 @@ def test_the_stack_has_exactly_its_work_queues(queues: dict[str, WorkQueueView],
 
 def test_every_queue_is_encrypted_and_refuses_plain_http(template_json: Json, template: Template) -> None:
     # Given every SQS queue of the stack (work queues, their DLQs, the topics' undeliverable queues,
-    # the schedules' dead-letter queue, the RPC reply queue)
+    # the schedules' dead-letter queues, the RPC reply queue, the webhook DLQ)
     all_queues = resources_of(template_json, "AWS::SQS::Queue")
-    assert len(all_queues) == 2 * len(WORKERS) + 2 + 1 + 1
+    assert len(all_queues) == 2 * len(WORKERS) + 2 + 2 + 1 + 1
     for queue_id, queue in all_queues.items():
         # Then it is encrypted at rest with SQS-managed keys
         assert queue.get("SqsManagedSseEnabled") is True, f"{queue_id} is not SSE-SQS encrypted: {queue}"

@@ -1,0 +1,23 @@
+"""Webhook delivery worker: POSTs the signed event of an ended export job to its callback, with retries.
+
+Each message is one delivery attempt, a delayed job of the "Webhooks" jobs queue; see
+shared/webhook_delivery.py.
+"""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from shared.consumer import EventConsumer
+from shared.exports import WEBHOOK_JOB_TYPE
+from shared.observability import logger, metrics, tracer
+from shared.webhook_delivery import DeliveryJob, deliver
+
+consumer = EventConsumer(name="webhook-delivery", accepts={WEBHOOK_JOB_TYPE: DeliveryJob}, process=deliver)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return consumer.handle(event, context)

@@ -1,0 +1,709 @@
+"""The job HTTP API: accept work at once, then let clients poll it (or get a webhook).
+
+Routes (API Gateway REST API, Lambda proxy integration, ``{proxy+}`` and the root):
+
+* ``POST /orders``: publish one ``order.created`` event to ``ORDERS_TOPIC_ARN``; 202 with its id;
+* ``POST /exports``: create a report export job and start its state machine; 202 with a status URL;
+* ``GET /exports/{job_id}``: the job as it is now (status, progress, result, webhook delivery);
+* ``GET /openapi.json``: the OpenAPI document, the same as ``functions/api/openapi.json``.
+
+Retries are safe with an ``Idempotency-Key`` header: the event id (orders) or job id (exports)
+is derived from the key, so a retried request names the same event or job. Consumers deduplicate
+on the event id and ``start_export`` is idempotent per job id. A key reused for an export with a
+different body answers 409, a replay of the same one has ``Idempotent-Replayed: true``.
+
+Every error is an RFC 9457 problem document (``application/problem+json``). Bodies over 64 KiB
+(413) and bodies that are not ``application/json`` (415) are refused before anything parses them.
+
+Regenerate the committed OpenAPI document after changing a route or a model::
+
+    .venv/bin/python -m shared.api
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import sys
+import uuid
+from collections.abc import Mapping
+from functools import cache
+from http import HTTPStatus
+from pathlib import Path
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.api_gateway import ResponseBuilder
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+    ResponseValidationError,
+)
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, Server, ServerVariable
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header
+from aws_lambda_powertools.event_handler.openapi.params import Path as PathParam
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.events import ORDER_CREATED, OrderCreated, new_envelope
+from shared.exports import (
+    JOB_ID_PATTERN,
+    ExportJobs,
+    ExportRequest,
+    ExportStatus,
+    InvalidJobId,
+    WebhookStatus,
+    check_job_id,
+    new_job_id,
+    start_export,
+)
+from shared.observability import logger, metrics
+from shared.orders import publish_order_created
+
+__all__ = [
+    "IDEMPOTENCY_KEY_PATTERN",
+    "MAX_BODY_BYTES",
+    "OPENAPI_PATH",
+    "PROBLEM_CONTENT_TYPE",
+    "PROBLEM_TYPE_BASE",
+    "SOURCE",
+    "Problem",
+    "ProblemError",
+    "app",
+    "export_job_id",
+    "openapi_document",
+    "openapi_json",
+    "order_event_id",
+    "stage_url",
+]
+
+SOURCE = "asyncstack.api"
+MAX_BODY_BYTES = 64 * 1024
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://asyncstack.dev/problems/"
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+REPLAYED_HEADER = "Idempotent-Replayed"
+OPENAPI_PATH = Path(__file__).resolve().parent.parent / "functions" / "api" / "openapi.json"
+REGENERATE_COMMAND = ".venv/bin/python -m shared.api"
+# Namespaces the order event ids derived from Idempotency-Key values (uuid5 of the key).
+_ORDER_KEY_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://asyncstack.dev/idempotency/orders")
+_JSON_MEDIA_TYPE = "application/json"
+_SCHEMES = frozenset({"http", "https"})
+
+
+# -- problem documents -------------------------------------------------------------------------
+
+
+class FieldError(BaseModel):
+    """One invalid field: where it is (``["body", "lines", 0, "sku"]``) and what is wrong."""
+
+    loc: list[str | int]
+    msg: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document."""
+
+    type: str = Field(examples=[f"{PROBLEM_TYPE_BASE}validation-failed"])
+    title: str
+    status: int
+    detail: str
+    instance: str | None = Field(default=None, description="The request path")
+    errors: list[FieldError] | None = Field(default=None, description="The invalid fields (422 only)")
+
+
+class ProblemError(Exception):
+    """Raised by a route to answer a problem document."""
+
+    def __init__(
+        self,
+        status: HTTPStatus,
+        slug: str,
+        detail: str,
+        *,
+        title: str | None = None,
+        errors: list[FieldError] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.slug = slug
+        self.detail = detail
+        self.title = title or status.phrase
+        self.errors = errors
+
+
+def _problem_response(
+    status: HTTPStatus,
+    slug: str,
+    detail: str,
+    *,
+    instance: str | None,
+    title: str | None = None,
+    errors: list[FieldError] | None = None,
+) -> Response[str]:
+    problem = Problem(
+        type=PROBLEM_TYPE_BASE + slug,
+        title=title or status.phrase,
+        status=status.value,
+        detail=detail,
+        instance=instance,
+        errors=errors,
+    )
+    # A string body: Powertools serializes only application/json bodies itself.
+    return Response(
+        status_code=status.value,
+        content_type=PROBLEM_CONTENT_TYPE,
+        body=problem.model_dump_json(exclude_none=True),
+    )
+
+
+def _problem_content(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {PROBLEM_CONTENT_TYPE: {"model": Problem}}}
+
+
+_PROBLEM_DESCRIPTIONS = {
+    400: "Malformed request: the body is not JSON, or the job id is not valid",
+    404: "No such job (or no such route)",
+    409: "The Idempotency-Key was used before with a different body",
+    413: "The body is larger than 64 KiB",
+    415: "The body is not application/json",
+    422: "The body or a header failed validation; `errors` lists the fields",
+    500: "Unexpected error; the detail is generic, the error is in the function's log",
+}
+
+
+def _problems(*codes: int) -> dict[int, Any]:
+    return {code: _problem_content(_PROBLEM_DESCRIPTIONS[code]) for code in codes}
+
+
+# -- request checks done before any parsing ------------------------------------------------------
+
+
+def _body_bytes(event: APIGatewayProxyEvent) -> bytes:
+    body = event.body or ""
+    if event.is_base64_encoded:
+        return base64.b64decode(body, validate=True)
+    return body.encode("utf-8")
+
+
+def _refuse_body(event: APIGatewayProxyEvent) -> Response[str] | None:
+    """413 for a body over 64 KiB, 415 for one that is not JSON, 400 for one that is not text."""
+    if not event.body:
+        return None
+    instance = event.path
+    try:
+        raw = _body_bytes(event)
+    except (binascii.Error, ValueError):
+        return _problem_response(
+            HTTPStatus.BAD_REQUEST, "malformed-json", "The body is not valid base64.", instance=instance
+        )
+    if len(raw) > MAX_BODY_BYTES:
+        return _problem_response(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            "payload-too-large",
+            f"The body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES} bytes.",
+            instance=instance,
+        )
+    content_type = event.headers.get("content-type")
+    if content_type is not None and content_type.split(";")[0].strip().lower() != _JSON_MEDIA_TYPE:
+        return _problem_response(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            f"The body must be {_JSON_MEDIA_TYPE}.",
+            instance=instance,
+        )
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return _problem_response(
+            HTTPStatus.BAD_REQUEST, "malformed-json", "The body is not UTF-8 text.", instance=instance
+        )
+    return None
+
+
+def _lowercase_media_type(event: dict[str, Any]) -> dict[str, Any]:
+    """The event with ``Application/JSON`` as ``application/json``: Powertools compares it case-sensitively."""
+    changed = dict(event)
+    for field in ("headers", "multiValueHeaders"):
+        headers = event.get(field)
+        if not headers:
+            continue
+        changed[field] = {
+            name: (value.lower() if isinstance(value, str) else [v.lower() for v in value])
+            if name.lower() == "content-type"
+            else value
+            for name, value in headers.items()
+        }
+    return changed
+
+
+class _JobApiResolver(APIGatewayRestResolver):
+    """Checks the body's size and type before Powertools' validation parses it."""
+
+    def resolve(self, event: Any, context: LambdaContext) -> dict[str, Any]:
+        proxy_event = APIGatewayProxyEvent(event)
+        refused = _refuse_body(proxy_event)
+        if refused is None:
+            return super().resolve(_lowercase_media_type(event), context)
+        logger.info(
+            "request refused before parsing",
+            extra={
+                "status": refused.status_code,
+                "path": proxy_event.path,
+                "method": proxy_event.http_method,
+            },
+        )
+        return ResponseBuilder[APIGatewayProxyEvent](response=refused).build(proxy_event)
+
+
+app = _JobApiResolver(enable_validation=True)
+
+
+# -- small helpers -------------------------------------------------------------------------------
+
+
+def stage_url(event: APIGatewayProxyEvent) -> str:
+    """The URL of the stage this request came in on: ``https://{domainName}/{stage}``.
+
+    The scheme is ``X-Forwarded-Proto`` if that says http or https (the local API serves plain
+    http), else https. Without a domain name (a console test invocation) the URL is relative.
+    """
+    context = event.request_context
+    domain = context.domain_name or event.headers.get("host") or ""
+    forwarded = (event.headers.get("x-forwarded-proto") or "").split(",")[0].strip().lower()
+    scheme = forwarded if forwarded in _SCHEMES else "https"
+    stage = f"/{context.stage}" if context.stage and context.stage != "$default" else ""
+    return f"{scheme}://{domain}{stage}" if domain else stage
+
+
+def order_event_id(idempotency_key: str | None) -> str:
+    """The event id of an order: a new one, or one derived from the client's Idempotency-Key."""
+    if idempotency_key is None:
+        return str(uuid.uuid4())
+    return str(uuid.uuid5(_ORDER_KEY_NAMESPACE, idempotency_key))
+
+
+def export_job_id(idempotency_key: str | None) -> str:
+    """The job id of an export: a new one, or ``exp-`` and 32 hex of the key's SHA-256."""
+    if idempotency_key is None:
+        return new_job_id()
+    return "exp-" + hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()[:32]
+
+
+def _required_env(name: str) -> str:
+    value = os.environ.get(name, "")
+    if not value:
+        raise RuntimeError(f"environment variable {name} is not set: the stack passes it to this function")
+    return value
+
+
+def _requested(job: Mapping[str, Any]) -> dict[str, Any]:
+    """What a job was asked for: its params, and its callback URL (kept with the webhook's state)."""
+    stored = dict(job.get("params") or {})
+    stored.setdefault("callback_url", (job.get("webhook") or {}).get("callback_url"))
+    # Not validated again: it was when the job was made, and defaults fill what was left out.
+    return ExportRequest.model_construct(**stored).model_dump()
+
+
+def _same_request(job: Mapping[str, Any], request: ExportRequest) -> bool:
+    return _requested(job) == request.model_dump()
+
+
+# -- models of the responses ---------------------------------------------------------------------
+
+
+class OrderAccepted(BaseModel):
+    event_id: str = Field(description="The order.created event's id; consumers deduplicate on it")
+    status: str = Field(default="accepted", examples=["accepted"])
+
+
+class ExportAccepted(BaseModel):
+    job_id: str
+    status: ExportStatus
+    status_url: str = Field(description="Poll it with GET; the same URL as the Location header")
+
+
+class ProgressView(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    current: int = 0
+    total: int | None = None
+    percent: float = 0.0
+    eta_seconds: float | None = None
+    updated_at: str | None = None
+
+
+class WebhookAttemptView(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    attempt: int
+    at: str | None = None
+    status_code: int | None = Field(default=None, description="The receiver's HTTP status, if it answered")
+    error: str | None = None
+
+
+class WebhookView(BaseModel):
+    """The callback of a job: where it goes, its delivery state and every attempt so far."""
+
+    model_config = ConfigDict(extra="allow")
+
+    callback_url: str | None = None
+    status: WebhookStatus
+    attempts: list[WebhookAttemptView] = Field(default_factory=list)
+    delivered_at: str | None = None
+
+
+class ExportJobView(BaseModel):
+    """An export job as ``GET /exports/{job_id}`` shows it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    job_id: str
+    kind: str
+    status: ExportStatus
+    params: dict[str, Any] = Field(default_factory=dict, description="The options it was started with")
+    progress: ProgressView
+    result: dict[str, Any] | None = Field(default=None, description="Where the report is, once SUCCEEDED")
+    error: dict[str, Any] | None = Field(default=None, description="Why it FAILED")
+    webhook: WebhookView | None = Field(default=None, description="Null when the job has no callback_url")
+    runs: int = 0
+    processing_ms: int = 0
+    created_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="Makes a retry name the same event or job: 1-128 of A-Z a-z 0-9 . _ : -",
+    ),
+]
+
+
+# -- routes --------------------------------------------------------------------------------------
+
+
+@app.post(
+    "/orders",
+    summary="Accept an order",
+    description="Publishes one order.created event and answers at once; the order is processed "
+    "asynchronously. With an Idempotency-Key a retry publishes the same event id.",
+    operation_id="createOrder",
+    tags=["orders"],
+    status_code=202,
+    responses={
+        202: {"description": "Accepted: the event is published"},
+        **_problems(400, 413, 415, 422, 500),
+    },
+    custom_response_validation_http_code=HTTPStatus.INTERNAL_SERVER_ERROR,
+)
+def create_order(
+    order: Annotated[OrderCreated, Body(description="The order")],
+    idempotency_key: IdempotencyKey = None,
+) -> Response[OrderAccepted]:
+    envelope = new_envelope(ORDER_CREATED, order, source=SOURCE, event_id=order_event_id(idempotency_key))
+    [result] = publish_order_created([envelope], topic_arn=_required_env("ORDERS_TOPIC_ARN"))
+    if not result.ok:
+        raise RuntimeError(
+            f"publishing {envelope.event_id} failed: {result.error_code}: {result.error_message}"
+        )
+    metrics.add_metric(name="OrdersAccepted", unit=MetricUnit.Count, value=1)
+    logger.info("order accepted", extra={"event_id": envelope.event_id, "order_id": order.order_id})
+    return Response(
+        status_code=HTTPStatus.ACCEPTED.value,
+        content_type=_JSON_MEDIA_TYPE,
+        body=OrderAccepted(event_id=envelope.event_id),
+    )
+
+
+@app.post(
+    "/exports",
+    summary="Start a report export",
+    description="Creates the job and starts it; poll status_url (also the Location header). With an "
+    "Idempotency-Key a retry answers the same job and the header Idempotent-Replayed: true.",
+    operation_id="startExport",
+    tags=["exports"],
+    status_code=202,
+    responses={
+        202: {
+            "description": "Accepted: the job is queued (or, on a replay, as it is now)",
+            "headers": {
+                "Location": {"description": "The job's status URL", "schema": {"type": "string"}},
+                REPLAYED_HEADER: {
+                    "description": "true when an earlier request with this Idempotency-Key made the job",
+                    "schema": {"type": "string", "enum": ["true"]},
+                },
+            },
+        },
+        **_problems(400, 409, 413, 415, 422, 500),
+    },
+    custom_response_validation_http_code=HTTPStatus.INTERNAL_SERVER_ERROR,
+)
+def create_export(
+    request: Annotated[ExportRequest | None, Body(description="Options; the body may be omitted")] = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response[ExportAccepted]:
+    request = request or ExportRequest()
+    job_id = export_job_id(idempotency_key)
+    jobs = ExportJobs()
+    existing = jobs.get(job_id) if idempotency_key is not None else None
+    if existing is not None and not _same_request(existing, request):
+        raise _key_reused()
+    if existing is None or existing.get("status") == ExportStatus.QUEUED:
+        # Also on a replay of a QUEUED job: the first request may have stopped before starting it.
+        job = start_export(
+            job_id, request, state_machine_arn=_required_env("EXPORT_STATE_MACHINE_ARN"), jobs=jobs
+        )
+        if not _same_request(job, request):  # a concurrent first request with this key won
+            raise _key_reused()
+    else:
+        job = existing
+    replayed = existing is not None
+    status_url = f"{stage_url(app.current_event)}/exports/{job_id}"
+    headers = {"Location": status_url, **({REPLAYED_HEADER: "true"} if replayed else {})}
+    metrics.add_metric(name="ExportReplays" if replayed else "ExportsStarted", unit=MetricUnit.Count, value=1)
+    logger.info("export accepted", extra={"job_id": job_id, "replayed": replayed})
+    return Response(
+        status_code=HTTPStatus.ACCEPTED.value,
+        content_type=_JSON_MEDIA_TYPE,
+        headers=headers,
+        body=ExportAccepted(job_id=job_id, status=job["status"], status_url=status_url),
+    )
+
+
+def _key_reused() -> ProblemError:
+    return ProblemError(
+        HTTPStatus.CONFLICT,
+        "idempotency-key-reused",
+        "This Idempotency-Key was used for an export with a different body; use a new key.",
+    )
+
+
+@app.get(
+    "/exports/<job_id>",
+    summary="An export job's status, progress and result",
+    operation_id="getExport",
+    tags=["exports"],
+    responses={200: {"description": "The job"}, **_problems(400, 404, 500)},
+    custom_response_validation_http_code=HTTPStatus.INTERNAL_SERVER_ERROR,
+)
+def get_export(
+    job_id: Annotated[
+        str, PathParam(description=f"The job id from POST /exports ({JOB_ID_PATTERN.pattern})")
+    ],
+) -> ExportJobView:
+    job = ExportJobs().get(check_job_id(job_id))
+    if job is None:
+        raise ProblemError(HTTPStatus.NOT_FOUND, "export-not-found", f"There is no export job {job_id}.")
+    return ExportJobView.model_validate(job)
+
+
+@app.get("/openapi.json", include_in_schema=False, enable_validation=False)
+def get_openapi() -> Response[str]:
+    return Response(status_code=HTTPStatus.OK.value, content_type=_JSON_MEDIA_TYPE, body=openapi_json())
+
+
+# -- errors --------------------------------------------------------------------------------------
+
+
+def _instance() -> str | None:
+    try:
+        return app.current_event.path
+    except AttributeError:  # pragma: no cover - only outside a request
+        return None
+
+
+@app.exception_handler(ProblemError)
+def _on_problem(error: ProblemError) -> Response[str]:
+    return _problem_response(
+        error.status, error.slug, error.detail, instance=_instance(), title=error.title, errors=error.errors
+    )
+
+
+@app.exception_handler(InvalidJobId)
+def _on_invalid_job_id(error: InvalidJobId) -> Response[str]:
+    return _problem_response(HTTPStatus.BAD_REQUEST, "invalid-job-id", str(error), instance=_instance())
+
+
+def _loc(loc: Any) -> list[str | int]:
+    return [part if isinstance(part, int) else str(part) for part in loc]
+
+
+@app.exception_handler(RequestValidationError)
+def _on_invalid_request(error: RequestValidationError) -> Response[str]:
+    errors = list(error.errors())
+    if any(_loc(e.get("loc", ()))[:1] == ["response"] for e in errors):
+        return _on_unexpected(error)  # the route's own answer failed validation: our bug, not theirs
+    malformed = next((e for e in errors if e.get("type") == "json_invalid"), None)
+    if malformed is not None:
+        reason = (malformed.get("ctx") or {}).get("error") or "invalid JSON"
+        position = _loc(malformed.get("loc", ()))[1:2]
+        where = f" at character {position[0]}" if position else ""
+        return _problem_response(
+            HTTPStatus.BAD_REQUEST,
+            "malformed-json",
+            f"The body is not valid JSON: {reason}{where}.",
+            instance=_instance(),
+        )
+    field_errors = [FieldError(loc=_loc(e.get("loc", ())), msg=str(e.get("msg", ""))) for e in errors]
+    return _problem_response(
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        "validation-failed",
+        f"The request failed validation in {len(field_errors)} place(s); see errors.",
+        instance=_instance(),
+        errors=field_errors,
+    )
+
+
+@app.exception_handler(RequestUnsupportedContentType)
+def _on_unsupported_content_type(error: RequestUnsupportedContentType) -> Response[str]:
+    return _problem_response(
+        HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+        "unsupported-media-type",
+        f"The body must be {_JSON_MEDIA_TYPE}.",
+        instance=_instance(),
+    )
+
+
+@app.not_found
+def _on_not_found(error: NotFoundError) -> Response[str]:
+    event = app.current_event
+    return _problem_response(
+        HTTPStatus.NOT_FOUND,
+        "not-found",
+        f"There is no {event.http_method} {event.path} in this API.",
+        instance=event.path,
+    )
+
+
+@app.exception_handler(ResponseValidationError)
+def _on_invalid_response(error: ResponseValidationError) -> Response[str]:
+    return _on_unexpected(error)
+
+
+@app.exception_handler(Exception)
+def _on_unexpected(error: Exception) -> Response[str]:
+    logger.exception("unexpected error answering the request")
+    metrics.add_metric(name="ApiErrors", unit=MetricUnit.Count, value=1)
+    return _problem_response(
+        HTTPStatus.INTERNAL_SERVER_ERROR,
+        "internal-error",
+        "The request could not be completed because of an unexpected error; it was logged.",
+        instance=_instance(),
+    )
+
+
+# -- the OpenAPI document ------------------------------------------------------------------------
+
+
+def _referenced_schemas(document: dict[str, Any]) -> set[str]:
+    """Component schemas reachable from the paths (Powertools adds its own default error models)."""
+    schemas = document.get("components", {}).get("schemas", {})
+    prefix = "#/components/schemas/"
+    seen: set[str] = set()
+    pending = [document.get("paths", {})]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith(prefix) and ref[len(prefix) :] not in seen:
+                seen.add(ref[len(prefix) :])
+                pending.append(schemas.get(ref[len(prefix) :], {}))
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return seen
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document, generated from the routes and models."""
+    schema = app.get_openapi_schema(
+        title="asyncstack job API",
+        version="1.0.0",
+        description="Accepts orders and report exports and answers at once (202); clients poll "
+        "GET /exports/{job_id} or pass callback_url to get a signed webhook. Errors are RFC 9457 "
+        "problem documents (application/problem+json).",
+        servers=[
+            Server(
+                url="{scheme}://{host}/{stage}",
+                description="The API's stage URL (the stack output JobApiUrl)",
+                variables={
+                    "scheme": ServerVariable(default="https", enum=["https", "http"]),
+                    "host": ServerVariable(
+                        default="example.execute-api.us-east-1.amazonaws.com",
+                        description="{rest-api-id}.execute-api.{region}.amazonaws.com, or 127.0.0.1:3000 "
+                        "for the local API (http)",
+                    ),
+                    "stage": ServerVariable(default="v1"),
+                },
+            )
+        ],
+        security_schemes={
+            "apiKey": APIKey.model_validate(
+                {"in": "header", "name": "x-api-key", "description": "The API key, when the stack uses keys"}
+            ),
+            "sigv4": APIKey.model_validate(
+                {
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "A SigV4-signed request, when the stack uses IAM auth",
+                    "openapi_extensions": {"x-amazon-apigateway-authtype": "awsSigv4"},
+                }
+            ),
+        },
+        security=[{"apiKey": []}, {"sigv4": []}],
+    )
+    document: dict[str, Any] = schema.model_dump(mode="json", by_alias=True, exclude_none=True)
+    # Powertools documents a 422 of its own error model on every route; this API answers problems.
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            responses = {
+                code: response
+                for code, response in operation["responses"].items()
+                if "HTTPValidationError" not in json.dumps(response)
+            }
+            operation["responses"] = dict(sorted(responses.items()))
+    document["paths"] = dict(sorted(document["paths"].items()))
+    schemas = document.get("components", {}).get("schemas")
+    if schemas:
+        used = _referenced_schemas(document)
+        document["components"]["schemas"] = {name: s for name, s in schemas.items() if name in used}
+    return document
+
+
+@cache
+def openapi_json() -> str:
+    """The OpenAPI document as committed in functions/api/openapi.json."""
+    return json.dumps(openapi_document(), indent=2, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write functions/api/openapi.json from the code; ``--check`` only reports whether it is current."""
+    args = sys.argv[1:] if argv is None else argv
+    current = OPENAPI_PATH.read_text(encoding="utf-8") if OPENAPI_PATH.exists() else None
+    if args == ["--check"]:
+        if current != openapi_json():
+            print(f"{OPENAPI_PATH} is out of date: run {REGENERATE_COMMAND}", file=sys.stderr)
+            return 1
+        return 0
+    if args:
+        print(f"usage: {REGENERATE_COMMAND} [--check]", file=sys.stderr)
+        return 2
+    if current != openapi_json():
+        OPENAPI_PATH.write_text(openapi_json(), encoding="utf-8")
+        print(f"wrote {OPENAPI_PATH}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,274 @@
+"""Standard Webhooks signatures (https://www.standardwebhooks.com) and the signing secret's lifecycle.
+
+A delivery carries ``webhook-id`` (the same on every retry, so receivers can deduplicate),
+``webhook-timestamp`` (unix seconds of this attempt, so receivers can refuse replays) and
+``webhook-signature``: ``v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>`` per secret,
+separated by spaces. A secret is ``whsec_<base64 key>``.
+
+The secrets live in one Secrets Manager secret (``WEBHOOK_SECRET_ARN``) as JSON
+``{"current": ..., "previous": ..., "previous_valid_until": ...}``. After a rotation both keys sign
+until ``previous_valid_until``: receivers can switch to the new key whenever they like within that
+grace period, as every delivery verifies with either. Warm environments cache the value for
+``CACHE_TTL``, so a rotation reaches them within that time (the rotating one at once).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import secrets as random_bytes
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from shared import aws
+from shared.observability import logger
+from shared.settings import table_name
+
+__all__ = [
+    "CACHE_TTL",
+    "DEFAULT_GRACE",
+    "SECRET_PREFIX",
+    "InvalidWebhookSecret",
+    "SigningKeys",
+    "clear_secret_cache",
+    "ensure_secret",
+    "headers_for",
+    "load_signing_keys",
+    "new_secret",
+    "rotate_secret",
+    "sign",
+    "signing_secrets",
+]
+
+SECRET_PREFIX = "whsec_"  # noqa: S105 (the format's prefix, not a secret)
+SECRET_BYTES = 32  # the spec asks for 24 to 64 random bytes
+DEFAULT_GRACE = timedelta(hours=24)
+CACHE_TTL = timedelta(minutes=5)
+SECRET_ARN_VARIABLE = "WEBHOOK_SECRET_ARN"  # noqa: S105 (a variable name)
+
+# Warm-environment cache: secret id -> (time.monotonic() when read, keys).
+_cache: dict[str, tuple[float, SigningKeys]] = {}
+
+
+class InvalidWebhookSecret(ValueError):
+    """A value that is not ``whsec_`` followed by a non-empty base64 key."""
+
+
+# -- signing -----------------------------------------------------------------------------------
+
+
+def new_secret() -> str:
+    """A fresh signing secret: ``whsec_`` and 32 random bytes in base64."""
+    return SECRET_PREFIX + base64.b64encode(random_bytes.token_bytes(SECRET_BYTES)).decode("ascii")
+
+
+def _key(secret: str) -> bytes:
+    encoded = secret.removeprefix(SECRET_PREFIX)
+    try:
+        key = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidWebhookSecret("a webhook secret must be whsec_ followed by base64") from exc
+    if not key:
+        raise InvalidWebhookSecret("a webhook secret must not be empty")
+    return key
+
+
+def sign(secrets: Sequence[str], msg_id: str, timestamp: int, body: bytes | str) -> str:
+    """The ``webhook-signature`` value: one ``v1,<signature>`` per secret, space-separated."""
+    if isinstance(secrets, str):  # a lone string would sign with each of its characters
+        raise TypeError("sign() takes a sequence of secrets, not one string")
+    if not secrets:
+        raise ValueError("sign() needs at least one secret")
+    payload = body.encode("utf-8") if isinstance(body, str) else body
+    signed = f"{msg_id}.{int(timestamp)}.".encode() + payload
+    return " ".join(
+        "v1," + base64.b64encode(hmac.new(_key(secret), signed, hashlib.sha256).digest()).decode("ascii")
+        for secret in secrets
+    )
+
+
+def headers_for(secrets: Sequence[str], msg_id: str, timestamp: int, body: bytes | str) -> dict[str, str]:
+    """The three Standard Webhooks headers for one attempt."""
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(timestamp)),
+        "webhook-signature": sign(secrets, msg_id, timestamp, body),
+    }
+
+
+# -- the stored secret -------------------------------------------------------------------------
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class SigningKeys:
+    """The secret's value: the key that signs, and the one it replaced while that is still honoured."""
+
+    current: str
+    previous: str | None = None
+    previous_valid_until: datetime | None = None
+
+    def active(self, now: datetime) -> list[str]:
+        """What signs at ``now``: the current key, and the previous one during its grace period."""
+        if self.previous and self.previous_valid_until and now < self.previous_valid_until:
+            return [self.current, self.previous]
+        return [self.current]
+
+    def to_json(self) -> str:
+        until = None if self.previous_valid_until is None else _iso(self.previous_valid_until)
+        return json.dumps({"current": self.current, "previous": self.previous, "previous_valid_until": until})
+
+    @classmethod
+    def parse(cls, text: str | None) -> SigningKeys | None:
+        """The keys in ``text``, or None if it is not our JSON (e.g. a value Secrets Manager generated)."""
+        try:
+            data: Any = json.loads(text or "")
+        except ValueError:
+            return None
+        if not isinstance(data, Mapping):
+            return None
+        current, previous, until = data.get("current"), data.get("previous"), data.get("previous_valid_until")
+        if not isinstance(current, str) or not isinstance(previous, str | None):
+            return None
+        try:
+            _key(current)
+            if previous is not None:
+                _key(previous)
+            valid_until = None if until is None else datetime.fromisoformat(until)
+        except (InvalidWebhookSecret, TypeError, ValueError):
+            return None
+        if valid_until is not None and valid_until.tzinfo is None:
+            return None
+        return cls(current=current, previous=previous, previous_valid_until=valid_until)
+
+
+def _secret_id(secret_id: str | None) -> str:
+    return secret_id or table_name(SECRET_ARN_VARIABLE)
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _token(purpose: str, version_id: str | None) -> str:
+    """A ClientRequestToken derived from the version a change starts from: two workers making the same
+    change from the same version write one version, the second gets ResourceExistsException."""
+    return hashlib.sha256(f"{purpose}:{version_id or '-'}".encode()).hexdigest()
+
+
+def _read(secret_id: str, client: Any) -> tuple[SigningKeys | None, str | None]:
+    """The stored keys (None if there is no value or not ours) and the current version id."""
+    try:
+        response = client.get_secret_value(SecretId=secret_id)
+    except ClientError as exc:
+        if _error_code(exc) != "ResourceNotFoundException":  # no value yet (or no secret)
+            raise
+        return None, None
+    return SigningKeys.parse(response.get("SecretString")), response.get("VersionId")
+
+
+def _write(secret_id: str, client: Any, keys: SigningKeys, token: str) -> bool:
+    """Store ``keys`` as the current version; False if another writer made this change first."""
+    try:
+        client.put_secret_value(SecretId=secret_id, SecretString=keys.to_json(), ClientRequestToken=token)
+    except ClientError as exc:
+        code = _error_code(exc)
+        if code == "ResourceExistsException":
+            return False
+        if code == "ResourceNotFoundException" and not secret_id.startswith("arn:"):
+            # No secret of that name at all (a bare local setup): create it with the value.
+            client.create_secret(Name=secret_id, SecretString=keys.to_json(), ClientRequestToken=token)
+            return True
+        raise
+    return True
+
+
+def _cached(secret_id: str, keys: SigningKeys) -> SigningKeys:
+    _cache[secret_id] = (time.monotonic(), keys)
+    return keys
+
+
+def clear_secret_cache() -> None:
+    """Forget cached keys (tests; a rotation done by another process is otherwise seen within CACHE_TTL)."""
+    _cache.clear()
+
+
+def ensure_secret(secret_id: str, client: Any = None) -> str:
+    """Initialise the secret if it has no value or one that is not ours; returns the current secret."""
+    client = client or aws.client("secretsmanager")
+    keys, version = _read(secret_id, client)
+    if keys is not None:
+        return _cached(secret_id, keys).current
+    fresh = SigningKeys(current=new_secret())
+    if not _write(secret_id, client, fresh, _token("init", version)):
+        keys, _ = _read(secret_id, client)  # another worker initialised it first: use theirs
+        if keys is None:
+            raise InvalidWebhookSecret(f"webhook secret {secret_id} holds a value that is not signing keys")
+        return _cached(secret_id, keys).current
+    logger.info("webhook signing secret initialised", extra={"secret_id": secret_id})
+    return _cached(secret_id, fresh).current
+
+
+def load_signing_keys(
+    secret_id: str | None = None, *, client: Any = None, refresh: bool = False
+) -> SigningKeys:
+    """The stored keys, from this environment's cache if read less than CACHE_TTL ago."""
+    secret_id = _secret_id(secret_id)
+    hit = _cache.get(secret_id)
+    if hit is not None and not refresh and time.monotonic() - hit[0] < CACHE_TTL.total_seconds():
+        return hit[1]
+    client = client or aws.client("secretsmanager")
+    keys, _ = _read(secret_id, client)
+    if keys is None:
+        ensure_secret(secret_id, client)
+        return _cache[secret_id][1]
+    return _cached(secret_id, keys)
+
+
+def signing_secrets(
+    now: datetime | None = None, *, secret_id: str | None = None, client: Any = None, refresh: bool = False
+) -> list[str]:
+    """The secrets that sign a delivery at ``now``: [current], or [current, previous] during a grace period."""
+    keys = load_signing_keys(secret_id, client=client, refresh=refresh)
+    return keys.active(now or datetime.now(UTC))
+
+
+def rotate_secret(
+    secret_id: str,
+    *,
+    grace: timedelta = DEFAULT_GRACE,
+    client: Any = None,
+    now: datetime | None = None,
+) -> str:
+    """Make a new current secret; the old current keeps signing for ``grace``. Returns the new secret.
+
+    A previous key still in its grace period is dropped: rotate at most once per grace period."""
+    if grace < timedelta(0):
+        raise ValueError(f"grace must not be negative, got {grace}")
+    client = client or aws.client("secretsmanager")
+    now = now or datetime.now(UTC)
+    keys, version = _read(secret_id, client)
+    if keys is None:  # nothing to keep: the first secret is the new one
+        return ensure_secret(secret_id, client)
+    rotated = SigningKeys(current=new_secret(), previous=keys.current, previous_valid_until=now + grace)
+    if not _write(secret_id, client, rotated, _token("rotate", version)):
+        winner, _ = _read(secret_id, client)  # a concurrent rotation from the same version won
+        if winner is None:
+            raise InvalidWebhookSecret(f"webhook secret {secret_id} holds a value that is not signing keys")
+        return _cached(secret_id, winner).current
+    logger.info(
+        "webhook signing secret rotated",
+        extra={"secret_id": secret_id, "previous_valid_until": _iso(now + grace)},
+    )
+    return _cached(secret_id, rotated).current
