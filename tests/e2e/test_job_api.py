@@ -1,0 +1,270 @@
+"""The job API on the local API (127.0.0.1, the deployed REST API's Lambda proxy) and signed webhooks:
+respond at once, poll the job's progress, and receive the result as a Standard Webhooks delivery that
+a receiver verifies with the `standardwebhooks` library. Retries after 5 s go through an SQS delay
+(real time); later ones through EventBridge Scheduler, which the test drives with the local clock."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from localcloud.cloud import LocalCloud
+from localcloud.server import free_port
+
+pytestmark = pytest.mark.e2e
+
+TIMEOUT = 90.0
+# The retry schedule after the first two attempts (5 s, then these), as shared.webhook_delivery has it.
+LATER_RETRIES = [
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=5),
+    timedelta(hours=10),
+]
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver on 127.0.0.1 that answers 500 to its first ``failures`` deliveries."""
+
+    failures: int
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks/export"
+
+    def start(self) -> Receiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(500 if len(receiver.received) <= receiver.failures else 204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+
+@pytest.fixture
+def receiver_factory() -> Iterator[Any]:
+    started: list[Receiver] = []
+
+    def start(failures: int) -> Receiver:
+        started.append(Receiver(failures).start())
+        return started[-1]
+
+    yield start
+    for receiver in started:
+        assert receiver.server is not None
+        receiver.server.shutdown()
+
+
+def _request(
+    cloud: LocalCloud, method: str, url: str, body: Any = None, **headers: str
+) -> tuple[int, dict[str, str], Any]:
+    assert cloud.api is not None
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url if url.startswith("http") else cloud.api.url + url, data=data, method=method,
+        headers={"x-api-key": cloud.api_key, "content-type": "application/json", **headers},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, dict(response.headers), json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), json.loads(error.read() or b"null")
+
+
+def _start_export(cloud: LocalCloud, callback_url: str) -> dict[str, Any]:
+    key = f"e2e-{uuid.uuid4().hex}"
+    status, headers, body = _request(
+        cloud,
+        "POST",
+        "/v1/exports",
+        {"chunk_size": 50, "callback_url": callback_url},
+        **{"Idempotency-Key": key},
+    )
+    assert status == 202, body
+    assert headers["Location"] == body["status_url"]
+    # A client retry with the same key gets the same job
+    again_status, again_headers, again = _request(
+        cloud,
+        "POST",
+        "/v1/exports",
+        {"chunk_size": 50, "callback_url": callback_url},
+        **{"Idempotency-Key": key},
+    )
+    assert (again_status, again["job_id"], again_headers.get("Idempotent-Replayed")) == (
+        202,
+        body["job_id"],
+        "true",
+    )
+    return dict(body)
+
+
+def _job(cloud: LocalCloud, status_url: str) -> dict[str, Any]:
+    status, _, job = _request(cloud, "GET", status_url)
+    assert status == 200, job
+    return dict(job)
+
+
+def _wait_for_attempts(cloud: LocalCloud, receiver: Receiver, count: int, status_url: str) -> dict[str, Any]:
+    cloud.wait_until(lambda: len(receiver.received) >= count, TIMEOUT, f"webhook attempt {count}")
+    cloud.wait_until(
+        lambda: len((_job(cloud, status_url).get("webhook") or {}).get("attempts", [])) >= count,
+        TIMEOUT, f"attempt {count} to be recorded",
+    )  # fmt: skip
+    return _job(cloud, status_url)
+
+
+def _advance_to_next_attempt(cloud: LocalCloud, delay: timedelta) -> None:
+    """Move the local clock past a retry's due time (plus jitter) and let the scheduler fire it."""
+    cloud.clock.advance(delay * 1.1 + timedelta(seconds=5))
+    cloud.scheduler.fire_due()
+
+
+def test_an_export_is_polled_to_the_end_and_its_webhook_arrives_signed_on_the_third_attempt(
+    cloud: LocalCloud, receiver_factory: Any
+) -> None:
+    secret = cloud.webhook_secret()
+    assert secret and secret.startswith("whsec_")
+    # Given a receiver that fails its first two deliveries
+    receiver = receiver_factory(failures=2)
+    # When an export is requested on the local API with a callback
+    started = _start_export(cloud, receiver.url)
+    status_url = started["status_url"]
+    # Then polling shows it progress and finish
+    seen: list[str] = []
+
+    def finished() -> bool:
+        job = _job(cloud, status_url)
+        seen.append(job["status"])
+        return job["status"] in ("SUCCEEDED", "FAILED")
+
+    cloud.wait_until(finished, TIMEOUT, "the export to finish", poll=0.05)
+    job = _job(cloud, status_url)
+    assert job["status"] == "SUCCEEDED" and job["progress"]["percent"] == 100
+    assert job["result"]["key"].endswith("report.csv")
+    # And the first delivery fails at once, the second after 5 s (an SQS delay), both recorded
+    job = _wait_for_attempts(cloud, receiver, 2, status_url)
+    assert [a["status_code"] for a in job["webhook"]["attempts"]] == [500, 500]
+    assert job["webhook"]["status"] == "scheduled"
+    # When the local clock reaches the third attempt's time (5 min later, EventBridge Scheduler)
+    _advance_to_next_attempt(cloud, LATER_RETRIES[0])
+    job = _wait_for_attempts(cloud, receiver, 3, status_url)
+    # Then it is delivered, and the job says so
+    assert job["webhook"]["status"] == "delivered"
+    assert [a["status_code"] for a in job["webhook"]["attempts"]] == [500, 500, 204]
+    # And every delivery verifies with the printed secret, carries the same webhook-id and the job's result
+    verifier = Webhook(secret)
+    payloads = [verifier.verify(body, headers) for headers, body in receiver.received]
+    assert len({headers["webhook-id"] for headers, _ in receiver.received}) == 1
+    assert payloads[-1]["type"] == "export.completed"
+    assert payloads[-1]["data"]["job_id"] == started["job_id"]
+    assert payloads[-1]["data"]["result"]["key"] == job["result"]["key"]
+
+
+def test_a_receiver_that_always_fails_ends_in_the_webhook_dlq_and_the_job_shows_callback_failed(
+    cloud: LocalCloud, receiver_factory: Any
+) -> None:
+    outputs = cloud.stack_outputs()
+    dlq = outputs["WebhookDeadLetterQueueUrl"].rsplit("/", 1)[-1]
+    before = cloud.queues()[dlq]["visible"]
+    # Given a receiver that never accepts a delivery
+    receiver = receiver_factory(failures=1000)
+    started = _start_export(cloud, receiver.url)
+    status_url = started["status_url"]
+    # When every attempt comes due: at once, after 5 s, then on the local clock over 17.5 hours
+    _wait_for_attempts(cloud, receiver, 2, status_url)
+    for attempt, delay in enumerate(LATER_RETRIES, start=3):
+        _advance_to_next_attempt(cloud, delay)
+        _wait_for_attempts(cloud, receiver, attempt, status_url)
+    # Then after the seventh attempt the job shows callback_failed, with every attempt recorded
+    cloud.wait_until(
+        lambda: _job(cloud, status_url)["webhook"]["status"] == "callback_failed", TIMEOUT, "callback_failed"
+    )
+    job = _job(cloud, status_url)
+    assert [a["status_code"] for a in job["webhook"]["attempts"]] == [500] * 7
+    assert all(a["at"] for a in job["webhook"]["attempts"])
+    # And the delivery sits in the webhook DLQ with the reason
+    cloud.wait_until(lambda: cloud.queues()[dlq]["visible"] == before + 1, TIMEOUT, "the webhook DLQ")
+    messages = cloud.client("sqs").receive_message(
+        QueueUrl=outputs["WebhookDeadLetterQueueUrl"], MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+    )["Messages"]
+    mine = [m for m in messages if m["MessageAttributes"]["job-id"]["StringValue"] == started["job_id"]]
+    assert len(mine) == 1
+    assert mine[0]["MessageAttributes"]["error-type"]["StringValue"] == "CallbackFailed"
+    # And no further attempt comes
+    assert len(receiver.received) == 7
+
+
+def test_the_api_answers_problems_and_refuses_anonymous_calls(cloud: LocalCloud) -> None:
+    # An unknown route: 404 problem document
+    status, headers, body = _request(cloud, "GET", "/v1/nothing-here")
+    assert status == 404 and headers["Content-Type"].startswith("application/problem+json")
+    # A schema-invalid order: 422 with the field errors
+    status, _, body = _request(cloud, "POST", "/v1/orders", {"order_id": "o-1"})
+    assert status == 422 and body["errors"]
+    # A callback to the cloud metadata address: refused
+    status, _, body = _request(
+        cloud, "POST", "/v1/exports", {"callback_url": "http://169.254.169.254/latest"}
+    )
+    assert status == 422, body
+    # Without the API key: API Gateway's 403, the function never runs
+    assert cloud.api is not None
+    request = urllib.request.Request(cloud.api.url + "/v1/exports/exp-x", method="GET")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 403
+
+
+def test_post_orders_answers_202_and_the_event_reaches_the_pipeline(cloud: LocalCloud) -> None:
+    order_id = f"ord-api-{uuid.uuid4().hex[:10]}"
+    order = {
+        "order_id": order_id, "customer_id": "cus-api", "customer_email": "api@example.com",
+        "lines": [{"sku": "SKU-API", "quantity": 1, "unit_price_cents": 100}], "currency": "EUR",
+    }  # fmt: skip
+    status, _, body = _request(cloud, "POST", "/v1/orders", order)
+    assert status == 202 and body["status"] == "accepted"
+    outputs = cloud.stack_outputs()
+    cloud.wait_until(
+        lambda: "Item" in cloud.client("dynamodb").get_item(
+            TableName=outputs["AnalyticsTableName"], Key={"event_id": {"S": body["event_id"]}}
+        ),
+        TIMEOUT, "the order event in the analytics table",
+    )  # fmt: skip
+    # (its effects are removed once all three consumers had it: the pipeline test counts those tables)
+    dynamodb = cloud.client("dynamodb")
+    effects = [
+        (outputs["AnalyticsTableName"], {"event_id": {"S": body["event_id"]}}),
+        (outputs["InventoryTableName"], {"pk": {"S": f"reservation#{order_id}"}}),
+        (outputs["OutboxTableName"], {"message_id": {"S": f"order-confirmation#{order_id}"}}),
+    ]
+    cloud.wait_until(
+        lambda: all("Item" in dynamodb.get_item(TableName=t, Key=k, ConsistentRead=True) for t, k in effects),
+        TIMEOUT, "every consumer's effect",
+    )  # fmt: skip
+    for table, key in effects:
+        dynamodb.delete_item(TableName=table, Key=key)
