@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import api_calls, cold_start, consumer_overhead, delayed_jobs, local_cloud, workflows
+from bench import api_calls, cold_start, consumer_overhead, delayed_jobs, job_api, local_cloud, workflows
 from bench.results import Metric, format_table, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -42,6 +42,10 @@ def _workflows(quick: bool) -> tuple[list[Metric], list[str]]:
     return workflows.run(quick=quick)
 
 
+def _job_api(quick: bool) -> tuple[list[Metric], list[str]]:
+    return job_api.run(quick=quick)
+
+
 BENCHMARKS: dict[str, Callable[[bool], tuple[list[Metric], list[str]]]] = {
     consumer_overhead.GROUP: _overhead,
     cold_start.GROUP: _cold_start,
@@ -49,6 +53,7 @@ BENCHMARKS: dict[str, Callable[[bool], tuple[list[Metric], list[str]]]] = {
     local_cloud.GROUP: _local_cloud,
     delayed_jobs.GROUP: _delayed_jobs,
     workflows.GROUP: _workflows,
+    job_api.GROUP: _job_api,
 }
 
 

@@ -23,7 +23,7 @@ from localcloud.api_gateway import FunctionError, LocalApi
 from localcloud.async_invoke import AsyncInvoker
 from localcloud.clock import Clock
 from localcloud.logs import LogSink
-from localcloud.pollers import EventSourceMappings
+from localcloud.pollers import EventSourceMappings, sqs_mappings
 from localcloud.runtime import FunctionStats, InvocationError, LocalRuntime, Throttled
 from localcloud.scheduler import SchedulerEngine
 from localcloud.server import (
@@ -410,9 +410,13 @@ class LocalCloud:
             time.sleep(poll)
 
     def idle(self) -> bool:
-        """Nothing queued, in flight or being invoked anywhere."""
+        """Nothing queued for a consumer, in flight or being invoked anywhere. Queues nobody consumes
+        (dead-letter queues, reply queues) may hold messages: they stay there by design."""
+        consumed = {mapping.queue_arn.rsplit(":", 1)[-1] for mapping in sqs_mappings().values()}
         busy_queues = any(
-            q["visible"] or q["in_flight"] or q["delayed"] for q in self.queues().values() if not q["dlq"]
+            q["visible"] or q["in_flight"] or q["delayed"]
+            for name, q in self.queues().items()
+            if name in consumed
         )
         return not busy_queues and self.mappings.idle and self.async_invoker.pending == 0
 

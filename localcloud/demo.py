@@ -179,6 +179,8 @@ class Demo:
         self.consumers = deployed_consumers(cloud)
         self.sqs = cloud.client("sqs")
         self.dynamodb = cloud.client("dynamodb")
+        # Records handled before this run (by other users of the same cloud) are not this run's.
+        self.handled_before = self._handled_so_far()
 
     @property
     def inventory(self) -> InventoryRepository:
@@ -198,12 +200,15 @@ class Demo:
         if failed:
             raise LocalCloudError(f"{len(failed)} messages could not be published: {failed[0].error_message}")
 
-    def handled(self) -> dict[str, int]:
+    def _handled_so_far(self) -> dict[str, int]:
         stats = self.cloud.mappings.stats()
         return {
             c.name: stats[c.mapping_uuid].records_succeeded if c.mapping_uuid in stats else 0
             for c in self.consumers
         }
+
+    def handled(self) -> dict[str, int]:
+        return {name: count - self.handled_before[name] for name, count in self._handled_so_far().items()}
 
     def wait_until_drained(self, timeout: float) -> float:
         started = time.monotonic()

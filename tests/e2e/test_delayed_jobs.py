@@ -228,7 +228,7 @@ def test_a_failing_target_lands_in_the_schedule_dead_letter_queue(cloud: LocalCl
     [role_arn] = [
         role["Arn"]
         for role in cloud.client("iam").list_roles()["Roles"]
-        if "JobsSchedulerRole" in role["RoleName"]
+        if "JobsSchedulerRole" in role["RoleName"] and "Webhooks" not in role["RoleName"]
     ]
     name = f"test-dlq-{uuid.uuid4().hex[:12]}"
     group = outputs["JobsScheduleGroupName"]
