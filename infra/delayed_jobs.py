@@ -37,6 +37,7 @@ class DelayedJobs(Construct):
         job_types: Sequence[str],
         retry_attempts: int = 3,
         max_concurrency: int | None = 5,
+        max_batching_window: Duration = Duration.seconds(1),
     ) -> None:
         super().__init__(scope, construct_id)
         self.job_types = tuple(job_types)
@@ -53,7 +54,13 @@ class DelayedJobs(Construct):
             time_to_live_attribute="expires_at",
             removal_policy=RemovalPolicy.DESTROY,
         )
-        self.work_queue = WorkQueue(self, "Queue", consumer=worker, max_concurrency=max_concurrency)
+        self.work_queue = WorkQueue(
+            self,
+            "Queue",
+            consumer=worker,
+            max_concurrency=max_concurrency,
+            max_batching_window=max_batching_window,
+        )
         self.group = scheduler.CfnScheduleGroup(self, "Group")
         self.target_dead_letter_queue = sqs.Queue(
             self,

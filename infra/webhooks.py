@@ -37,7 +37,10 @@ class WebhookDelivery(Construct):
                 "shared.webhooks.rotate_secret does that, a Secrets Manager rotation function would not.",
             )
         )
-        self.jobs = DelayedJobs(self, "Jobs", worker=worker, job_types=WEBHOOK_JOB_TYPES)
+        # No batching window: a receiver is waiting for each delivery.
+        self.jobs = DelayedJobs(
+            self, "Jobs", worker=worker, job_types=WEBHOOK_JOB_TYPES, max_batching_window=Duration.seconds(0)
+        )
         self.jobs.grant_scheduling(worker)
         self.dead_letter_queue = sqs.Queue(
             self,

@@ -547,3 +547,36 @@ def test_removing_resources_from_the_template_deletes_them(aws: None) -> None:
     assert "Policy" not in sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     with pytest.raises(ClientError, match="ResourceNotFoundException"):
         client("lambda").get_function_event_invoke_config(FunctionName="worker")
+
+
+def test_a_secret_is_created_with_a_generated_value_kept_across_updates_and_deleted(aws: None) -> None:
+    # Given a secret whose value CloudFormation generates into a JSON template (what CDK's Secret declares)
+    secret = {
+        "Secret": {
+            "Type": "AWS::SecretsManager::Secret",
+            "Properties": {
+                "Description": "signing keys",
+                "GenerateSecretString": {
+                    "SecretStringTemplate": '{"user": "app"}', "GenerateStringKey": "password",
+                    "PasswordLength": 40, "ExcludePunctuation": True,
+                },
+            },
+        }
+    }  # fmt: skip
+    # When the stack is created
+    outputs = deploy(secret, {"Arn": {"Ref": "Secret"}})
+    # Then Ref is the secret's ARN and the value is the template with a generated password
+    secrets = client("secretsmanager")
+    value = json.loads(secrets.get_secret_value(SecretId=outputs["Arn"])["SecretString"])
+    assert outputs["Arn"].startswith(f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:")
+    assert value["user"] == "app" and len(value["password"]) == 40 and value["password"].isalnum()
+    # When someone rotates it and the stack is updated (description only)
+    secrets.put_secret_value(SecretId=outputs["Arn"], SecretString="rotated")
+    secret["Secret"]["Properties"]["Description"] = "signing keys, v2"
+    redeploy(secret, {"Arn": {"Ref": "Secret"}})
+    # Then the rotated value is kept, as CloudFormation keeps it
+    assert secrets.get_secret_value(SecretId=outputs["Arn"])["SecretString"] == "rotated"
+    # When the stack is deleted / Then the secret is gone
+    client("cloudformation").delete_stack(StackName=STACK)
+    with pytest.raises(ClientError):
+        secrets.get_secret_value(SecretId=outputs["Arn"])
