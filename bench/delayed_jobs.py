@@ -19,17 +19,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.results import Metric, command, ratio
+from bench.results import Metric, command, percentile, ratio
 from localcloud.cloud import LocalCloud
 from localcloud.server import free_port
 from shared.jobs import JobScheduler
 
 GROUP = "jobs"
-
-
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def _scheduler(cloud: LocalCloud) -> JobScheduler:
@@ -120,8 +115,8 @@ def run(*, quick: bool = False) -> tuple[list[Metric], list[str]]:
             cloud.close()
 
     cmd = command(GROUP, quick=quick)
-    p50, p99 = _percentile(schedule_lateness, 0.5), _percentile(schedule_lateness, 0.99)
-    b50, b99 = _percentile(delay_lateness, 0.5), _percentile(delay_lateness, 0.99)
+    p50, p99 = percentile(schedule_lateness, 0.5), percentile(schedule_lateness, 0.99)
+    b50, b99 = percentile(delay_lateness, 0.5), percentile(delay_lateness, 0.99)
     baseline_late = (
         f"{len(delayed)} SQS messages with DelaySeconds due over one minute, first receive minus due time"
     )

@@ -27,8 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from bench.results import Metric, command, ratio
-from bench.workflows import _percentile, _seed, _Unhurried
+from bench.results import Metric, command, percentile, ratio
+from bench.workflows import _seed, _Unhurried
 from localcloud.cloud import LocalCloud
 from localcloud.server import REGION, free_port
 from localcloud.sqs_events import lambda_event
@@ -165,12 +165,12 @@ def run(*, quick: bool = False) -> tuple[list[Metric], list[str]]:
             cloud.close()
 
     cmd = command(GROUP, quick=quick)
-    sync_order = _percentile(sync_order_ms, 0.5)
-    sync_export = _percentile(sync_export_ms, 0.5)
-    o50, o99 = _percentile(order_ms, 0.5), _percentile(order_ms, 0.99)
-    l50, l99 = _percentile(loaded_ms, 0.5), _percentile(loaded_ms, 0.99)
-    e50, e99 = _percentile(export_ms, 0.5), _percentile(export_ms, 0.99)
-    w50, p50 = _percentile(webhook_s, 0.5), _percentile(polling_s, 0.5)
+    sync_order = percentile(sync_order_ms, 0.5)
+    sync_export = percentile(sync_export_ms, 0.5)
+    o50, o99 = percentile(order_ms, 0.5), percentile(order_ms, 0.99)
+    l50, l99 = percentile(loaded_ms, 0.5), percentile(loaded_ms, 0.99)
+    e50, e99 = percentile(export_ms, 0.5), percentile(export_ms, 0.99)
+    w50, p50 = percentile(webhook_s, 0.5), percentile(polling_s, 0.5)
     order_baseline = "the same order processed in the request: inventory, email and analytics workers invoked in turn (p50)"
     export_baseline = "the same export (200 rows, chunks of 50) run to completion in the request (p50)"
     notes = [

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.results import Metric, command, ratio
+from bench.results import Metric, command, percentile, ratio
 from localcloud.cloud import LocalCloud
 from localcloud.server import free_port
 from shared.exports import ExportJobs, ExportRequest, run_export, start_export
@@ -30,11 +30,6 @@ from shared.rpc import RpcClient
 
 GROUP = "workflows"
 CRASH_CHUNK = 8
-
-
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 class _Timed:
@@ -185,8 +180,8 @@ def run(*, quick: bool = False) -> tuple[list[Metric], list[str]]:
             cloud.close()
 
     cmd = command(GROUP, quick=quick)
-    p50, p99 = _percentile(rpc, 0.5), _percentile(rpc, 0.99)
-    b50, b99 = _percentile(transport, 0.5), _percentile(transport, 0.99)
+    p50, p99 = percentile(rpc, 0.5), percentile(rpc, 0.99)
+    b50, b99 = percentile(transport, 0.5), percentile(transport, 0.99)
     transport_baseline = "two SQS hops with no worker (send, receive, answer, receive) on the same endpoint"
     work_baseline = "the chunk's own work: its Scan page and its part upload"
     notes = [
