@@ -9,15 +9,14 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Token, Validations
-from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import Acknowledgment, Duration, Stack, Token, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_scheduler as scheduler
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.work_queue import WorkQueue, any_message_alarm
+from infra.tables import on_demand_table
+from infra.work_queue import WorkQueue, standalone_dead_letter_queue
 
 
 class DelayedJobs(Construct):
@@ -42,18 +41,7 @@ class DelayedJobs(Construct):
         super().__init__(scope, construct_id)
         self.job_types = tuple(job_types)
         self.retry_attempts = retry_attempts
-        self.table = dynamodb.Table(
-            self,
-            "Table",
-            partition_key=dynamodb.Attribute(name="job_key", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            time_to_live_attribute="expires_at",
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        self.table = on_demand_table(self, "Table", "job_key", ttl="expires_at")
         self.work_queue = WorkQueue(
             self,
             "Queue",
@@ -62,25 +50,13 @@ class DelayedJobs(Construct):
             max_batching_window=max_batching_window,
         )
         self.group = scheduler.CfnScheduleGroup(self, "Group")
-        self.target_dead_letter_queue = sqs.Queue(
+        self.target_dead_letter_queue, self.target_dead_letter_alarm = standalone_dead_letter_queue(
             self,
             "TargetDeadLetterQueue",
-            retention_period=Duration.days(14),
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-        )
-        Validations.of(self.target_dead_letter_queue).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions::AwsSolutions-SQS3",
-                reason="This queue is the dead-letter queue of the schedules' target (their "
-                "DeadLetterConfig), which the rule does not look at.",
-            )
-        )
-        self.target_dead_letter_alarm = any_message_alarm(
-            self,
-            "TargetDeadLetterAlarm",
-            self.target_dead_letter_queue,
-            f"Scheduled jobs of {self.node.path} could not be delivered to the jobs queue: inspect and resend",
+            alarm_id="TargetDeadLetterAlarm",
+            holds="the schedules' target deliveries that kept failing (their DeadLetterConfig)",
+            alarm_description=f"Scheduled jobs of {self.node.path} could not be delivered to the jobs queue: "
+            "inspect and resend",
         )
         account = Stack.of(self).account
         self.role = iam.Role(

@@ -14,8 +14,7 @@ Standard, not Express: an export may run longer than Express's five minutes.
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
-from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
@@ -26,6 +25,7 @@ from constructs import Construct
 from infra.buckets import private_bucket
 from infra.nag import acknowledge_wildcard, arn_of
 from infra.order_saga import LAMBDA_TRANSIENT_ERRORS
+from infra.tables import on_demand_table
 from infra.workflow import Workflow
 
 # A run that died (killed environment, out of memory), timed out, or hit a retryable error.
@@ -57,17 +57,7 @@ class LongRunningJobs(Construct):
         keep_results: Duration = Duration.days(30),
     ) -> None:
         super().__init__(scope, construct_id)
-        self.table = dynamodb.Table(
-            self,
-            "Table",
-            partition_key=dynamodb.Attribute(name="job_id", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            removal_policy=RemovalPolicy.RETAIN,
-        )
+        self.table = on_demand_table(self, "Table", "job_id")
         self.bucket = private_bucket(self, "Results", access_logs=access_logs, expire_after=keep_results)
         # Every write of a run is a conditional UpdateItem that returns the item: nothing else is needed.
         self.table.grant(worker, "dynamodb:UpdateItem")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
-from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
 from constructs import Construct
@@ -20,6 +19,7 @@ from infra.order_saga import OrderSaga
 from infra.packaging import LambdaTarget
 from infra.python_function import LambdaPlatform, PythonFunction
 from infra.request_reply import RequestReply
+from infra.tables import on_demand_table
 from infra.webhooks import WebhookDelivery
 from infra.work_queue import WorkQueue
 
@@ -27,21 +27,6 @@ ORDER_CREATED = "order.created"
 USER_EVENTS = ["user.signed_up", "user.converted"]
 # The job types shared.signup runs; each is also the type of the job's message.
 JOB_TYPES = ["job.signup_reminder", "job.trial_expiry_warning", "job.daily_summary"]
-
-
-def _table(scope: Construct, construct_id: str, key: str, *, ttl: str | None = None) -> dynamodb.Table:
-    return dynamodb.Table(
-        scope,
-        construct_id,
-        partition_key=dynamodb.Attribute(name=key, type=dynamodb.AttributeType.STRING),
-        billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-        point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-            point_in_time_recovery_enabled=True
-        ),
-        encryption=dynamodb.TableEncryption.AWS_MANAGED,
-        time_to_live_attribute=ttl,
-        removal_policy=RemovalPolicy.DESTROY if ttl else RemovalPolicy.RETAIN,
-    )
 
 
 class AsyncStack(Stack):
@@ -60,10 +45,10 @@ class AsyncStack(Stack):
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         self.platform = LambdaPlatform.create(self, target=target)
         self.outputs: dict[str, str] = {}
-        self.idempotency = _table(self, "IdempotencyTable", "id", ttl="expiration")
-        self.inventory_table = _table(self, "InventoryTable", "pk")
-        self.outbox = _table(self, "OutboxTable", "message_id")
-        self.analytics_table = _table(self, "AnalyticsTable", "event_id")
+        self.idempotency = on_demand_table(self, "IdempotencyTable", "id", ttl="expiration")
+        self.inventory_table = on_demand_table(self, "InventoryTable", "pk")
+        self.outbox = on_demand_table(self, "OutboxTable", "message_id")
+        self.analytics_table = on_demand_table(self, "AnalyticsTable", "event_id")
 
         self._order_pipeline()
         self._signups()
@@ -177,7 +162,7 @@ class AsyncStack(Stack):
 
     def _order_saga(self) -> None:
         """Orchestrated charge -> reserve -> confirm, compensated in reverse."""
-        payments_table = _table(self, "PaymentsTable", "pk")
+        payments_table = on_demand_table(self, "PaymentsTable", "pk")
         payments = self._function(
             "OrderPayments", "order_payments", environment={"PAYMENTS_TABLE_NAME": payments_table.table_name}
         )

@@ -10,11 +10,10 @@ from __future__ import annotations
 from aws_cdk import Acknowledgment, Duration, Validations
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.delayed_jobs import DelayedJobs
-from infra.work_queue import any_message_alarm
+from infra.work_queue import standalone_dead_letter_queue
 
 WEBHOOK_JOB_TYPES = ["webhook.deliver"]
 
@@ -42,24 +41,12 @@ class WebhookDelivery(Construct):
             self, "Jobs", worker=worker, job_types=WEBHOOK_JOB_TYPES, max_batching_window=Duration.seconds(0)
         )
         self.jobs.grant_scheduling(worker)
-        self.dead_letter_queue = sqs.Queue(
+        self.dead_letter_queue, self.dead_letter_alarm = standalone_dead_letter_queue(
             self,
             "DeadLetterQueue",
-            retention_period=Duration.days(14),
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-        )
-        Validations.of(self.dead_letter_queue).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions::AwsSolutions-SQS3",
-                reason="This is the webhook dead-letter queue: deliveries that failed every attempt.",
-            )
-        )
-        self.dead_letter_alarm = any_message_alarm(
-            self,
-            "DeadLetterAlarm",
-            self.dead_letter_queue,
-            f"A webhook of {self.node.path} failed every attempt: the job shows callback_failed",
+            alarm_id="DeadLetterAlarm",
+            holds="webhook deliveries that failed every attempt",
+            alarm_description=f"A webhook of {self.node.path} failed every attempt: the job shows callback_failed",
         )
         self.secret.grant_read(worker)
         self.secret.grant_write(worker)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Duration
+from aws_cdk import Acknowledgment, Duration, Validations
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -42,6 +42,27 @@ def any_message_alarm(
         comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
     )
+
+
+def standalone_dead_letter_queue(
+    scope: Construct, construct_id: str, *, alarm_id: str, holds: str, alarm_description: str
+) -> tuple[sqs.Queue, cloudwatch.Alarm]:
+    """A dead-letter queue that no redrive policy names (its senders put messages there themselves,
+    or name it in a DeadLetterConfig cdk-nag's SQS3 rule cannot see): kept 14 days, encrypted,
+    TLS-only, with an alarm at the first message. ``holds`` says what it holds, for the SQS3 reason."""
+    queue = sqs.Queue(
+        scope,
+        construct_id,
+        retention_period=Duration.days(14),
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+    )
+    Validations.of(queue).acknowledge(
+        Acknowledgment(
+            id="AwsSolutions::AwsSolutions-SQS3", reason=f"This queue is a dead-letter queue: {holds}."
+        )
+    )
+    return queue, any_message_alarm(scope, alarm_id, queue, alarm_description)
 
 
 class WorkQueue(Construct):

@@ -249,9 +249,7 @@ class LocalCloud:
         arn = self.stack_outputs().get("WebhookSecretArn")
         if arn is None:
             return None
-        client = self.client("secretsmanager")
-        ensure_secret(arn, client=client)
-        return str(json.loads(client.get_secret_value(SecretId=arn)["SecretString"])["current"])
+        return ensure_secret(arn, client=self.client("secretsmanager"))
 
     # -- state -------------------------------------------------------------------------------
 
