@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.results import Metric, command, percentile, ratio
-from bench.workflows import _seed, _Unhurried
+from bench.workflows import Unhurried, seed_analytics
 from localcloud.cloud import LocalCloud
 from localcloud.server import REGION, free_port
 from localcloud.sqs_events import lambda_event
@@ -121,7 +121,7 @@ def run(*, quick: bool = False) -> tuple[list[Metric], list[str]]:
         receiver = _Receiver()
         try:
             outputs = cloud.deploy().outputs
-            _seed(cloud, outputs["AnalyticsTableName"], 200)
+            seed_analytics(cloud, outputs["AnalyticsTableName"], 200)
             _post(cloud, "/orders", _order("ord-warmup"))  # cold starts are not what is measured
             # Paced as a client sending four orders a second (the consumers keep up) ...
             order_ms = []
@@ -151,7 +151,7 @@ def run(*, quick: bool = False) -> tuple[list[Metric], list[str]]:
                 begun = time.perf_counter()
                 jobs.create(job_id, ExportRequest(chunk_size=50))
                 run_export(
-                    job_id, _Unhurried(), jobs=jobs, source_table=outputs["AnalyticsTableName"],
+                    job_id, Unhurried(), jobs=jobs, source_table=outputs["AnalyticsTableName"],
                     bucket=outputs["ExportBucketName"], s3=cloud.client("s3"), dynamodb=cloud.client("dynamodb"),
                 )  # fmt: skip
                 sync_export_ms.append((time.perf_counter() - begun) * 1000)

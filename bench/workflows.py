@@ -56,7 +56,7 @@ class _Timed:
         return timed
 
 
-class _Unhurried:
+class Unhurried:
     """A Lambda context with all the time in the world: one run does the whole export."""
 
     def get_remaining_time_in_millis(self) -> int:
@@ -71,7 +71,7 @@ def _row(n: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _seed(cloud: LocalCloud, table: str, rows: int) -> None:
+def seed_analytics(cloud: LocalCloud, table: str, rows: int) -> None:
     dynamodb = cloud.client("dynamodb")
     for start in range(0, rows, 25):
         batch = [{"PutRequest": {"Item": _row(n)}} for n in range(start, min(start + 25, rows))]
@@ -122,7 +122,7 @@ def _progress_overhead(cloud: LocalCloud, outputs: dict[str, str], chunk_size: i
     job_id = f"bench-{uuid.uuid4().hex[:10]}"
     jobs.create(job_id, ExportRequest(chunk_size=chunk_size))
     run_export(
-        job_id, _Unhurried(), jobs=jobs, source_table=outputs["AnalyticsTableName"],
+        job_id, Unhurried(), jobs=jobs, source_table=outputs["AnalyticsTableName"],
         bucket=outputs["ExportBucketName"], s3=s3, dynamodb=source,  # type: ignore[arg-type]
     )  # fmt: skip
     job = jobs.get(job_id)
@@ -173,7 +173,7 @@ def run(*, quick: bool = False) -> tuple[list[Metric], list[str]]:
         try:
             outputs = cloud.deploy().outputs
             rpc, transport = _rpc(cloud, outputs, calls)
-            _seed(cloud, outputs["AnalyticsTableName"], rows)
+            seed_analytics(cloud, outputs["AnalyticsTableName"], rows)
             progress = _progress_overhead(cloud, outputs, chunk_size)
             redone, from_zero = _redone_after_crash(cloud, outputs, chunk_size)
         finally:

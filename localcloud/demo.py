@@ -179,8 +179,10 @@ class Demo:
         self.consumers = deployed_consumers(cloud)
         self.sqs = cloud.client("sqs")
         self.dynamodb = cloud.client("dynamodb")
-        # Records handled before this run (by other users of the same cloud) are not this run's.
+        # Records handled and effects recorded before this run (by other users of the same cloud) are
+        # not this run's.
         self.handled_before = self._handled_so_far()
+        self.effects_before = {c.name: self._effects_so_far(c.name) for c in self.consumers}
 
     @property
     def inventory(self) -> InventoryRepository:
@@ -240,6 +242,9 @@ class Demo:
                 reasons[attribute.get("StringValue", "no reason attached")] += 1
 
     def effects(self, name: str) -> int:
+        return self._effects_so_far(name) - self.effects_before[name]
+
+    def _effects_so_far(self, name: str) -> int:
         if name == "inventory":
             return self.inventory.reservation_count()
         # The outbox also holds the signup journey's emails: count order confirmations only.
