@@ -16,7 +16,7 @@ export CDK_DISABLE_VERSION_CHECK := 1
 .PHONY: help install layer synth lint test test-unit test-infra test-e2e up demo bench bootstrap deploy clean
 
 help:
-	@echo "make demo    - deploy the stack to the local cloud with the CDK CLI, run the order pipeline, reconcile"
+	@echo "make demo    - deploy the stack to the local cloud with the CDK CLI, run every async pattern, print a summary"
 	@echo "make up      - the local cloud in the foreground: AWS endpoint :4566, local API :3000, stack deployed"
 	@echo "make test    - lint, type-check and run every test"
 	@echo "make bench   - run the benchmarks, write bench/results.json"

@@ -12,7 +12,16 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import api_calls, cold_start, consumer_overhead, delayed_jobs, job_api, local_cloud, workflows
+from bench import (
+    api_calls,
+    cold_start,
+    consumer_overhead,
+    delayed_jobs,
+    job_api,
+    local_cloud,
+    requests,
+    workflows,
+)
 from bench.results import Metric, format_table, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -46,6 +55,10 @@ def _job_api(quick: bool) -> tuple[list[Metric], list[str]]:
     return job_api.run(quick=quick)
 
 
+def _requests(quick: bool) -> tuple[list[Metric], list[str]]:
+    return requests.run(quick=quick)
+
+
 BENCHMARKS: dict[str, Callable[[bool], tuple[list[Metric], list[str]]]] = {
     consumer_overhead.GROUP: _overhead,
     cold_start.GROUP: _cold_start,
@@ -54,6 +67,7 @@ BENCHMARKS: dict[str, Callable[[bool], tuple[list[Metric], list[str]]]] = {
     delayed_jobs.GROUP: _delayed_jobs,
     workflows.GROUP: _workflows,
     job_api.GROUP: _job_api,
+    requests.GROUP: _requests,
 }
 
 

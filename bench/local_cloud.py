@@ -16,7 +16,7 @@ One ``LocalCloud`` serves the whole group (moto's state and the invoker hook are
 4. synchronous ``Invoke`` of the do-nothing function, cold and warm, vs a raw moto API round trip.
 5. peak memory of the whole local cloud (this process and its execution environments, sampled from
    ``/proc`` during the burst) and of each execution environment vs its configured memory.
-6. AWS API calls per published event by service during the burst, vs the design minimum.
+(AWS requests per event are the ``requests`` group's.)
 """
 
 from __future__ import annotations
@@ -38,10 +38,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.api_calls import HANDLERS, minimum_calls
 from bench.results import Metric, command, median, ratio
 from localcloud.cloud import CDK, ROOT, LocalCloud
-from localcloud.demo import SKUS, Consumer, Demo, Published, build_events, matches
+from localcloud.pipeline import SKUS, Consumer, OrderPipeline, Published, build_events, matches
 from localcloud.server import ACCOUNT, REGION, ApiCallCounter, LocalCloudError, free_port
 from shared.events import OrderCreated, OrderLine
 from shared.inventory import InventoryRepository
@@ -60,7 +59,6 @@ ROLE_NAME = "bench"
 NOOP_SOURCE = 'def handler(event, context):\n    return {"batchItemFailures": []}\n'
 ESM_CONCURRENCY = 2
 IDLE_SECONDS = 3.0
-SERVICES = ("sns", "sqs", "dynamodb", "lambda")
 
 
 @dataclass(frozen=True)
@@ -643,7 +641,7 @@ class LocalCloudBench:
             time.sleep(0.05)
         return time.perf_counter() - started
 
-    def idle_latency(self, demo: Demo) -> dict[str, float]:
+    def idle_latency(self, demo: OrderPipeline) -> dict[str, float]:
         """Events published one at a time (sns Publish), each waited for until the inventory and email
         mappings counted it processed (in-process counters, no API call); analytics from its rows.
         Returns the p50 by consumer."""
@@ -731,7 +729,7 @@ class LocalCloudBench:
 
     # -- 3, 5, 6. a burst through the fan-out pipeline -------------------------------------------
 
-    def publish_timed(self, demo: Demo, messages: Sequence[OutgoingMessage]) -> dict[str, float]:
+    def publish_timed(self, demo: OrderPipeline, messages: Sequence[OutgoingMessage]) -> dict[str, float]:
         """PublishBatch, 10 a call; event_id -> epoch seconds when its call started."""
         publisher = BatchPublisher.for_topic(
             demo.outputs["OrdersTopicArn"], client=self.cloud.client("sns"), max_interval_seconds=None
@@ -749,13 +747,12 @@ class LocalCloudBench:
             raise RuntimeError(f"{len(failed)} messages could not be published: {failed[0].error_message}")
         return at
 
-    def burst(self, demo: Demo, ceiling: Ceiling, idle_p50: dict[str, float]) -> None:
+    def burst(self, demo: OrderPipeline, ceiling: Ceiling, idle_p50: dict[str, float]) -> None:
         published = build_events(self.sizes.burst_events, duplicate_share=0.0, poison_share=0.0)
         events = len(published.all)
         seen = {c.name: len(self.durations(c)) for c in demo.consumers}
         handled_before = {c.name: self.processed(c) for c in demo.consumers}
         reservations_before = self.inventory(demo).reservation_count()
-        self.cloud.app.api_calls.reset()
         with MemorySampler() as memory, MotoTimer(self.cloud) as moto:
             started = time.perf_counter()
             at = self.publish_timed(demo, published.all)
@@ -765,13 +762,11 @@ class LocalCloudBench:
             )
             self.wait_idle(600, "the pipeline to drain")
             seconds = time.perf_counter() - started
-        calls = self.cloud.app.api_calls.snapshot()
         handled = {c.name: self.processed(c) - handled_before[c.name] for c in demo.consumers}
         messages = sum(handled.values())
         say(f"pipeline: {events} events ({messages} consumer messages) in {seconds:.1f} s")
         self.throughput(events, messages, seconds, ceiling)
         self.loaded_latency(demo, published, at, idle_p50)
-        self.api_calls(calls, demo.consumers, published)
         self.memory(memory, demo.consumers)
 
         # what happened, and where the time went
@@ -792,11 +787,11 @@ class LocalCloudBench:
         problems = self.verify(demo, published, handled, reservations_before)
         self.note("burst reconciliation: " + ("OK" if not problems else "; ".join(problems)))
 
-    def inventory(self, demo: Demo) -> InventoryRepository:
+    def inventory(self, demo: OrderPipeline) -> InventoryRepository:
         return InventoryRepository(demo.outputs["InventoryTableName"], client=self.cloud.client("dynamodb"))
 
     def verify(
-        self, demo: Demo, published: Published, handled: dict[str, int], reservations_before: int
+        self, demo: OrderPipeline, published: Published, handled: dict[str, int], reservations_before: int
     ) -> list[str]:
         """Each consumer handled what its subscription routes to it, and each unique event took effect."""
         problems = []
@@ -827,7 +822,7 @@ class LocalCloudBench:
         )
 
     def loaded_latency(
-        self, demo: Demo, published: Published, at: dict[str, float], idle_p50: dict[str, float]
+        self, demo: OrderPipeline, published: Published, at: dict[str, float], idle_p50: dict[str, float]
     ) -> None:
         """Publish (start of the PublishBatch call) to the rows' timestamps, for every unique event."""
         outbox = self.rows(demo.outputs["OutboxTableName"], "message_id", "sent_at")
@@ -854,45 +849,6 @@ class LocalCloudBench:
                     baseline,
                     idle_p50[name],
                 )
-
-    def api_calls(
-        self, calls: dict[str, dict[str, int]], consumers: Sequence[Consumer], published: Published
-    ) -> None:
-        events = len(published.all)
-        minimum = self.minimum_calls(consumers, published)
-        for service in SERVICES:
-            self.add(
-                f"api_calls.{service}_per_event",
-                sum(calls.get(service, {}).values()) / events,
-                "calls/event",
-                "design minimum per published event: PublishBatch of 10; per consumer queue one ReceiveMessage"
-                " and one DeleteMessageBatch per 10 messages; the handlers' minimum (api_calls group); no"
-                " Lambda API call (the mappings invoke in-process)",
-                minimum.get(service, 0) / events,
-            )
-        for service, operations in calls.items():
-            self.note(
-                f"api calls during the burst ({events} events), {service}: "
-                + ", ".join(f"{op} {n} ({n / events:.2f}/event)" for op, n in operations.items())
-            )
-
-    @staticmethod
-    def minimum_calls(consumers: Sequence[Consumer], published: Published) -> dict[str, int]:
-        """The design minimum for ``published`` through the deployed pipeline, by service."""
-        specs = {spec.name: spec for spec in HANDLERS}
-        total = {"sns": math.ceil(len(published.all) / AWS_MAX_BATCH_ENTRIES), "sqs": 0, "dynamodb": 0}
-        for consumer in consumers:
-            spec = specs[consumer.name]
-            bodies = [m.body for m in published.all if matches(consumer.filter_policy, m.attributes)]
-            events = [
-                {"Records": [{"body": body} for body in bodies[i : i + spec.batch_size]]}
-                for i in range(0, len(bodies), spec.batch_size)
-            ]
-            handler = minimum_calls(spec, events, cold=False)
-            receives = deletes = math.ceil(len(bodies) / AWS_MAX_BATCH_ENTRIES)
-            total["sqs"] += handler["sqs"] + receives + deletes
-            total["dynamodb"] += handler["dynamodb"]
-        return total
 
     def memory(self, memory: MemorySampler, consumers: Sequence[Consumer]) -> None:
         peak = memory.peak
@@ -943,7 +899,7 @@ def run(*, quick: bool = False) -> tuple[list[Metric], list[str]]:
         function_arn, queue_url = bench.create_noop()
         bench.invoke_latency(function_arn)
         ceiling = bench.efficiency(function_arn, queue_url)
-        demo = Demo(cloud, say)
+        demo = OrderPipeline(cloud, say)
         demo.seed_stock()
         idle_p50 = bench.idle_latency(demo)
         bench.burst(demo, ceiling, idle_p50)

@@ -209,7 +209,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     if args.events < 10:
         raise LocalCloudError("--events must be at least 10: try --events 100")
-    return 0 if run_demo(events=args.events, port=args.port, timeout=args.timeout) else 1
+    ok = run_demo(events=args.events, patterns=args.patterns, port=args.port, timeout=args.timeout)
+    return 0 if ok else 1
+
+
+def cmd_chaos(args: argparse.Namespace) -> int:
+    from localcloud.chaos import ChaosConfig, run_chaos
+
+    if args.events < 100:
+        raise LocalCloudError(
+            "--events must be at least 100 (faults are shares of the events): try --events 500"
+        )
+    config = ChaosConfig(events=args.events, kills=args.kills, timeouts=args.timeouts, seed=args.seed)
+    return 0 if run_chaos(config, port=args.port, timeout=args.timeout).ok else 1
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    from localcloud.cost import main as cost_main
+
+    return cost_main(args.cost_args)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -268,18 +286,46 @@ def parser() -> argparse.ArgumentParser:
         "advance-clock", cmd_advance, "move the local cloud's clock forward (schedules, retries)"
     )
     advance.add_argument("seconds", type=float)
-    demo = command("demo", cmd_demo, "deploy the stack and run the order pipeline end to end", endpoint=False)
-    demo.add_argument("--events", type=int, default=1000, help="messages to publish (default 1000)")
+    demo = command(
+        "demo", cmd_demo, "deploy the stack and run one scenario per async pattern, then a summary",
+        endpoint=False,
+    )  # fmt: skip
+    demo.add_argument(
+        "--pattern", action="append", dest="patterns", metavar="NAME",
+        help="run only this pattern's scenario (repeatable), e.g. saga; default: every pattern",
+    )  # fmt: skip
+    demo.add_argument("--events", type=int, default=200, help="pub-sub: messages to publish (default 200)")
     demo.add_argument("--port", type=int, default=None, help="AWS endpoint port (default: a free one)")
     demo.add_argument(
-        "--timeout", type=float, default=240.0, help="seconds to wait for the pipeline to drain"
+        "--timeout", type=float, default=240.0, help="pub-sub: seconds to wait for the pipeline to drain"
     )
+    chaos = command(
+        "chaos", cmd_chaos,
+        "order events through the deployed pipeline with faults injected, then the invariants checked",
+        endpoint=False,
+    )  # fmt: skip
+    chaos.add_argument("--events", type=int, default=10_000, help="messages to publish (default 10000)")
+    chaos.add_argument("--kills", type=int, help="environments to kill mid-batch (default 1 per 1000 events)")
+    chaos.add_argument("--timeouts", type=int, help="invocations to time out (default 1 per 5000 events)")
+    chaos.add_argument("--seed", type=int, default=7, help="the random seed of events and faults")
+    chaos.add_argument("--port", type=int, default=None, help="AWS endpoint port (default: a free one)")
+    chaos.add_argument(
+        "--timeout", type=float, default=1800.0, help="seconds to wait for the pipeline to drain"
+    )
+    cost = command(
+        "cost", cmd_cost, "estimate the monthly AWS bill at a volume (python -m localcloud cost --help)",
+        endpoint=False,
+    )  # fmt: skip
+    cost.add_argument("cost_args", nargs=argparse.REMAINDER)
     bench = command("bench", cmd_bench, "run the benchmarks (python -m bench)", endpoint=False)
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     return root
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["cost"]:  # its own options and --help: hand them over as they are
+        return cmd_cost(argparse.Namespace(cost_args=argv[1:]))
     args = parser().parse_args(argv)
     try:
         return int(args.handler(args))

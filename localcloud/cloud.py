@@ -110,7 +110,9 @@ class LocalCloud:
             self._stack.callback(self.async_invoker.close)
             moto_patches.set_invoker(self._moto_invoke)
             self._stack.callback(moto_patches.set_invoker, None)
-            self.mappings = EventSourceMappings(self.runtime, self.client)
+            moto_patches.set_clock(self.clock)
+            self._stack.callback(moto_patches.set_clock, None)
+            self.mappings = EventSourceMappings(self.runtime)
             self.mappings.start()
             self._stack.callback(self.mappings.close)
             self.scheduler = SchedulerEngine(
@@ -308,17 +310,24 @@ class LocalCloud:
         with MOTO_LOCK:
             queues = list(sqs_backends[ACCOUNT][REGION].queues.values())
             dead_letter_arns = {q.redrive_policy["deadLetterTargetArn"] for q in queues if q.redrive_policy}
-            now = time.time()
+            now = self.clock.timestamp() * 1000  # SQS stamps messages with the local clock, in ms
             result = {}
             for q in queues:
-                oldest = min((m.sent_timestamp or 0 for m in q._messages), default=0)
+                # One pass per queue: moto's own counts scan the messages once each.
+                visible = in_flight = delayed = 0
+                oldest = now
+                for m in q._messages:
+                    in_flight += now <= m.visible_at
+                    delayed += now < m.delayed_until
+                    visible += now > m.visible_at and now >= m.delayed_until
+                    oldest = min(oldest, m.sent_timestamp or now)
                 result[q.name] = {
                     "url": f"{self.endpoint}/{q.account_id}/{q.name}",
-                    "visible": q.approximate_number_of_messages,
-                    "in_flight": q.approximate_number_of_messages_not_visible,
-                    "delayed": q.approximate_number_of_messages_delayed,
+                    "visible": visible,
+                    "in_flight": in_flight,
+                    "delayed": delayed,
                     "dlq": q.queue_arn in dead_letter_arns,
-                    "oldest_age_seconds": round(now - oldest / 1000, 1) if oldest else 0,
+                    "oldest_age_seconds": round((now - oldest) / 1000, 1),
                 }
             return result
 

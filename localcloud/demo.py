@@ -1,338 +1,102 @@
-"""``make demo``: 1,000 order events through the deployed stack on the local cloud, then a reconciliation.
+"""``make demo``: every async pattern of the stack, one scenario each, then a summary table.
 
 The stack is deployed with the CDK CLI to the local cloud (moto in this process), and every
 function runs from the artifact ``cdk deploy`` uploaded, in its own worker process behind SQS
-pollers with Lambda's semantics. Some events are published twice and some are poison; afterwards every
-number is checked against what was published: each unique event took effect exactly once per
-consumer, each duplicate was suppressed, each poison record sits in its consumer's DLQ with
-its reason, and nothing is left in flight. Exit status 0 only if all of that holds.
+pollers with Lambda's semantics. The scenarios live in ``localcloud.scenarios`` (the end-to-end
+tests run the same ones); this module runs them and prints the summary. Exit status 0 only if every
+scenario behaved.
 """
 
 from __future__ import annotations
 
-import json
-import random
+import logging
 import time
-from collections import Counter
-from collections.abc import Callable, Mapping
-from contextlib import ExitStack
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from functools import partial
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from localcloud import logs
 from localcloud.cloud import LocalCloud, running_cloud
+from localcloud.scenarios import SCENARIOS, ScenarioResult, pub_sub
 from localcloud.server import LocalCloudError, free_port
-from shared.events import ORDER_CREATED, OrderCreated, OrderLine
-from shared.inventory import InventoryRepository
-from shared.orders import event_message, order_created
-from shared.publisher import BatchPublisher, OutgoingMessage
-
-SKUS = ["SKU-RED-MUG", "SKU-TEA-100G", "SKU-NOTEBOOK", "SKU-PEN-BLUE", "SKU-TOTE-BAG"]
-STOCK_PER_SKU = 700
-POISON_KINDS = ("MalformedJson", "SchemaInvalid", "UnknownEventType")
-# consumer (its POWERTOOLS_SERVICE_NAME) -> the stack output naming the table its effects land in
-EFFECT_TABLES = {
-    "inventory": "InventoryTableName",
-    "email": "OutboxTableName",
-    "analytics": "AnalyticsTableName",
-}
+from shared.observability import logger as shared_logger
+from shared.rpc import RpcError
 
 
-@dataclass
-class Published:
-    """What went into the topic: message attributes per message, by kind."""
-
-    unique: list[OutgoingMessage] = field(default_factory=list)
-    duplicates: list[OutgoingMessage] = field(default_factory=list)
-    poison: dict[str, list[OutgoingMessage]] = field(default_factory=dict)
-
-    @property
-    def all(self) -> list[OutgoingMessage]:
-        return self.unique + self.duplicates + [m for group in self.poison.values() for m in group]
-
-
-def build_events(total: int, duplicate_share: float, poison_share: float, seed: int = 7) -> Published:
-    rng = random.Random(seed)
-    poison_count = max(len(POISON_KINDS), round(total * poison_share))
-    duplicate_count = round(total * duplicate_share)
-    unique_count = total - poison_count - duplicate_count
-    published = Published()
-    for i in range(unique_count):
-        lines = [
-            OrderLine(sku=sku, quantity=rng.randint(1, 3), unit_price_cents=rng.randint(199, 4999))
-            for sku in rng.sample(SKUS, rng.randint(1, 3))
-        ]
-        order = OrderCreated(
-            order_id=f"ord-{i:05d}", customer_id=f"cus-{rng.randint(1, 200):04d}",
-            customer_email=f"customer{i}@example.com", lines=lines,
-        )  # fmt: skip
-        published.unique.append(event_message(order_created(order, event_id=f"evt-{i:05d}")))
-    published.duplicates = [rng.choice(published.unique) for _ in range(duplicate_count)]
-    valid = json.loads(published.unique[0].body)
-    for i in range(poison_count):
-        kind = POISON_KINDS[i % len(POISON_KINDS)]
-        if kind == "MalformedJson":
-            message = OutgoingMessage(body=f'{{"event_id": "evt-broken-{i}", "type": "order.created", ',
-                                      attributes={"type": ORDER_CREATED})  # fmt: skip
-        elif kind == "SchemaInvalid":
-            body = {**valid, "event_id": f"evt-invalid-{i}", "data": {**valid["data"], "lines": []}}
-            message = OutgoingMessage(body=json.dumps(body), attributes={"type": ORDER_CREATED})
-        else:
-            body = {**valid, "event_id": f"evt-unknown-{i}", "type": "order.teleported"}
-            message = OutgoingMessage(body=json.dumps(body), attributes={"type": "order.teleported"})
-        published.poison.setdefault(kind, []).append(message)
-    return published
-
-
-def matches(policy: Mapping[str, Any] | None, attributes: Mapping[str, str]) -> bool:
-    """SNS attribute filter policies, for the operators the stack uses (exact and prefix)."""
-    for key, allowed in (policy or {}).items():
-        value = attributes.get(key)
-        if value is None or not any(
-            value == rule if isinstance(rule, str) else value.startswith(rule.get("prefix", "\0"))
-            for rule in allowed
-        ):
-            return False
-    return True
-
-
-@dataclass
-class ConsumerReport:
-    name: str
-    routed: int
-    delivered_ok: int
-    effects: int
-    expected_effects: int
-    expected_duplicates: int
-    dead_letters: Counter[str]
-    expected_dead_letters: Counter[str]
-
-    @property
-    def duplicates_suppressed(self) -> int:
-        return self.delivered_ok - self.effects - sum(self.dead_letters.values())
-
-    @property
-    def ok(self) -> bool:
-        return (
-            self.delivered_ok == self.routed
-            and self.effects == self.expected_effects
-            and self.duplicates_suppressed == self.expected_duplicates
-            and self.dead_letters == self.expected_dead_letters
-        )
-
-
-@dataclass(frozen=True)
-class Consumer:
-    """A worker as deployed: its function, the queue its event source mapping polls, and that queue's DLQ."""
-
-    name: str
-    function_arn: str
-    mapping_uuid: str
-    queue_url: str
-    dead_letter_url: str
-    filter_policy: Mapping[str, Any] | None
-
-
-def deployed_consumers(cloud: LocalCloud, topic_output: str = "OrdersTopicArn") -> list[Consumer]:
-    """The consumers of a topic, read from the deployment itself: its subscriptions, the event source
-    mappings of the subscribed queues, and the queues' redrive policies."""
-    sqs, sns, lambda_ = cloud.client("sqs"), cloud.client("sns"), cloud.client("lambda")
-    topic = cloud.stack_outputs()[topic_output]
-    policies: dict[str, Any] = {}
-    for page in sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic):
-        for subscription in page["Subscriptions"]:
-            attributes = sns.get_subscription_attributes(SubscriptionArn=subscription["SubscriptionArn"])
-            policy = attributes["Attributes"].get("FilterPolicy")
-            policies[subscription["Endpoint"]] = json.loads(policy) if policy else None
-    consumers = []
-    for mapping in lambda_.list_event_source_mappings()["EventSourceMappings"]:
-        queue_arn = mapping["EventSourceArn"]
-        if queue_arn not in policies:
-            continue
-        url = sqs.get_queue_url(QueueName=queue_arn.split(":")[-1])["QueueUrl"]
-        redrive = json.loads(
-            sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])["Attributes"][
-                "RedrivePolicy"
-            ]
-        )
-        dead_letter_url = sqs.get_queue_url(QueueName=redrive["deadLetterTargetArn"].split(":")[-1])[
-            "QueueUrl"
-        ]
-        environment = lambda_.get_function_configuration(FunctionName=mapping["FunctionArn"])["Environment"]
-        consumers.append(
-            Consumer(
-                name=environment["Variables"]["POWERTOOLS_SERVICE_NAME"],
-                function_arn=mapping["FunctionArn"],
-                mapping_uuid=mapping["UUID"],
-                queue_url=url,
-                dead_letter_url=dead_letter_url,
-                filter_policy=policies.get(queue_arn),
-            )
-        )
-    return sorted(consumers, key=lambda c: c.name)
-
-
-class Demo:
-    def __init__(self, cloud: LocalCloud, say: Callable[[str], None]) -> None:
-        self.cloud = cloud
-        self.say = say
-        self.outputs = cloud.stack_outputs()
-        self.consumers = deployed_consumers(cloud)
-        self.sqs = cloud.client("sqs")
-        self.dynamodb = cloud.client("dynamodb")
-        # Records handled and effects recorded before this run (by other users of the same cloud) are
-        # not this run's.
-        self.handled_before = self._handled_so_far()
-        self.effects_before = {c.name: self._effects_so_far(c.name) for c in self.consumers}
-
-    @property
-    def inventory(self) -> InventoryRepository:
-        return InventoryRepository(self.outputs["InventoryTableName"], client=self.dynamodb)
-
-    def seed_stock(self) -> None:
-        for sku in SKUS:
-            self.inventory.put_stock(sku, STOCK_PER_SKU)
-
-    def publish(self, published: Published) -> None:
-        publisher = BatchPublisher.for_topic(self.outputs["OrdersTopicArn"], client=self.cloud.client("sns"),
-                                             max_interval_seconds=None)  # fmt: skip
-        with publisher:
-            for message in published.all:
-                publisher.add(message)
-        failed = [r for r in publisher.results if not r.ok]
-        if failed:
-            raise LocalCloudError(f"{len(failed)} messages could not be published: {failed[0].error_message}")
-
-    def _handled_so_far(self) -> dict[str, int]:
-        stats = self.cloud.mappings.stats()
-        return {
-            c.name: stats[c.mapping_uuid].records_succeeded if c.mapping_uuid in stats else 0
-            for c in self.consumers
-        }
-
-    def handled(self) -> dict[str, int]:
-        return {name: count - self.handled_before[name] for name, count in self._handled_so_far().items()}
-
-    def wait_until_drained(self, timeout: float) -> float:
-        started = time.monotonic()
-        next_report = started
-
-        def drained() -> bool:
-            nonlocal next_report
-            if time.monotonic() >= next_report:
-                backlog = sum(
-                    q["visible"] + q["in_flight"] for q in self.cloud.queues().values() if not q["dlq"]
-                )
-                self.say(f"  {time.monotonic() - started:5.1f} s  backlog {backlog:5d}  handled "
-                         + "  ".join(f"{k} {v}" for k, v in sorted(self.handled().items())))  # fmt: skip
-                next_report = time.monotonic() + 2
-            return self.cloud.idle()
-
-        self.cloud.wait_until(drained, timeout, "the pipeline to drain", poll=0.5)
-        return time.monotonic() - started
-
-    def dead_letters(self, consumer: Consumer) -> Counter[str]:
-        reasons: Counter[str] = Counter()
-        while True:
-            messages = self.sqs.receive_message(QueueUrl=consumer.dead_letter_url, MaxNumberOfMessages=10,
-                                                MessageAttributeNames=["All"], VisibilityTimeout=300).get("Messages", [])  # fmt: skip
-            if not messages:
-                return reasons
-            for message in messages:
-                attribute = message.get("MessageAttributes", {}).get("error-type", {})
-                reasons[attribute.get("StringValue", "no reason attached")] += 1
-
-    def effects(self, name: str) -> int:
-        return self._effects_so_far(name) - self.effects_before[name]
-
-    def _effects_so_far(self, name: str) -> int:
-        if name == "inventory":
-            return self.inventory.reservation_count()
-        # The outbox also holds the signup journey's emails: count order confirmations only.
-        only = (
-            {"FilterExpression": "begins_with(message_id, :kind)",
-             "ExpressionAttributeValues": {":kind": {"S": "order-confirmation#"}}}
-            if name == "email" else {}
-        )  # fmt: skip
-        pages = self.dynamodb.get_paginator("scan").paginate(
-            TableName=self.outputs[EFFECT_TABLES[name]], Select="COUNT", **only
-        )
-        return sum(page["Count"] for page in pages)
-
-    def reconcile(self, published: Published) -> list[ConsumerReport]:
-        reports = []
-        handled = self.handled()
-        for consumer in self.consumers:
-
-            def routed(
-                messages: list[OutgoingMessage], policy: Mapping[str, Any] | None = consumer.filter_policy
-            ) -> int:
-                return sum(matches(policy, m.attributes) for m in messages)
-
-            expected_dead = Counter({kind: routed(ms) for kind, ms in published.poison.items() if routed(ms)})
-            reports.append(
-                ConsumerReport(
-                    name=consumer.name,
-                    routed=routed(published.all),
-                    delivered_ok=handled[consumer.name],
-                    effects=self.effects(consumer.name),
-                    expected_effects=routed(published.unique),
-                    expected_duplicates=routed(published.duplicates),
-                    dead_letters=self.dead_letters(consumer),
-                    expected_dead_letters=expected_dead,
-                )
-            )
-        return reports
-
-
-def print_reconciliation(
-    published: Published, reports: list[ConsumerReport], say: Callable[[str], None]
-) -> None:
-    say("")
-    say(f"published {len(published.all)} messages to the orders topic: {len(published.unique)} unique events, "
-        f"{len(published.duplicates)} duplicates, "
-        + ", ".join(f"{len(ms)} {kind}" for kind, ms in published.poison.items()))  # fmt: skip
-    header = f"{'consumer':<10} {'routed':>6} {'handled':>7} {'effects':>7} {'dups suppressed':>15}  {'in DLQ (reason)':<44} outcome"
+def print_summary(results: list[ScenarioResult], say: Callable[[str], None]) -> None:
+    header = f"{'pattern':<20} {'events':>6} {'processed':>9} {'in DLQ':>6} {'p50 latency':>11}  outcome"
     say(header)
     say("-" * len(header))
-    for r in reports:
-        dlq = ", ".join(f"{n} {k}" for k, n in sorted(r.dead_letters.items())) or "0"
-        say(f"{r.name:<10} {r.routed:>6} {r.delivered_ok:>7} {r.effects:>7} {r.duplicates_suppressed:>15}  "
-            f"{dlq:<44} {'OK' if r.ok else 'MISMATCH'}")  # fmt: skip
-        if not r.ok:
-            say(f"   expected: handled {r.routed}, effects {r.expected_effects}, duplicates {r.expected_duplicates}, "
-                f"DLQ {dict(r.expected_dead_letters)}")  # fmt: skip
+    for r in results:
+        p50 = "-" if r.p50 is None else f"{r.p50:.2f} s"
+        say(
+            f"{r.pattern:<20} {r.events:>6} {r.processed:>9} {r.in_dlq:>6} {p50:>11}  {'OK' if r.ok else 'FAILED'}"
+        )
 
 
-def run_demo(*, events: int = 1000, port: int | None = None, timeout: float = 240.0,
-             say: Callable[[str], None] = print, cloud: LocalCloud | None = None) -> bool:  # fmt: skip
-    """Run the demo on ``cloud`` (or on a new local cloud, deployed here); True if every number reconciles."""
+# What ends one scenario as FAILED and lets the demo go on: the local cloud or the stack misbehaving
+# (a timeout, a refused request, an RPC without answer). Anything else is a bug in the demo: it stops it.
+STACK_FAILURES = (LocalCloudError, RpcError, BotoCoreError, ClientError)
+
+
+@contextmanager
+def _quiet_logs() -> Iterator[None]:
+    """The demo's output is its lines. Meanwhile moto's Step Functions interpreter does not log each failed
+    state as an error (the saga's compensating run fails on purpose), nor does shared code run in this
+    process (the publisher, the webhook secret) log JSON at INFO."""
+    interpreter = logging.getLogger("moto.stepfunctions")
+    levels = interpreter.level, shared_logger.log_level
+    interpreter.setLevel(logging.CRITICAL)
+    shared_logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        interpreter.setLevel(levels[0])
+        shared_logger.setLevel(levels[1])
+
+
+def run_demo(*, events: int = 200, patterns: Sequence[str] | None = None, port: int | None = None,
+             timeout: float = 240.0, say: Callable[[str], None] = logs.say, cloud: LocalCloud | None = None) -> bool:  # fmt: skip
+    """Run the scenarios of ``patterns`` (all by default, in order) on ``cloud`` (or on a new local cloud,
+    deployed here) and print a summary; True if every one behaved. ``events`` and ``timeout`` size the
+    pub-sub scenario."""
+    names = list(patterns or SCENARIOS)
+    unknown = [name for name in names if name not in SCENARIOS]
+    if unknown:
+        raise LocalCloudError(f"unknown pattern {unknown[0]!r}: valid patterns are {', '.join(SCENARIOS)}")
     started = time.monotonic()
+    results = []
     with ExitStack() as stack:
+        stack.enter_context(_quiet_logs())
         if cloud is None:
             say("starting the local cloud and deploying the stack with the CDK CLI ...")
-            cloud = stack.enter_context(running_cloud(port=port or free_port(), api_port=None))
+            cloud = stack.enter_context(running_cloud(port=port or free_port(), api_port=free_port()))
             report = cloud.deploy()
             say(f"deployed to {cloud.endpoint} in {report.seconds:.1f} s "
                 f"(bootstrap {report.bootstrap_seconds:.1f} s, deploy {report.deploy_seconds:.1f} s)")  # fmt: skip
-        demo = Demo(cloud, say)
-        say(f"  consumers: {', '.join(c.name for c in demo.consumers)}")
         unsupported = cloud.unsupported_resources()
         if unsupported:
             say("  not honoured locally: " + ", ".join(sorted({r["type"] for r in unsupported})))
-        demo.seed_stock()
-        published = build_events(events, duplicate_share=0.04, poison_share=0.02)
-        t0 = time.monotonic()
-        demo.publish(published)
-        say(
-            f"published {len(published.all)} messages in {time.monotonic() - t0:.1f} s (PublishBatch, 10 a call)"
-        )
-        drained = demo.wait_until_drained(timeout)
-        say(f"pipeline drained in {drained:.1f} s; function logs in {cloud.workdir / 'logs'}/")
-        reports = demo.reconcile(published)
-    print_reconciliation(published, reports, say)
-    ok = all(r.ok for r in reports)
+        for number, name in enumerate(names, start=1):
+            scenario = SCENARIOS[name]
+            say(f"\n[{number}/{len(names)}] {name}: {scenario.summary}")
+            run = partial(pub_sub, events=events, timeout=timeout) if name == "pub-sub" else scenario.run
+            began = time.monotonic()
+            try:
+                result = run(cloud, say)
+            except STACK_FAILURES as error:
+                result = ScenarioResult(
+                    name, 0, 0, 0, [], ok=False, detail=f"{type(error).__name__}: {error}"
+                )
+            say(f"  {'OK' if result.ok else 'FAILED'} in {time.monotonic() - began:.1f} s: {result.detail}")
+            results.append(result)
+        say(f"\nfunction logs in {cloud.workdir / 'logs'}/\n")
+    print_summary(results, say)
+    failed = [r.pattern for r in results if not r.ok]
+    seconds = time.monotonic() - started
     say("")
-    say(
-        f"{'every number reconciles' if ok else 'RECONCILIATION FAILED'} ({time.monotonic() - started:.0f} s in all)"
-    )
-    return ok
+    say(f"every pattern behaved: {len(results)} of {len(results)} OK ({seconds:.0f} s in all)" if not failed
+        else f"FAILED: {', '.join(failed)} ({len(results) - len(failed)} of {len(results)} OK, {seconds:.0f} s in all)")  # fmt: skip
+    return not failed

@@ -65,3 +65,8 @@ class LogSink:
         with self.lock:
             for file in self.files.values():
                 file.close()
+
+
+def say(line: str) -> None:
+    """A progress line of the CLI, shown as it happens even when the output is piped to a file."""
+    print(line, flush=True)

@@ -21,11 +21,16 @@ from urllib.parse import urlparse
 # -> (payload, error type).
 Invoker = Callable[[Any, str, str, str], tuple[bytes, str | None]]
 
-_state: dict[str, Any] = {"applied": False, "invoker": None}
+_state: dict[str, Any] = {"applied": False, "invoker": None, "clock": None}
 
 
 def set_invoker(invoker: Invoker | None) -> None:
     _state["invoker"] = invoker
+
+
+def set_clock(clock: Any) -> None:
+    """The local cloud's clock (``localcloud.clock.Clock``), or None for real time."""
+    _state["clock"] = clock
 
 
 def apply(port: int) -> None:
@@ -62,7 +67,10 @@ def apply(port: int) -> None:
     _lambda_cloudformation_properties()
     _fifo_queue_names()
     _no_synchronous_sqs_trigger()
+    _sqs_follows_the_clock()
     _cheap_retention_check()
+    _sqs_scales_with_queue_depth()
+    _transactions_back_up_only_their_items()
     _invocations_through_the_runtime()
 
 
@@ -361,17 +369,133 @@ def _no_synchronous_sqs_trigger() -> None:
     )
 
 
+def _sqs_follows_the_clock() -> None:
+    """SQS reads the local cloud's clock, as the scheduler does: advancing it expires visibility
+    timeouts and delays at once, so a test or chaos run need not wait out a 3-minute timeout."""
+    from moto.sqs import models
+
+    real_unix_time = models.unix_time
+
+    def unix_time(dt: Any = None) -> float:
+        clock = _state["clock"]
+        if dt is not None or clock is None:
+            return float(real_unix_time(dt))
+        return float(clock.timestamp())
+
+    models.unix_time = unix_time
+    models.unix_time_millis = lambda dt=None: unix_time(dt) * 1000.0
+
+
 def _cheap_retention_check() -> None:
     """moto checks each received message's retention by building every queue attribute (three scans
     of the queue); reading the one attribute keeps ReceiveMessage from slowing as a queue grows."""
-    from moto.core.utils import unix_time
-    from moto.sqs.models import SQSBackend
+    from moto.sqs import models
 
     def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
         retention = int(self.get_queue(queue_name).message_retention_period)
-        return bool(retention + message.sent_timestamp / 1000 > unix_time())
+        return bool(retention + message.sent_timestamp / 1000 > models.unix_time())
 
-    SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period  # type: ignore[method-assign]
+    models.SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period  # type: ignore[method-assign]
+
+
+def _sqs_scales_with_queue_depth() -> None:
+    """moto's SQS slows down as a queue fills: a send builds every queue attribute (three counts over
+    all messages) to read one flag, a delete scans the messages twice, and listing the visible
+    messages reads the clock twice per message. With 10,000 messages waiting that made draining a
+    queue quadratic; these do the same work in one pass, with one reading of the clock."""
+    import threading
+
+    from moto.sqs import models
+    from moto.sqs.exceptions import ReceiptHandleIsInvalid
+
+    sending = threading.local()
+    for name in (
+        "approximate_number_of_messages",
+        "approximate_number_of_messages_delayed",
+        "approximate_number_of_messages_not_visible",
+    ):
+        # Inside a send the attributes are built only for ContentBasedDeduplication: skip the counts.
+        setattr(models.Queue, name, property(_unless(sending, getattr(models.Queue, name).fget)))
+
+    send_message = models.SQSBackend.send_message
+
+    def send_without_counting(self: Any, *args: Any, **kwargs: Any) -> Any:
+        sending.on = True
+        try:
+            return send_message(self, *args, **kwargs)
+        finally:
+            sending.on = False
+
+    def messages(self: Any) -> list[Any]:
+        now = models.unix_time_millis()
+        return [m for m in self._messages if now > m.visible_at and now >= m.delayed_until]
+
+    def delete_message(self: Any, receipt_handle: str) -> None:
+        if receipt_handle in self.deleted_messages:
+            return  # deleting twice succeeds, as in SQS
+        for index, message in enumerate(self._messages):
+            if message.had_receipt_handle(receipt_handle):
+                del self._messages[index]
+                self.pending_messages.discard(message)
+                self.deleted_messages.update(message.all_receipt_handles)
+                return
+        raise ReceiptHandleIsInvalid()
+
+    models.SQSBackend.send_message = send_without_counting  # type: ignore[method-assign]
+    models.Queue.messages = property(messages)  # type: ignore[assignment,method-assign]
+    models.Queue.delete_message = delete_message  # type: ignore[method-assign]
+
+
+def _transactions_back_up_only_their_items() -> None:
+    """moto backs up every table a TransactWriteItems names (a deep copy of the whole table) to roll
+    it back if the transaction is cancelled, so a transaction costs as much as its tables are big.
+    The rollback stays, but only the items the transaction touches are backed up and restored."""
+    import copy
+    import types
+
+    from moto.dynamodb import models
+
+    def deepcopy(value: Any, memo: Any = None) -> Any:
+        return value if isinstance(value, models.Table) else copy.deepcopy(value, memo)
+
+    models.copy = types.SimpleNamespace(deepcopy=deepcopy)  # type: ignore[assignment]
+    transact = models.DynamoDBBackend.transact_write_items
+
+    def touched(backend: Any, transact_items: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any], Any]]:
+        """(table, key, the item's attributes or None) for every item the transaction names."""
+        found = []
+        for entry in transact_items:
+            op: dict[str, Any] = next(iter(entry.values()), {})
+            table = backend.tables.get(op.get("TableName"))
+            if table is None:
+                continue
+            names = [n for n in (table.hash_key_attr, table.range_key_attr) if n]
+            key = op.get("Key") or {n: op.get("Item", {}).get(n) for n in names}
+            with contextlib.suppress(Exception):  # malformed: moto refuses it before writing anything
+                item = backend.get_item(table.name, key)
+                found.append((table.name, key, item.to_json()["Attributes"] if item else None))
+        return found
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        before = touched(self, transact_items)
+        try:
+            transact(self, transact_items)
+        except Exception:
+            for table, key, attributes in reversed(before):
+                if attributes is not None:
+                    self.put_item(table, attributes)
+                elif self.get_item(table, key) is not None:
+                    self.delete_item(table, key)
+            raise
+
+    models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
+def _unless(sending: Any, count: Callable[[Any], int]) -> Callable[[Any], int]:
+    def counted(queue: Any) -> int:
+        return 0 if getattr(sending, "on", False) else count(queue)
+
+    return counted
 
 
 def _invocations_through_the_runtime() -> None:

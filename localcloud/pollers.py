@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from localcloud.runtime import InvocationError, LocalRuntime, Throttled
-from localcloud.server import ACCOUNT, MOTO_LOCK, REGION
+from localcloud.server import ACCOUNT, MOTO_LOCK, REGION, local_client
 from localcloud.sqs_events import RECEIVE_ATTRIBUTES, failed_message_ids, lambda_event
 
 DEFAULT_MAXIMUM_CONCURRENCY = 4
+IDLE_LONG_POLL_SECONDS = 20  # what Lambda's SQS pollers wait for on an empty queue
 
 
 @dataclass(frozen=True)
@@ -70,12 +70,10 @@ class PollerStats:
 class SqsPoller:
     """One poller thread of a mapping: gathers a batch, invokes, deletes what succeeded."""
 
-    def __init__(
-        self, uuid: str, runtime: LocalRuntime, client: Callable[[str], Any], stop: threading.Event
-    ) -> None:
+    def __init__(self, uuid: str, runtime: LocalRuntime, sqs: Any, stop: threading.Event) -> None:
         self.uuid = uuid
         self.runtime = runtime
-        self.sqs = client("sqs")
+        self.sqs = sqs
         self.stop = stop
         self.busy = False
         self.stats = PollerStats()
@@ -86,28 +84,28 @@ class SqsPoller:
         return sqs_mappings().get(self.uuid)
 
     def _gather(self, mapping: MappingView, url: str) -> list[dict[str, Any]]:
-        """Up to batch_size messages, collected until the batching window closes once the first arrives."""
+        """Up to batch_size messages, collected until the batching window closes once the first arrives.
+
+        Like Lambda's pollers: a 20-second long poll while the queue is empty, then long polls for
+        the rest of the window, each answered as soon as a message is there.
+        """
         messages: list[dict[str, Any]] = []
         deadline: float | None = None
         while len(messages) < mapping.batch_size and not self.stop.is_set():
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 break
-            wait = 1 if remaining is None else int(remaining)  # the API takes whole seconds
-            got = self.sqs.receive_message(
+            messages += self.sqs.receive_message(
                 QueueUrl=url,
                 MaxNumberOfMessages=min(10, mapping.batch_size - len(messages)),
-                WaitTimeSeconds=wait,
+                WaitTimeSeconds=IDLE_LONG_POLL_SECONDS if remaining is None else round(remaining, 3),
                 AttributeNames=RECEIVE_ATTRIBUTES,
                 MessageAttributeNames=["All"],
             ).get("Messages", [])
-            messages += got
             if not messages:
                 return messages
             if deadline is None:
                 deadline = time.monotonic() + mapping.batching_window
-            elif not got and wait == 0:  # under a second of window left: poll briefly until it closes
-                self.stop.wait(min(0.1, max(0.0, deadline - time.monotonic())))
         return messages
 
     def _release(self, url: str, messages: list[dict[str, Any]]) -> None:
@@ -144,6 +142,8 @@ class SqsPoller:
                 self.busy = True
                 self._deliver(current, self.queue_url, messages)
             except Exception as error:  # Lambda's pollers retry; undeleted messages come back by themselves
+                if self.stop.is_set():  # the local cloud is closing under a long poll
+                    return
                 print(f"[localcloud] poller {self.uuid[:8]} error, retrying: {error!r}")
                 self.stop.wait(0.5)
             finally:
@@ -177,9 +177,9 @@ class SqsPoller:
 class EventSourceMappings:
     """Keeps one set of pollers per mapping moto holds, sized by the mapping's maximum concurrency."""
 
-    def __init__(self, runtime: LocalRuntime, client: Callable[[str], Any]) -> None:
+    def __init__(self, runtime: LocalRuntime) -> None:
         self.runtime = runtime
-        self.client = client
+        self.sqs = local_client("sqs", runtime.endpoint, validate=False)
         self.pollers: dict[str, tuple[threading.Event, list[SqsPoller]]] = {}
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="event-source-mappings", daemon=True)
@@ -199,7 +199,7 @@ class EventSourceMappings:
             function_limit = self.runtime.function(mapping.function_arn).limit
             stop = threading.Event()
             pollers = [
-                SqsPoller(uuid, self.runtime, self.client, stop)
+                SqsPoller(uuid, self.runtime, self.sqs, stop)
                 for _ in range(max(1, min(mapping.maximum_concurrency, function_limit)))
             ]
             self.pollers[uuid] = (stop, pollers)
@@ -231,6 +231,8 @@ class EventSourceMappings:
         self.stop.set()
         for stop, _ in self.pollers.values():
             stop.set()
+        # A poller may sit in a 20-second long poll: wait a little for all of them, not for each.
+        deadline = time.monotonic() + 3
         for _, pollers in self.pollers.values():
             for poller in pollers:
-                poller.thread.join(timeout=3)
+                poller.thread.join(timeout=max(0.0, deadline - time.monotonic()))

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -20,8 +21,10 @@ ACCOUNT = "123456789012"
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "localcloud", "AWS_SECRET_ACCESS_KEY": "localcloud"}
 
 
-def local_client(service: str, endpoint: str) -> Any:
-    """A boto3 client for the local cloud at ``endpoint``."""
+def local_client(service: str, endpoint: str, *, validate: bool = True) -> Any:
+    """A boto3 client for the local cloud at ``endpoint``. ``validate=False`` lets the event source
+    pollers long-poll for a fraction of a second (the rest of a batching window), which the local
+    endpoint honours and the SQS API's whole seconds cannot express."""
     import boto3
     from botocore.config import Config
 
@@ -29,7 +32,7 @@ def local_client(service: str, endpoint: str) -> Any:
         service, endpoint_url=endpoint, region_name=REGION,
         aws_access_key_id="localcloud", aws_secret_access_key="localcloud",
         # shared by the runtime's threads (pollers, async workers, scheduler)
-        config=Config(max_pool_connections=64),
+        config=Config(max_pool_connections=64, parameter_validation=validate),
     )  # fmt: skip
 
 
@@ -66,8 +69,30 @@ _ADDS_MESSAGES = ("SendMessage", "ChangeMessageVisibility", "Publish", "PutEvent
 # The local cloud's own endpoints live under this prefix on the AWS endpoint's port.
 CONTROL_PREFIX = "/_localcloud/"
 ControlHandler = Callable[[str, str, bytes], tuple[int, Any]]
-# Called with (service, operation), the WSGI environ and the body before a request is served.
-RequestHook = Callable[[tuple[str, str], dict[str, Any], bytes], None]
+
+
+@dataclass(frozen=True)
+class HookResponse:
+    """What a request hook answers instead of moto (an injected error): status, JSON body."""
+
+    status: int
+    body: dict[str, Any]
+    headers: tuple[tuple[str, str], ...] = (("Content-Type", "application/x-amz-json-1.0"),)
+
+
+@dataclass(frozen=True)
+class HookRewrite:
+    """The request served with another body, and moto's JSON answer amended (e.g. items handed back
+    as unprocessed)."""
+
+    body: bytes
+    amend: Callable[[dict[str, Any]], dict[str, Any]]
+
+
+# Called with (service, operation), the WSGI environ and the body before a request is served. A
+# hook that returns a HookResponse answers the request itself (moto never sees it); one that
+# returns a HookRewrite changes what moto is asked and what it answers.
+RequestHook = Callable[[tuple[str, str], dict[str, Any], bytes], HookResponse | HookRewrite | None]
 
 
 class ApiCallCounter:
@@ -163,8 +188,13 @@ class SerializedMotoApp:
         if path.startswith(CONTROL_PREFIX):
             return self._control(environ, path, body, start_response)
         call = self.api_calls.count(environ, body)
+        rewrite: HookRewrite | None = None
         for hook in tuple(self.request_hooks):
-            hook(call, environ, body)
+            answer = hook(call, environ, body)
+            if isinstance(answer, HookResponse):
+                return self._answer(answer, start_response)
+            if answer is not None:
+                rewrite, body = answer, answer.body
         if _INVOCATION_PATH.match(path):
             environ["wsgi.input"] = io.BytesIO(body)
             return list(self.app(environ, start_response))
@@ -186,9 +216,27 @@ class SerializedMotoApp:
                 self._mark_changed(queue)
             left = deadline - time.monotonic()
             if not wait or b'"Messages"' in b"".join(result) or left <= 0:
+                if rewrite is not None and captured[0][0].startswith("200"):
+                    return self._amended(rewrite, result, captured[0], start_response)
                 start_response(*captured[0])
                 return result
             self._wait_for_change(queue, generation, min(left, self.REPOLL_SECONDS))
+
+    @staticmethod
+    def _answer(answer: HookResponse, start_response: Any) -> list[bytes]:
+        data = json.dumps(answer.body).encode()
+        start_response(f"{answer.status} Injected", [*answer.headers, ("Content-Length", str(len(data)))])
+        return [data]
+
+    @staticmethod
+    def _amended(
+        rewrite: HookRewrite, result: list[bytes], response: Any, start_response: Any
+    ) -> list[bytes]:
+        data = json.dumps(rewrite.amend(json.loads(b"".join(result) or b"{}"))).encode()
+        status, headers, *rest = response
+        headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+        start_response(status, [*headers, ("Content-Length", str(len(data)))], *rest)
+        return [data]
 
     @staticmethod
     def _long_poll_seconds(environ: dict[str, Any], body: bytes) -> float:

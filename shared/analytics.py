@@ -40,6 +40,10 @@ def row_for(decoded: Decoded) -> dict[str, Any]:
     return item
 
 
+# BatchWriteItem calls per chunk before its unprocessed rows are handed back to SQS as failures.
+UNPROCESSED_ATTEMPTS = 4
+
+
 class AnalyticsSink:
     """A ``BulkSink``: puts rows 25 at a time, retrying unprocessed items with backoff."""
 
@@ -48,7 +52,7 @@ class AnalyticsSink:
         table: str | None = None,
         client: Any = None,
         *,
-        max_attempts: int = 4,
+        max_attempts: int = UNPROCESSED_ATTEMPTS,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._table = table

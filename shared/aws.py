@@ -13,7 +13,10 @@ import boto3
 from botocore.config import Config
 
 # Lambda's SDK defaults retry 3 times in "legacy" mode; adaptive/standard backs off properly.
-_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=10)
+SDK_MAX_ATTEMPTS = 3
+_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": SDK_MAX_ATTEMPTS}, connect_timeout=2, read_timeout=10
+)
 
 
 @cache

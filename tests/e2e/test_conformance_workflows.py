@@ -23,10 +23,10 @@ import pytest
 from botocore.exceptions import ClientError
 
 from localcloud.cloud import LocalCloud
+from localcloud.scenarios import count_events as _count
+from localcloud.scenarios import finished_execution as _finished_execution
+from localcloud.scenarios import history as _history
 from localcloud.server import ACCOUNT, REGION
-from tests.e2e.executions import count as _count
-from tests.e2e.executions import finished_execution as _finished_execution
-from tests.e2e.executions import history as _history
 
 pytestmark = pytest.mark.e2e
 

@@ -5,22 +5,18 @@ a receiver verifies with the `standardwebhooks` library. Retries after 5 s go th
 
 from __future__ import annotations
 
-import json
-import threading
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from standardwebhooks.webhooks import Webhook
 
 from localcloud.cloud import LocalCloud
-from localcloud.server import free_port
+from localcloud.scenarios import WebhookReceiver, api_request
 
 pytestmark = pytest.mark.e2e
 
@@ -35,71 +31,22 @@ LATER_RETRIES = [
 ]
 
 
-@dataclass
-class Receiver:
-    """A webhook receiver on 127.0.0.1 that answers 500 to its first ``failures`` deliveries."""
-
-    failures: int
-    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks/export"
-
-    def start(self) -> Receiver:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(500 if len(receiver.received) <= receiver.failures else 204)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-
 @pytest.fixture
 def receiver_factory() -> Iterator[Any]:
-    started: list[Receiver] = []
+    started: list[WebhookReceiver] = []
 
-    def start(failures: int) -> Receiver:
-        started.append(Receiver(failures).start())
+    def start(failures: int) -> WebhookReceiver:
+        started.append(WebhookReceiver(failures))
         return started[-1]
 
     yield start
     for receiver in started:
-        assert receiver.server is not None
-        receiver.server.shutdown()
-
-
-def _request(
-    cloud: LocalCloud, method: str, url: str, body: Any = None, **headers: str
-) -> tuple[int, dict[str, str], Any]:
-    assert cloud.api is not None
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        url if url.startswith("http") else cloud.api.url + url, data=data, method=method,
-        headers={"x-api-key": cloud.api_key, "content-type": "application/json", **headers},
-    )  # fmt: skip
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, dict(response.headers), json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), json.loads(error.read() or b"null")
+        receiver.close()
 
 
 def _start_export(cloud: LocalCloud, callback_url: str) -> dict[str, Any]:
     key = f"e2e-{uuid.uuid4().hex}"
-    status, headers, body = _request(
+    status, headers, body = api_request(
         cloud,
         "POST",
         "/v1/exports",
@@ -109,7 +56,7 @@ def _start_export(cloud: LocalCloud, callback_url: str) -> dict[str, Any]:
     assert status == 202, body
     assert headers["Location"] == body["status_url"]
     # A client retry with the same key gets the same job
-    again_status, again_headers, again = _request(
+    again_status, again_headers, again = api_request(
         cloud,
         "POST",
         "/v1/exports",
@@ -125,12 +72,14 @@ def _start_export(cloud: LocalCloud, callback_url: str) -> dict[str, Any]:
 
 
 def _job(cloud: LocalCloud, status_url: str) -> dict[str, Any]:
-    status, _, job = _request(cloud, "GET", status_url)
+    status, _, job = api_request(cloud, "GET", status_url)
     assert status == 200, job
     return dict(job)
 
 
-def _wait_for_attempts(cloud: LocalCloud, receiver: Receiver, count: int, status_url: str) -> dict[str, Any]:
+def _wait_for_attempts(
+    cloud: LocalCloud, receiver: WebhookReceiver, count: int, status_url: str
+) -> dict[str, Any]:
     cloud.wait_until(lambda: len(receiver.received) >= count, TIMEOUT, f"webhook attempt {count}")
     cloud.wait_until(
         lambda: len((_job(cloud, status_url).get("webhook") or {}).get("attempts", [])) >= count,
@@ -179,8 +128,8 @@ def test_an_export_is_polled_to_the_end_and_its_webhook_arrives_signed_on_the_th
     assert [a["status_code"] for a in job["webhook"]["attempts"]] == [500, 500, 204]
     # And every delivery verifies with the printed secret, carries the same webhook-id and the job's result
     verifier = Webhook(secret)
-    payloads = [verifier.verify(body, headers) for headers, body in receiver.received]
-    assert len({headers["webhook-id"] for headers, _ in receiver.received}) == 1
+    payloads = [verifier.verify(delivery.body, delivery.headers) for delivery in receiver.received]
+    assert len({delivery.headers["webhook-id"] for delivery in receiver.received}) == 1
     assert payloads[-1]["type"] == "export.completed"
     assert payloads[-1]["data"]["job_id"] == started["job_id"]
     assert payloads[-1]["data"]["result"]["key"] == job["result"]["key"]
@@ -222,13 +171,13 @@ def test_a_receiver_that_always_fails_ends_in_the_webhook_dlq_and_the_job_shows_
 
 def test_the_api_answers_problems_and_refuses_anonymous_calls(cloud: LocalCloud) -> None:
     # An unknown route: 404 problem document
-    status, headers, body = _request(cloud, "GET", "/v1/nothing-here")
+    status, headers, body = api_request(cloud, "GET", "/v1/nothing-here")
     assert status == 404 and headers["Content-Type"].startswith("application/problem+json")
     # A schema-invalid order: 422 with the field errors
-    status, _, body = _request(cloud, "POST", "/v1/orders", {"order_id": "o-1"})
+    status, _, body = api_request(cloud, "POST", "/v1/orders", {"order_id": "o-1"})
     assert status == 422 and body["errors"]
     # A callback to the cloud metadata address: refused
-    status, _, body = _request(
+    status, _, body = api_request(
         cloud, "POST", "/v1/exports", {"callback_url": "http://169.254.169.254/latest"}
     )
     assert status == 422, body
@@ -238,31 +187,3 @@ def test_the_api_answers_problems_and_refuses_anonymous_calls(cloud: LocalCloud)
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=10)
     assert refused.value.code == 403
-
-
-def test_post_orders_answers_202_and_the_event_reaches_the_pipeline(cloud: LocalCloud) -> None:
-    order_id = f"ord-api-{uuid.uuid4().hex[:10]}"
-    order = {
-        "order_id": order_id, "customer_id": "cus-api", "customer_email": "api@example.com",
-        "lines": [{"sku": "SKU-API", "quantity": 1, "unit_price_cents": 100}], "currency": "EUR",
-    }  # fmt: skip
-    status, _, body = _request(cloud, "POST", "/v1/orders", order)
-    assert status == 202 and body["status"] == "accepted"
-    outputs = cloud.stack_outputs()
-    cloud.wait_until(
-        lambda: "Item" in cloud.client("dynamodb").get_item(
-            TableName=outputs["AnalyticsTableName"], Key={"event_id": {"S": body["event_id"]}}
-        ),
-        TIMEOUT, "the order event in the analytics table",
-    )  # fmt: skip
-    # And every consumer of the orders topic had it
-    dynamodb = cloud.client("dynamodb")
-    effects = [
-        (outputs["AnalyticsTableName"], {"event_id": {"S": body["event_id"]}}),
-        (outputs["InventoryTableName"], {"pk": {"S": f"reservation#{order_id}"}}),
-        (outputs["OutboxTableName"], {"message_id": {"S": f"order-confirmation#{order_id}"}}),
-    ]
-    cloud.wait_until(
-        lambda: all("Item" in dynamodb.get_item(TableName=t, Key=k, ConsistentRead=True) for t, k in effects),
-        TIMEOUT, "every consumer's effect",
-    )  # fmt: skip

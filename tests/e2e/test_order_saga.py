@@ -1,6 +1,7 @@
 """The order saga deployed with the CDK CLI, run by moto's Step Functions interpreter with the real
-step functions: the happy path, a failure at each step running exactly the compensations of the
-steps already done (newest first), retries of transient payment errors, and one execution per order."""
+step functions: a failure at each step running exactly the compensations of the steps already done
+(newest first), retries of transient payment errors, and one execution per order. The happy path is the
+demo's saga scenario (test_demo.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import pytest
 
 from localcloud.__main__ import main as localcloud_cli
 from localcloud.cloud import LocalCloud
+from localcloud.scenarios import finished_execution, history, states_entered
 from shared.workflows import start_once
-from tests.e2e.executions import finished_execution, history, states_entered
 
 pytestmark = pytest.mark.e2e
 
@@ -81,24 +82,6 @@ def _email(cloud: LocalCloud, outputs: dict[str, str], message_id: str) -> dict[
 
 
 STEPS = ["AcceptOrder", "ChargePayment", "ReserveInventory", "SendConfirmation"]
-
-
-def test_the_happy_path_charges_reserves_and_confirms(cloud: LocalCloud, outputs: dict[str, str]) -> None:
-    # Given stock and a valid order paid by a card that works
-    order = _order()
-    before = _stock(cloud, outputs)
-    # When the saga runs
-    execution, entered = _run(cloud, outputs, order)
-    # Then it succeeds through every step and no compensation
-    assert execution["status"] == "SUCCEEDED"
-    assert entered == [*STEPS, "OrderConfirmed"]
-    # And the card was charged, the stock reserved and the confirmation sent
-    payment = _payment(cloud, outputs, order["order_id"])
-    assert payment is not None and payment["status"]["S"] == "captured"
-    assert _stock(cloud, outputs) == before - 2
-    assert _email(cloud, outputs, f"saga-confirmation#{order['order_id']}") is not None
-    output = json.loads(execution["output"])
-    assert output["payment"]["result"]["amount_cents"] == 2500
 
 
 def test_starting_the_same_order_twice_gives_one_execution(

@@ -1,5 +1,5 @@
-"""Request-reply on the deployed stack: an RPC round trip to the image-resize worker over SQS, a caller
-that times out (and whose late reply the next call drops), and the Step Functions task-token variant."""
+"""Request-reply on the deployed stack beyond the demo's round trips (test_demo.py): a caller that times
+out (and whose late reply the next call drops), and the Step Functions task-token variant."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import uuid
 import pytest
 
 from localcloud.cloud import LocalCloud
-from shared.png import decode, encode, gradient
+from localcloud.scenarios import finished_execution
+from shared.png import encode, gradient
 from shared.rpc import RpcClient, RpcTimeout
-from tests.e2e.executions import finished_execution
 
 pytestmark = pytest.mark.e2e
 
@@ -36,20 +36,6 @@ def _client(cloud: LocalCloud, outputs: dict[str, str]) -> RpcClient:
     return RpcClient(
         outputs["ImageResizeQueueUrl"], outputs["ImageResizeReplyQueueUrl"], sqs=cloud.client("sqs")
     )
-
-
-def test_a_call_returns_the_workers_reply(
-    cloud: LocalCloud, outputs: dict[str, str], source_key: str
-) -> None:
-    # Given an uploaded image / When a caller asks for a thumbnail and waits for the reply
-    result = _client(cloud, outputs).call(
-        "image.resize", {"source_key": source_key, "max_width": 64, "max_height": 64}, timeout=30
-    )
-    # Then the reply names a real 64 x 40 PNG the worker wrote
-    assert (result["width"], result["height"]) == (64, 40)
-    body = cloud.client("s3").get_object(Bucket=result["bucket"], Key=result["key"])["Body"].read()
-    image = decode(body)
-    assert (image.width, image.height) == (64, 40)
 
 
 def test_a_caller_that_stops_waiting_gets_rpc_timeout(

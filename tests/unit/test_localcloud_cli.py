@@ -107,3 +107,48 @@ def test_up_on_a_port_in_use_prints_one_line_and_fails(capsys: pytest.CaptureFix
     assert len(err) == 1
     assert err[0].startswith(f"error: port {port} on 127.0.0.1 is in use")
     assert err[0].endswith("stop what runs there or pick another port")
+
+
+def test_demo_with_an_unknown_pattern_lists_the_valid_ones_and_starts_nothing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a pattern name the demo does not have
+    # When the demo is asked for it (next to a valid one)
+    code = main(["demo", "--pattern", "saga", "--pattern", "carrier-pigeon"])
+    # Then one line names it and every valid pattern, and nothing was started (no deploy output)
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        "error: unknown pattern 'carrier-pigeon': valid patterns are fire-and-forget, request-reply, pub-sub, "
+        "work-queue, delayed-jobs, batch-ingestion, long-running-export, polling-webhook, saga"
+    ]
+
+
+def test_a_chaos_run_too_small_for_its_shares_is_refused_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # When a chaos run of 50 events is asked for (1% poison would round to nothing)
+    code = main(["chaos", "--events", "50"])
+    # Then one line says why and what to run instead, and nothing was started
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        "error: --events must be at least 100 (faults are shares of the events): try --events 500"
+    ]
+
+
+def test_cost_takes_its_own_options_and_help(capsys: pytest.CaptureFixture[str]) -> None:
+    # When the cost command is asked for help, and then given a volume of 0
+    with pytest.raises(SystemExit) as helped:
+        main(["cost", "--help"])
+    usage = capsys.readouterr().out
+    code = main(["cost", "--events-per-month", "0"])
+    # Then the help is the cost model's own, and the bad volume is one line and exit 2
+    assert helped.value.code == 0
+    assert "--events-per-month" in usage and "--naive" in usage
+    assert code == 2
+    assert capsys.readouterr().err.startswith(
+        "error: argument --events-per-month: '0' is not a whole number >= 1"
+    )

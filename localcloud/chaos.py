@@ -1,0 +1,334 @@
+"""``python -m localcloud chaos``: order events through the deployed pipeline while faults are
+injected, then the invariants "nothing lost, nothing applied twice" checked and printed.
+
+The events carry duplicates (the same event published twice, as SNS may deliver it) and poison
+(malformed, schema-invalid, unknown type). The local cloud, configured explicitly with a
+``FaultInjector``, adds transient write failures, DynamoDB throttling, environments killed
+mid-batch and invocations held past their timeout. Records of a crashed batch come back after
+the queue's visibility timeout (3 minutes); instead of waiting, the run advances the local
+clock, which SQS follows, once the pipeline has nothing else to do and the in-progress
+idempotency records of the crashed invocations have expired.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+from localcloud import logs
+from localcloud.cloud import LocalCloud, running_cloud
+from localcloud.faults import FaultInjector, FaultPlan
+from localcloud.pipeline import (
+    EFFECT_TABLES,
+    SKUS,
+    Consumer,
+    OrderPipeline,
+    Published,
+    build_events,
+    deployed_consumers,
+    matches,
+)
+from localcloud.server import LocalCloudError, free_port
+from shared.events import OrderCreated
+from shared.inventory import InventoryRepository
+from shared.publisher import OutgoingMessage
+
+# Enough that no order of a 10,000-event run is refused for stock: every reservation must land.
+CHAOS_STOCK = 10**9
+
+
+@dataclass(frozen=True)
+class ChaosConfig:
+    events: int = 10_000
+    duplicate_share: float = 0.05
+    poison_share: float = 0.01
+    transient_share: float = 0.10  # of unique events: their first write fails in every consumer
+    throttle_share: float = 0.03  # of the functions' DynamoDB requests
+    kills: int | None = None  # environments killed mid-batch (default: 1 per 1,000 events, at least 2)
+    timeouts: int | None = None  # invocations held past their timeout (default: 1 per 5,000, at least 1)
+    seed: int = 7
+
+    @property
+    def kill_count(self) -> int:
+        return self.kills if self.kills is not None else max(2, self.events // 1000)
+
+    @property
+    def timeout_count(self) -> int:
+        return self.timeouts if self.timeouts is not None else max(1, self.events // 5000)
+
+
+@dataclass(frozen=True)
+class Invariant:
+    name: str
+    expected: str
+    observed: str
+    ok: bool
+
+
+@dataclass
+class ChaosReport:
+    config: ChaosConfig
+    published: Published
+    faults: dict[str, int]
+    invariants: list[Invariant] = field(default_factory=list)
+    clock_advances: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.invariants) and all(i.ok for i in self.invariants)
+
+
+def _order(message: OutgoingMessage) -> OrderCreated:
+    return OrderCreated.model_validate(json.loads(message.body)["data"])
+
+
+def _spaced(count: int, total: int, offset: float) -> frozenset[int]:
+    """``count`` write numbers spread evenly over ``total`` writes."""
+    return frozenset(max(1, round(total * (k + offset) / (count + 1))) for k in range(count))
+
+
+class ChaosRun:
+    def __init__(self, cloud: LocalCloud, config: ChaosConfig, say: Callable[[str], None]) -> None:
+        self.cloud = cloud
+        self.config = config
+        self.say = say
+        self.run = f"chaos{uuid.uuid4().hex[:6]}-"
+        self.outputs = cloud.stack_outputs()
+        self.consumers = deployed_consumers(cloud)
+        self.demo = OrderPipeline(cloud, say)
+        self.sqs = cloud.client("sqs")
+        self.dynamodb = cloud.client("dynamodb")
+        self.published = build_events(
+            config.events, config.duplicate_share, config.poison_share, seed=config.seed, prefix=self.run
+        )
+        self.orders = [_order(m) for m in self.published.unique]
+        unique = [order.order_id for order in self.orders]
+        chosen = random.Random(config.seed).sample(unique, round(len(unique) * config.transient_share))
+        self.transient = frozenset(chosen)
+        self.injector = FaultInjector(self._plan(), cloud.runtime)
+        self.clock_advances = 0
+
+    def _table(self, consumer: Consumer) -> str:
+        return self.outputs[EFFECT_TABLES[consumer.name]]
+
+    def _plan(self) -> FaultPlan:
+        # Inventory and email make one single-item write per event: crashes and timeouts are
+        # spread over those writes, so they land mid-batch throughout the run.
+        single_writes = 2 * len(self.published.unique)
+        return FaultPlan(
+            writers={self._table(c): c.function_arn for c in self.consumers},
+            token_pattern=re.escape(self.run) + r"ord-\d+",
+            transient=self.transient,
+            throttle_share=self.config.throttle_share,
+            kill_at=_spaced(self.config.kill_count, single_writes, 1.0),
+            timeout_at=_spaced(self.config.timeout_count, single_writes, 0.5),
+            seed=self.config.seed,
+        )
+
+    # -- the run ---------------------------------------------------------------------------
+
+    def execute(self, timeout: float) -> ChaosReport:
+        started = time.monotonic()
+        inventory = InventoryRepository(self.outputs["InventoryTableName"], client=self.dynamodb)
+        for sku in SKUS:
+            inventory.put_stock(sku, CHAOS_STOCK)
+        with self.cloud.request_hook(self.injector):
+            self.demo.publish(self.published)
+            self.say(f"published {len(self.published.all)} messages; faults on, draining ...")
+            self._drain(timeout)
+        report = ChaosReport(self.config, self.published, self._faults(), clock_advances=self.clock_advances)
+        report.invariants = self._invariants(inventory)
+        report.seconds = time.monotonic() - started
+        return report
+
+    def _consumed(self) -> Iterator[dict[str, Any]]:
+        queues = self.cloud.queues()
+        names = {c.queue_url.rsplit("/", 1)[-1] for c in self.consumers}
+        return (q for name, q in queues.items() if name in names)
+
+    def _waiting_only_on_visibility(self) -> bool:
+        """Nothing to receive and nobody working, but messages still invisible (a crashed batch)."""
+        queues = list(self._consumed())
+        return (
+            self.cloud.mappings.idle
+            and not any(q["visible"] or q["delayed"] for q in queues)
+            and any(q["in_flight"] for q in queues)
+        )
+
+    def _visibility_timeout(self) -> int:
+        return max(
+            int(self.sqs.get_queue_attributes(QueueUrl=c.queue_url, AttributeNames=["VisibilityTimeout"])[
+                "Attributes"]["VisibilityTimeout"])
+            for c in self.consumers
+        )  # fmt: skip
+
+    def _drain(self, timeout: float) -> None:
+        visibility = self._visibility_timeout()
+        started = time.monotonic()
+        stuck_since: float | None = None
+        next_report = started
+        while not self.cloud.idle():
+            now = time.monotonic()
+            if now - started > timeout:
+                raise LocalCloudError(
+                    f"the chaos run did not drain in {timeout:.0f} s: raise --timeout or use fewer --events"
+                )
+            if not self._waiting_only_on_visibility():
+                stuck_since = None
+            elif stuck_since is None:
+                stuck_since = now
+            elif now - stuck_since >= 1.0 and now >= self.injector.log.settled_at:
+                self.cloud.clock.advance(visibility + 1)
+                self.clock_advances += 1
+                stuck_since = None
+            if now >= next_report:
+                backlog = sum(q["visible"] + q["in_flight"] for q in self._consumed())
+                log = self.injector.log
+                self.say(
+                    f"  {now - started:6.1f} s  backlog {backlog:5d}  handled "
+                    + "  ".join(f"{k} {v}" for k, v in sorted(self.demo.handled().items()))
+                    + f"  | faults: transient {log.transient_requests}, throttled {log.throttled}, "
+                    f"kills {log.kills}, timeouts {log.timeouts}, clock +{self.clock_advances}"
+                )
+                next_report = now + 5
+            time.sleep(1.0)  # each look at the queues takes moto's lock
+
+    def _faults(self) -> dict[str, int]:
+        log = self.injector.log
+        return {
+            "duplicates published": len(self.published.duplicates),
+            "poison published": sum(len(ms) for ms in self.published.poison.values()),
+            "events chosen to fail transiently": len(self.transient),
+            "write requests failed transiently": log.transient_requests,
+            "requests throttled": log.throttled,
+            "crashes (environments killed mid-batch)": log.kills,
+            "environments killed": log.environments_killed,
+            "invocations timed out": log.timeouts,
+        }
+
+    # -- the invariants --------------------------------------------------------------------
+
+    def _scan(self, table: str, key: str, prefix: str, attribute: str) -> list[str]:
+        """``attribute`` of every row whose ``key`` starts with ``prefix``."""
+        pages = self.dynamodb.get_paginator("scan").paginate(
+            TableName=table, FilterExpression="begins_with(#k, :p)",
+            ExpressionAttributeNames={"#k": key}, ExpressionAttributeValues={":p": {"S": prefix}},
+        )  # fmt: skip
+        return [item[attribute]["S"] for page in pages for item in page["Items"]]
+
+    def _effects(self, consumer: Consumer) -> list[str]:
+        """The order ids this run's events took effect for, one entry per row."""
+        table = self._table(consumer)
+        if consumer.name == "inventory":
+            return [pk.split("#", 1)[1] for pk in self._scan(table, "pk", f"reservation#{self.run}", "pk")]
+        if consumer.name == "email":
+            return [m.split("#", 1)[1] for m in self._scan(table, "message_id", f"order-confirmation#{self.run}",
+                                                         "message_id")]  # fmt: skip
+        return self._scan(table, "event_id", self.run, "order_id")
+
+    def _dead_letters(self, consumer: Consumer) -> Counter[tuple[str, str]]:
+        """(body, reason) of this run's messages in the consumer's DLQ."""
+        found: Counter[tuple[str, str]] = Counter()
+        while True:
+            messages = self.sqs.receive_message(
+                QueueUrl=consumer.dead_letter_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"],
+                VisibilityTimeout=60,
+            ).get("Messages", [])  # fmt: skip
+            if not messages:
+                return found
+            for message in messages:
+                if self.run in message["Body"]:
+                    reason = message.get("MessageAttributes", {}).get("error-type", {}).get("StringValue", "")
+                    found[message["Body"], reason] += 1
+
+    def _invariants(self, inventory: InventoryRepository) -> list[Invariant]:
+        checks: list[Invariant] = []
+        for consumer in self.consumers:
+            routed = [m for m in self.published.unique if matches(consumer.filter_policy, m.attributes)]
+            expected = {_order(m).order_id for m in routed}
+            rows = self._effects(consumer)
+            found = set(rows)
+            lost, extra = expected - found, found - expected
+            checks.append(Invariant(
+                f"{consumer.name}: no event lost", f"{len(expected)} orders took effect",
+                f"{len(expected & found)} took effect, {len(lost)} missing" + (f" e.g. {min(lost)}" if lost else ""),
+                not lost and not extra,
+            ))  # fmt: skip
+            checks.append(Invariant(
+                f"{consumer.name}: no effect applied twice", f"{len(expected)} rows, one per unique event",
+                f"{len(rows)} rows for {len(found)} orders", len(rows) == len(found) == len(expected),
+            ))  # fmt: skip
+            hit = self.injector.log.transient_hit.get(self._table(consumer), set())
+            processed = hit & found
+            checks.append(Invariant(
+                f"{consumer.name}: every transient event processed",
+                f"{len(hit)} events failed transiently, all processed",
+                f"{len(processed)} processed", bool(hit) and processed == hit,
+            ))  # fmt: skip
+            expected_dead = Counter(
+                (m.body, kind) for kind, messages in self.published.poison.items() for m in messages
+                if matches(consumer.filter_policy, m.attributes)
+            )  # fmt: skip
+            dead = self._dead_letters(consumer)
+            checks.append(Invariant(
+                f"{consumer.name}: every poison event in the DLQ once, with its reason",
+                f"{sum(expected_dead.values())} ({', '.join(sorted({k for _, k in expected_dead}))})",
+                f"{sum(dead.values())} this run's messages in the DLQ, "
+                f"{sum(n for n in dead.values() if n > 1)} more than once, "
+                f"{sum((dead - expected_dead).values())} unexpected or with another reason",
+                dead == expected_dead,
+            ))  # fmt: skip
+        checks.append(self._stock_invariant(inventory))
+        return checks
+
+    def _stock_invariant(self, inventory: InventoryRepository) -> Invariant:
+        """A reservation applied twice would take its quantities off the stock twice."""
+        ordered: Counter[str] = Counter()
+        for order in self.orders:
+            for line in order.lines:
+                ordered[line.sku] += line.quantity
+        taken = Counter({sku: CHAOS_STOCK - inventory.available(sku) for sku in SKUS})
+        return Invariant(
+            "inventory: stock moved once per unique order", f"{sum(ordered.values())} units taken",
+            f"{sum(taken.values())} units taken", +taken == +ordered,
+        )  # fmt: skip
+
+
+def print_report(report: ChaosReport, say: Callable[[str], None]) -> None:
+    say("")
+    say("faults injected: " + ", ".join(f"{name} {count}" for name, count in report.faults.items()))
+    say(f"clock advanced past the visibility timeout {report.clock_advances} time(s)")
+    rows = [("invariant", "expected", "observed", "outcome")]
+    rows += [(i.name, i.expected, i.observed, "OK" if i.ok else "FAILED") for i in report.invariants]
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    for number, row in enumerate(rows):
+        say("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[3])
+        if number == 0:
+            say("-" * (sum(widths) + 6 + len("outcome")))
+    say("")
+    verdict = "every invariant holds" if report.ok else "INVARIANTS VIOLATED"
+    say(f"{verdict} ({report.config.events} events, {report.seconds:.0f} s)")
+
+
+def run_chaos(
+    config: ChaosConfig, *, cloud: LocalCloud | None = None, port: int | None = None,
+    timeout: float = 1800.0, say: Callable[[str], None] = logs.say,
+) -> ChaosReport:  # fmt: skip
+    """Run on ``cloud`` (or a new local cloud, deployed here); the report says whether every invariant held."""
+    with ExitStack() as stack:
+        if cloud is None:
+            say("starting the local cloud and deploying the stack with the CDK CLI ...")
+            cloud = stack.enter_context(running_cloud(port=port or free_port(), api_port=None))
+            cloud.deploy()
+        report = ChaosRun(cloud, config, say).execute(timeout)
+    print_report(report, say)
+    return report
