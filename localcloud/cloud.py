@@ -95,7 +95,12 @@ class LocalCloud:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> LocalCloud:
+        from moto.moto_api._internal.models import moto_api_backend
+
         moto_patches.apply(self.port)
+        # moto's state is per process: a cloud started after another (the benchmarks do) starts empty,
+        # not with the queues and in-flight messages the last one left.
+        moto_api_backend.reset()
         self.workdir.mkdir(parents=True, exist_ok=True)
         try:
             self.app = self._stack.enter_context(serve_moto(self.port, self.host))

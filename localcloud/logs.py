@@ -29,6 +29,8 @@ class LogSink:
     def write(self, function: str, group: str, stream: str, line: str) -> None:
         line = line.rstrip("\n")
         with self.lock:
+            if self.stop.is_set():  # closed with the local cloud: an environment still winding down
+                return
             self.pending[group, stream].append({"timestamp": int(time.time() * 1000), "message": line})
             if function not in self.files:
                 self.files[function] = (self.folder / f"{function}.log").open("a", buffering=1)
@@ -59,7 +61,8 @@ class LogSink:
             self.flush()
 
     def close(self) -> None:
-        self.stop.set()
+        with self.lock:
+            self.stop.set()
         self.thread.join(timeout=2)
         self.flush()
         with self.lock:

@@ -362,10 +362,11 @@ class SchedulerEngine:
             self._log(f"scheduler: could not delete {invocation.group}/{invocation.name}: {error}")
 
     def _record(self, invocation: _Invocation, outcome: Outcome, detail: str | None = None) -> Firing:
-        self._log(
-            f"scheduler: {invocation.group}/{invocation.name} due {_stamp(invocation.due)} "
-            f"attempt {invocation.attempt}: {outcome}" + (f" ({detail})" if detail else "")
-        )
+        if outcome != "delivered":  # a line per delivery would bury everything else (stats count them)
+            self._log(
+                f"scheduler: {invocation.group}/{invocation.name} due {_stamp(invocation.due)} "
+                f"attempt {invocation.attempt}: {outcome}" + (f" ({detail})" if detail else "")
+            )
         return Firing(
             name=invocation.name,
             group=invocation.group,
