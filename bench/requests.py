@@ -33,7 +33,7 @@ from typing import Any
 
 from bench.api_calls import HANDLERS, minimum_calls
 from bench.results import Metric, command, ratio
-from localcloud.cloud import ROOT, LocalCloud
+from localcloud.cloud import LocalCloud
 from localcloud.cost import DEFAULT_PROFILE
 from localcloud.pipeline import (
     SKUS,
@@ -41,7 +41,6 @@ from localcloud.pipeline import (
     OrderPipeline,
     Published,
     build_events,
-    deployed_consumers,
     matches,
 )
 from localcloud.server import free_port
@@ -164,8 +163,7 @@ class RequestsBench:
         self.quick = quick
         self.metrics: list[Metric] = []
         self.notes: list[str] = []
-        self.demo = OrderPipeline(cloud, say)
-        self.consumers = deployed_consumers(cloud)
+        self.pipeline = OrderPipeline(cloud, say)
         self.logical_ids = {
             r["PhysicalResourceId"]: r["LogicalResourceId"]
             for r in cloud.client("cloudformation").describe_stack_resources(StackName="AsyncStack")[
@@ -195,7 +193,7 @@ class RequestsBench:
             if durations:
                 functions[name] = (len(durations), sum(durations) / len(durations))
 
-    def pipeline(self, published: Published, publish: Callable[[Published], None]) -> Measured:
+    def measure_pipeline(self, published: Published, publish: Callable[[Published], None]) -> Measured:
         with self.metered() as (meter, functions):
             publish(published)
             self.cloud.wait_until(self.cloud.idle, 600, "the pipeline to drain", poll=0.2)
@@ -205,7 +203,7 @@ class RequestsBench:
         sns = self.cloud.client("sns")
         for message in published.all:
             sns.publish(
-                TopicArn=self.demo.outputs["OrdersTopicArn"], Message=message.body,
+                TopicArn=self.pipeline.outputs["OrdersTopicArn"], Message=message.body,
                 MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in message.attributes.items()},
             )  # fmt: skip
 
@@ -213,7 +211,7 @@ class RequestsBench:
     def naive_mappings(self) -> Iterator[None]:
         lambda_ = self.cloud.client("lambda")
         saved = {}
-        for consumer in self.consumers:
+        for consumer in self.pipeline.consumers:
             mapping = lambda_.get_event_source_mapping(UUID=consumer.mapping_uuid)
             saved[consumer.mapping_uuid] = {
                 "BatchSize": mapping["BatchSize"],
@@ -228,7 +226,7 @@ class RequestsBench:
 
     def saga(self, executions: int) -> Measured:
         sfn = self.cloud.client("stepfunctions")
-        arn = self.demo.outputs["OrderWorkflowArn"]
+        arn = self.pipeline.outputs["OrderWorkflowArn"]
         transitions = 0
         with self.metered() as (meter, functions):
             for i in range(executions):
@@ -300,7 +298,7 @@ class RequestsBench:
             },
         }
         path.write_text(json.dumps(profile, indent=2) + "\n", encoding="utf-8")
-        self.notes.append(f"{GROUP}: wrote the cost profile to {path.relative_to(ROOT)}")
+        self.notes.append(f"{GROUP}: wrote the cost profile to {path}")
 
 
 def run(*, quick: bool = False, profile_path: Path = DEFAULT_PROFILE) -> tuple[list[Metric], list[str]]:
@@ -313,19 +311,21 @@ def run(*, quick: bool = False, profile_path: Path = DEFAULT_PROFILE) -> tuple[l
         cloud.deploy()
         bench = RequestsBench(cloud, quick)
         inventory = InventoryRepository(
-            bench.demo.outputs["InventoryTableName"], client=cloud.client("dynamodb")
+            bench.pipeline.outputs["InventoryTableName"], client=cloud.client("dynamodb")
         )
         for sku in SKUS:  # no order refused for stock: refusals take another path
             inventory.put_stock(sku, 10**6)
         run_id = uuid.uuid4().hex[:6]
         stack_events = build_events(events, 0.0, 0.0, prefix=f"s{run_id}-")
         say(f"{events} events through the stack as deployed ...")
-        stack = bench.pipeline(stack_events, bench.demo.publish)
+        stack = bench.measure_pipeline(stack_events, bench.pipeline.publish)
         say(f"{events} events through the naive configuration ...")
         with bench.naive_mappings():
-            naive = bench.pipeline(build_events(events, 0.0, 0.0, prefix=f"n{run_id}-"), bench.publish_singly)
+            naive = bench.measure_pipeline(
+                build_events(events, 0.0, 0.0, prefix=f"n{run_id}-"), bench.publish_singly
+            )
         say("order sagas ...")
         saga = bench.saga(3 if quick else 10)
-        bench.compare(stack, naive, pipeline_minimum(bench.consumers, stack_events), events)
+        bench.compare(stack, naive, pipeline_minimum(bench.pipeline.consumers, stack_events), events)
         bench.write_profile(stack, naive, saga, profile_path)
         return bench.metrics, bench.notes

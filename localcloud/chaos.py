@@ -33,7 +33,6 @@ from localcloud.pipeline import (
     OrderPipeline,
     Published,
     build_events,
-    deployed_consumers,
     matches,
 )
 from localcloud.server import LocalCloudError, free_port
@@ -103,8 +102,7 @@ class ChaosRun:
         self.say = say
         self.run = f"chaos{uuid.uuid4().hex[:6]}-"
         self.outputs = cloud.stack_outputs()
-        self.consumers = deployed_consumers(cloud)
-        self.demo = OrderPipeline(cloud, say)
+        self.pipeline = OrderPipeline(cloud, say)
         self.sqs = cloud.client("sqs")
         self.dynamodb = cloud.client("dynamodb")
         self.published = build_events(
@@ -125,7 +123,7 @@ class ChaosRun:
         # spread over those writes, so they land mid-batch throughout the run.
         single_writes = 2 * len(self.published.unique)
         return FaultPlan(
-            writers={self._table(c): c.function_arn for c in self.consumers},
+            writers={self._table(c): c.function_arn for c in self.pipeline.consumers},
             token_pattern=re.escape(self.run) + r"ord-\d+",
             transient=self.transient,
             throttle_share=self.config.throttle_share,
@@ -142,7 +140,7 @@ class ChaosRun:
         for sku in SKUS:
             inventory.put_stock(sku, CHAOS_STOCK)
         with self.cloud.request_hook(self.injector):
-            self.demo.publish(self.published)
+            self.pipeline.publish(self.published)
             self.say(f"published {len(self.published.all)} messages; faults on, draining ...")
             self._drain(timeout)
         report = ChaosReport(self.config, self.published, self._faults(), clock_advances=self.clock_advances)
@@ -152,7 +150,7 @@ class ChaosRun:
 
     def _consumed(self) -> Iterator[dict[str, Any]]:
         queues = self.cloud.queues()
-        names = {c.queue_url.rsplit("/", 1)[-1] for c in self.consumers}
+        names = {c.queue_url.rsplit("/", 1)[-1] for c in self.pipeline.consumers}
         return (q for name, q in queues.items() if name in names)
 
     def _waiting_only_on_visibility(self) -> bool:
@@ -168,7 +166,7 @@ class ChaosRun:
         return max(
             int(self.sqs.get_queue_attributes(QueueUrl=c.queue_url, AttributeNames=["VisibilityTimeout"])[
                 "Attributes"]["VisibilityTimeout"])
-            for c in self.consumers
+            for c in self.pipeline.consumers
         )  # fmt: skip
 
     def _drain(self, timeout: float) -> None:
@@ -195,7 +193,7 @@ class ChaosRun:
                 log = self.injector.log
                 self.say(
                     f"  {now - started:6.1f} s  backlog {backlog:5d}  handled "
-                    + "  ".join(f"{k} {v}" for k, v in sorted(self.demo.handled().items()))
+                    + "  ".join(f"{k} {v}" for k, v in sorted(self.pipeline.handled().items()))
                     + f"  | faults: transient {log.transient_requests}, throttled {log.throttled}, "
                     f"kills {log.kills}, timeouts {log.timeouts}, clock +{self.clock_advances}"
                 )
@@ -252,7 +250,7 @@ class ChaosRun:
 
     def _invariants(self, inventory: InventoryRepository) -> list[Invariant]:
         checks: list[Invariant] = []
-        for consumer in self.consumers:
+        for consumer in self.pipeline.consumers:
             routed = [m for m in self.published.unique if matches(consumer.filter_policy, m.attributes)]
             expected = {_order(m).order_id for m in routed}
             rows = self._effects(consumer)
