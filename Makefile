@@ -13,12 +13,14 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export NODE_NO_WARNINGS := 1
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: help install layer synth lint test test-unit test-infra test-e2e up demo bench bootstrap deploy clean
+.PHONY: help install layer synth lint test test-unit test-infra test-e2e up demo chaos cost bench bootstrap deploy clean
 
 help:
 	@echo "make demo    - deploy the stack to the local cloud with the CDK CLI, run every async pattern, print a summary"
 	@echo "make up      - the local cloud in the foreground: AWS endpoint :4566, local API :3000, stack deployed"
 	@echo "make test    - lint, type-check and run every test"
+	@echo "make chaos   - 10,000 order events with faults injected, then the invariants checked"
+	@echo "make cost    - the monthly AWS bill at EVENTS_PER_MONTH (default 1000000) order events"
 	@echo "make bench   - run the benchmarks, write bench/results.json"
 	@echo "make synth   - synthesize the CloudFormation template into cdk.out (offline)"
 	@echo "make deploy  - cdk deploy to the AWS account of your current credentials (run make bootstrap once first)"
@@ -63,6 +65,13 @@ up: install
 
 demo: install
 	$(PY) -m localcloud demo
+
+chaos: install
+	$(PY) -m localcloud chaos
+
+EVENTS_PER_MONTH ?= 1000000
+cost: synth
+	$(PY) -m localcloud cost --events-per-month $(EVENTS_PER_MONTH)
 
 bench: install
 	$(PY) -m bench
