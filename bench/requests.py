@@ -43,6 +43,7 @@ from localcloud.pipeline import (
     build_events,
     matches,
 )
+from localcloud.scenarios import finished_execution, history
 from localcloud.server import free_port
 from shared.inventory import InventoryRepository
 from shared.publisher import AWS_MAX_BATCH_ENTRIES
@@ -232,19 +233,11 @@ class RequestsBench:
             for i in range(executions):
                 order = {**SAGA_INPUT, "order_id": f"ord-bench-{uuid.uuid4().hex[:8]}-{i}"}
                 started = sfn.start_execution(stateMachineArn=arn, input=json.dumps(order))
-                described: dict[str, Any] = {}
-
-                def finished(
-                    execution: str = started["executionArn"], into: dict[str, Any] = described
-                ) -> bool:
-                    into.update(sfn.describe_execution(executionArn=execution))
-                    return into["status"] != "RUNNING"
-
-                self.cloud.wait_until(finished, 120, "the order saga to finish", poll=0.2)
+                described = finished_execution(self.cloud, started["executionArn"], timeout=120, poll=0.2)
                 if described["status"] != "SUCCEEDED":
                     raise RuntimeError(f"the saga ended {described['status']}: {described.get('error')}")
-                history = sfn.get_execution_history(executionArn=started["executionArn"], maxResults=1000)
-                transitions += sum(e["type"].endswith("StateEntered") for e in history["events"])
+                events = history(self.cloud, started["executionArn"])
+                transitions += sum(e["type"].endswith("StateEntered") for e in events)
         return Measured(meter, executions, functions, transitions)
 
     def compare(self, stack: Measured, naive: Measured, minimum: dict[str, int], events: int) -> None:

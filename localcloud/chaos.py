@@ -18,7 +18,7 @@ import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +34,7 @@ from localcloud.pipeline import (
     Published,
     build_events,
     matches,
+    read_dead_letters,
 )
 from localcloud.server import LocalCloudError, free_port
 from shared.events import OrderCreated
@@ -148,14 +149,12 @@ class ChaosRun:
         report.seconds = time.monotonic() - started
         return report
 
-    def _consumed(self) -> Iterator[dict[str, Any]]:
-        queues = self.cloud.queues()
+    def _consumed(self) -> list[dict[str, Any]]:
         names = {c.queue_url.rsplit("/", 1)[-1] for c in self.pipeline.consumers}
-        return (q for name, q in queues.items() if name in names)
+        return [q for name, q in self.cloud.queues().items() if name in names]
 
-    def _waiting_only_on_visibility(self) -> bool:
+    def _waiting_only_on_visibility(self, queues: list[dict[str, Any]]) -> bool:
         """Nothing to receive and nobody working, but messages still invisible (a crashed batch)."""
-        queues = list(self._consumed())
         return (
             self.cloud.mappings.idle
             and not any(q["visible"] or q["delayed"] for q in queues)
@@ -180,7 +179,8 @@ class ChaosRun:
                 raise LocalCloudError(
                     f"the chaos run did not drain in {timeout:.0f} s: raise --timeout or use fewer --events"
                 )
-            if not self._waiting_only_on_visibility():
+            queues = self._consumed()  # one look per round: each takes moto's lock
+            if not self._waiting_only_on_visibility(queues):
                 stuck_since = None
             elif stuck_since is None:
                 stuck_since = now
@@ -189,7 +189,7 @@ class ChaosRun:
                 self.clock_advances += 1
                 stuck_since = None
             if now >= next_report:
-                backlog = sum(q["visible"] + q["in_flight"] for q in self._consumed())
+                backlog = sum(q["visible"] + q["in_flight"] for q in queues)
                 log = self.injector.log
                 self.say(
                     f"  {now - started:6.1f} s  backlog {backlog:5d}  handled "
@@ -198,7 +198,7 @@ class ChaosRun:
                     f"kills {log.kills}, timeouts {log.timeouts}, clock +{self.clock_advances}"
                 )
                 next_report = now + 5
-            time.sleep(1.0)  # each look at the queues takes moto's lock
+            time.sleep(1.0)
 
     def _faults(self) -> dict[str, int]:
         log = self.injector.log
@@ -235,18 +235,11 @@ class ChaosRun:
 
     def _dead_letters(self, consumer: Consumer) -> Counter[tuple[str, str]]:
         """(body, reason) of this run's messages in the consumer's DLQ."""
-        found: Counter[tuple[str, str]] = Counter()
-        while True:
-            messages = self.sqs.receive_message(
-                QueueUrl=consumer.dead_letter_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"],
-                VisibilityTimeout=60,
-            ).get("Messages", [])  # fmt: skip
-            if not messages:
-                return found
-            for message in messages:
-                if self.run in message["Body"]:
-                    reason = message.get("MessageAttributes", {}).get("error-type", {}).get("StringValue", "")
-                    found[message["Body"], reason] += 1
+        return Counter(
+            letter
+            for letter in read_dead_letters(self.sqs, consumer.dead_letter_url, hide_seconds=60)
+            if self.run in letter[0]
+        )
 
     def _invariants(self, inventory: InventoryRepository) -> list[Invariant]:
         checks: list[Invariant] = []

@@ -95,13 +95,15 @@ class FaultInjector:
         with self._lock:
             if self._rng.random() < self.plan.throttle_share:
                 self.log.throttled += 1
-                return _error(400, "ThrottlingException", "Rate of requests exceeds the allowed throughput.")
+                return dynamodb_error(
+                    400, "ThrottlingException", "Rate of requests exceeds the allowed throughput."
+                )
             if not watched or operation not in WRITES:
                 return None
             if operation == "BatchWriteItem":
                 return self._unprocessed(watched[0], request)
             if self._take(watched[0], self._chosen(body), SDK_MAX_ATTEMPTS):
-                return _error(500, "InternalServerError", "Internal server error (injected)")
+                return dynamodb_error(500, "InternalServerError", "Internal server error (injected)")
             self._writes += 1
             number = self._writes
         return self._disrupt(watched[0], number)
@@ -173,7 +175,7 @@ class FaultInjector:
             self.log.timeouts += 1
             self._settle_after(function.config.timeout)
         time.sleep(function.config.timeout + 1)
-        return _error(500, "InternalServerError", "dropped after the caller timed out (injected)")
+        return dynamodb_error(500, "InternalServerError", "dropped after the caller timed out (injected)")
 
 
 def _tables(operation: str, request: dict[str, Any]) -> list[str]:
@@ -184,5 +186,6 @@ def _tables(operation: str, request: dict[str, Any]) -> list[str]:
     return [request["TableName"]] if "TableName" in request else []
 
 
-def _error(status: int, code: str, message: str) -> HookResponse:
+def dynamodb_error(status: int, code: str, message: str) -> HookResponse:
+    """An error answer in DynamoDB's JSON protocol, for a request hook to return."""
     return HookResponse(status, {"__type": _ERROR_PREFIX + code, "message": message})

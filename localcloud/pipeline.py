@@ -83,6 +83,22 @@ def build_events(
     return published
 
 
+def read_dead_letters(sqs: Any, queue_url: str, *, hide_seconds: int) -> list[tuple[str, str]]:
+    """(body, ``error-type`` reason) of every message in a dead-letter queue. Each is hidden for
+    ``hide_seconds`` once read: that is how a reader gets past it to the next ones."""
+    found: list[tuple[str, str]] = []
+    while messages := sqs.receive_message(
+        QueueUrl=queue_url,
+        MaxNumberOfMessages=10,
+        MessageAttributeNames=["All"],
+        VisibilityTimeout=hide_seconds,
+    ).get("Messages", []):
+        for message in messages:
+            attribute = message.get("MessageAttributes", {}).get("error-type", {})
+            found.append((message["Body"], attribute.get("StringValue", "no reason attached")))
+    return found
+
+
 def matches(policy: Mapping[str, Any] | None, attributes: Mapping[str, str]) -> bool:
     """SNS attribute filter policies, for the operators the stack uses (exact and prefix)."""
     for key, allowed in (policy or {}).items():
@@ -236,17 +252,11 @@ class OrderPipeline:
     def dead_letters(self, consumer: Consumer, marker: str | None = None) -> Counter[str]:
         """The consumer's DLQ by reason; with ``marker``, only the messages whose body holds it (a shared
         cloud's DLQs hold other runs' poison too)."""
-        reasons: Counter[str] = Counter()
-        while True:
-            messages = self.sqs.receive_message(QueueUrl=consumer.dead_letter_url, MaxNumberOfMessages=10,
-                                                MessageAttributeNames=["All"], VisibilityTimeout=300).get("Messages", [])  # fmt: skip
-            if not messages:
-                return reasons
-            for message in messages:
-                if marker is not None and marker not in message["Body"]:
-                    continue
-                attribute = message.get("MessageAttributes", {}).get("error-type", {})
-                reasons[attribute.get("StringValue", "no reason attached")] += 1
+        return Counter(
+            reason
+            for body, reason in read_dead_letters(self.sqs, consumer.dead_letter_url, hide_seconds=300)
+            if marker is None or marker in body
+        )
 
     def effects(self, name: str) -> int:
         return self._effects_so_far(name) - self.effects_before[name]

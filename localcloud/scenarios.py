@@ -29,7 +29,14 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from localcloud import logs
 from localcloud.cloud import LocalCloud
-from localcloud.pipeline import OrderPipeline, build_events, deployed_consumers, print_reconciliation
+from localcloud.faults import dynamodb_error
+from localcloud.pipeline import (
+    OrderPipeline,
+    build_events,
+    deployed_consumers,
+    print_reconciliation,
+    read_dead_letters,
+)
 from localcloud.server import HookResponse, LocalCloudError, free_port
 from shared.events import ORDER_CREATED, USER_SIGNED_UP, OrderCreated, OrderLine, UserSignedUp, new_envelope
 from shared.exports import ExportJobs, ExportRequest, new_job_id, start_export
@@ -120,16 +127,14 @@ def _item(cloud: LocalCloud, table_output: str, key: str, value: str) -> dict[st
 
 def _dead_letter_reasons(cloud: LocalCloud, queue_url: str, markers: Iterable[str]) -> dict[str, str]:
     """marker -> the ``error-type`` of the dead letter whose body holds it. Reads the whole DLQ once,
-    hiding what it read for a minute (a message can only be read past by hiding it)."""
-    sqs, wanted = cloud.client("sqs"), set(markers)
-    found: dict[str, str] = {}
-    while messages := sqs.receive_message(
-        QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=60
-    ).get("Messages"):
-        for message in messages:
-            reason = message.get("MessageAttributes", {}).get("error-type", {}).get("StringValue", "-")
-            found |= {marker: reason for marker in wanted if marker in message["Body"]}
-    return found
+    hiding what it read for a minute."""
+    wanted = set(markers)
+    return {
+        marker: reason
+        for body, reason in read_dead_letters(cloud.client("sqs"), queue_url, hide_seconds=60)
+        for marker in wanted
+        if marker in body
+    }
 
 
 def _verdict(problems: list[str], checked: str) -> tuple[bool, str]:
@@ -144,8 +149,10 @@ def _failed(pattern: str, events: int, detail: str) -> ScenarioResult:
 # -- helpers the e2e tests share ----------------------------------------------------------------
 
 
-def finished_execution(cloud: LocalCloud, execution_arn: str, timeout: float = TIMEOUT) -> dict[str, Any]:
-    """DescribeExecution once the execution has left RUNNING."""
+def finished_execution(
+    cloud: LocalCloud, execution_arn: str, timeout: float = TIMEOUT, poll: float = 0.1
+) -> dict[str, Any]:
+    """DescribeExecution once the execution has left RUNNING (asked every ``poll`` seconds)."""
     sfn = cloud.client("stepfunctions")
     described: dict[str, Any] = {}
 
@@ -153,7 +160,7 @@ def finished_execution(cloud: LocalCloud, execution_arn: str, timeout: float = T
         described.update(sfn.describe_execution(executionArn=execution_arn))
         return bool(described["status"] != "RUNNING")
 
-    cloud.wait_until(finished, timeout, f"execution {execution_arn} to finish")
+    cloud.wait_until(finished, timeout, f"execution {execution_arn} to finish", poll=poll)
     return described
 
 
@@ -440,9 +447,7 @@ class _OutboxOutage:
             self.over = True
         elif not self.over and call == ("dynamodb", "PutItem") and self.message_id.encode() in body:
             self.failed_writes += 1
-            return HookResponse(
-                500, {"__type": "InternalServerError", "message": "injected: the outbox is down"}
-            )
+            return dynamodb_error(500, "InternalServerError", "injected: the outbox is down")
         return None
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,6 +36,22 @@ MSG_ID = "msg_exp-1_SUCCEEDED"
 
 def _secrets_client() -> Any:
     return boto3.client("secretsmanager", region_name=REGION)
+
+
+class RacingClient:
+    """A Secrets Manager client for a writer that another one overtakes: ``overtake`` runs (with the
+    real client) just before this writer's own PutSecretValue."""
+
+    def __init__(self, overtake: Callable[[Any], object]) -> None:
+        self.client = _secrets_client()
+        self.overtake = overtake
+
+    def get_secret_value(self, **kwargs: Any) -> Any:
+        return self.client.get_secret_value(**kwargs)
+
+    def put_secret_value(self, **kwargs: Any) -> Any:
+        self.overtake(self.client)
+        return self.client.put_secret_value(**kwargs)
 
 
 def verify(secret: str, body: bytes, headers: dict[str, str]) -> bool:
@@ -146,19 +163,9 @@ def test_ensure_secret_replaces_a_value_that_is_not_ours(secret_arn: str) -> Non
 
 def test_two_workers_initialising_at_once_agree_on_one_key(secret_arn: str) -> None:
     # Given a worker whose write comes just after another worker initialised the secret
-    class Racing:
-        def __init__(self) -> None:
-            self.client = _secrets_client()
-
-        def get_secret_value(self, **kwargs: Any) -> Any:
-            return self.client.get_secret_value(**kwargs)
-
-        def put_secret_value(self, **kwargs: Any) -> Any:
-            ensure_secret(secret_arn, client=self.client)  # the other worker wins the race
-            return self.client.put_secret_value(**kwargs)
-
+    racing = RacingClient(lambda client: ensure_secret(secret_arn, client=client))
     # When the racing worker initialises
-    mine = ensure_secret(secret_arn, client=Racing())
+    mine = ensure_secret(secret_arn, client=racing)
     # Then it uses the winner's key: the secret was written once
     assert mine == stored(secret_arn)["current"]
     versions = _secrets_client().list_secret_version_ids(SecretId=secret_arn)["Versions"]
@@ -209,20 +216,12 @@ def test_two_rotations_from_the_same_version_make_one_new_key(secret_arn: str) -
     ensure_secret(secret_arn)
     other: dict[str, str] = {}
 
-    class Racing:
-        def __init__(self) -> None:
-            self.client = _secrets_client()
-
-        def get_secret_value(self, **kwargs: Any) -> Any:
-            return self.client.get_secret_value(**kwargs)
-
-        def put_secret_value(self, **kwargs: Any) -> Any:
-            if not other:
-                other["new"] = rotate_secret(secret_arn, client=self.client)
-            return self.client.put_secret_value(**kwargs)
+    def overtake(client: Any) -> None:
+        if not other:
+            other["new"] = rotate_secret(secret_arn, client=client)
 
     # When the overtaken rotation writes
-    mine = rotate_secret(secret_arn, client=Racing())
+    mine = rotate_secret(secret_arn, client=RacingClient(overtake))
     # Then it reports the winner's key instead of rotating a second time (which would drop the old key)
     assert mine == other["new"] == stored(secret_arn)["current"]
 
