@@ -14,6 +14,7 @@ One ``EventConsumer`` per Lambda function turns an SQS batch into a partial batc
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +35,10 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
@@ -93,6 +97,9 @@ class EventConsumer:
 
     def handle(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
         settings = self.settings_factory()
+        # Another invocation's in-progress idempotency record lasts until its deadline at most: no
+        # later than ours, as it started first. Retrying an event it holds sooner only burns receives.
+        lock_seconds = math.ceil(context.get_remaining_time_in_millis() / 1000)
         records = event.get("Records", [])
         decoded = self._decode_all(records) if self.bulk else {}
         bulk_failures = self._write_bulk(decoded) if self.bulk else {}
@@ -113,6 +120,9 @@ class EventConsumer:
             except NonRetryableError as error:
                 self._dead_letter(record, error, settings)
                 return {"dead_lettered": error.error_type}
+            except IdempotencyAlreadyInProgressError as error:
+                self._back_off(record, error, settings, at_least=lock_seconds)
+                raise
             except Exception as error:
                 self._back_off(record, error, settings)
                 raise
@@ -205,12 +215,14 @@ class EventConsumer:
     def _dead_letter(self, record: SQSRecord, error: NonRetryableError, settings: ConsumerSettings) -> None:
         dead_letter(self._sqs, record, error, settings, fifo=self.fifo)
 
-    def _back_off(self, record: SQSRecord, error: Exception, settings: ConsumerSettings) -> None:
+    def _back_off(
+        self, record: SQSRecord, error: Exception, settings: ConsumerSettings, at_least: int = 0
+    ) -> None:
         receive_count = int(record.attributes.approximate_receive_count or 1)
         delay = backoff_seconds(
             receive_count, base=settings.backoff_base_seconds, cap=settings.backoff_max_seconds
         )
-        retry_later(self._sqs, record, error, settings, delay)
+        retry_later(self._sqs, record, error, settings, max(delay, at_least))
 
     def _release(self, records: Sequence[SQSRecord], settings: ConsumerSettings) -> None:
         release(self._sqs, records, settings)

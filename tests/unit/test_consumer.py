@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
 from shared.consumer import EventConsumer, backoff_seconds
 from shared.errors import TransientError
@@ -246,3 +247,22 @@ def test_dead_letter_message_keeps_within_the_sqs_attribute_limit(work_queue: Wo
     assert len(dead["MessageAttributes"]) == 10
     assert dead["MessageAttributes"]["error-type"]["StringValue"] == "MalformedJson"
     assert json.loads(json.dumps(dead["MessageAttributes"]))  # serialisable as stored
+
+
+def test_an_event_another_invocation_holds_waits_out_that_invocations_deadline(
+    work_queue: WorkQueueFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given no backoff at all, and an event whose idempotency record another invocation holds in progress
+    monkeypatch.setenv("BACKOFF_BASE_SECONDS", "0")
+    work_queue.send(order_json("held", "o1"))
+
+    def held(envelope: EventEnvelope, order: OrderCreated) -> Mapping[str, Any]:
+        raise IdempotencyAlreadyInProgressError("held by another invocation")
+
+    # When it is processed by a function with 30 s left
+    response = consumer(held).handle(work_queue.receive_event(), context(remaining_seconds=30))  # type: ignore[arg-type]
+    # Then it fails, and stays invisible until the holder's deadline has passed (not back at once,
+    # which would spend its receives while the record is still held)
+    assert len(failures(response)) == 1
+    assert work_queue.counts() == {"visible": 0, "in_flight": 1}
+    assert work_queue.receive_event()["Records"] == []
