@@ -17,7 +17,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.work_queue import WorkQueue, any_message_alarm
+from infra.work_queue import WorkQueue, any_message_alarm, tag_dead_letter_queue
 
 
 class FanOutTopic(Construct):
@@ -48,6 +48,7 @@ class FanOutTopic(Construct):
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
         )
+        tag_dead_letter_queue(self.subscription_dead_letter_queue)
         Validations.of(self.subscription_dead_letter_queue).acknowledge(
             Acknowledgment(
                 id="AwsSolutions::AwsSolutions-SQS3",

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Acknowledgment, Duration, Validations
+from aws_cdk import Acknowledgment, Duration, Tags, Validations
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+
+from shared.settings import DEAD_LETTER_QUEUE_TAG
 
 LAMBDA_DEFAULT_TIMEOUT = Duration.seconds(3)
 
@@ -44,6 +46,11 @@ def any_message_alarm(
     )
 
 
+def tag_dead_letter_queue(queue: sqs.IQueue) -> None:
+    """Mark a queue as a dead-letter queue, for tools that list them (the local dashboard)."""
+    Tags.of(queue).add(DEAD_LETTER_QUEUE_TAG, "true")
+
+
 def standalone_dead_letter_queue(
     scope: Construct, construct_id: str, *, alarm_id: str, holds: str, alarm_description: str
 ) -> tuple[sqs.Queue, cloudwatch.Alarm]:
@@ -57,6 +64,7 @@ def standalone_dead_letter_queue(
         encryption=sqs.QueueEncryption.SQS_MANAGED,
         enforce_ssl=True,
     )
+    tag_dead_letter_queue(queue)
     Validations.of(queue).acknowledge(
         Acknowledgment(
             id="AwsSolutions::AwsSolutions-SQS3", reason=f"This queue is a dead-letter queue: {holds}."
@@ -103,6 +111,7 @@ class WorkQueue(Construct):
             encryption_master_key=encryption_key,
             enforce_ssl=True,
         )
+        tag_dead_letter_queue(self.dead_letter_queue)
         self.queue = sqs.Queue(
             self,
             "Queue",

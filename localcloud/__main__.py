@@ -66,10 +66,13 @@ def _pick(kind: str, wanted: str, candidates: dict[str, str]) -> str:
 def cmd_up(args: argparse.Namespace) -> int:
     from localcloud.cloud import LocalCloud
 
-    cloud = LocalCloud(port=args.port, api_port=args.api_port, echo_logs=not args.quiet).start()
+    cloud = LocalCloud(
+        port=args.port, api_port=args.api_port, dashboard_port=args.dashboard_port, echo_logs=not args.quiet
+    ).start()
     try:
         print(
-            f"local cloud: AWS endpoint {cloud.endpoint}, local API {cloud.api.url if cloud.api else 'off'}"
+            f"local cloud: AWS endpoint {cloud.endpoint}, local API {cloud.api.url if cloud.api else 'off'}, "
+            f"dashboard {cloud.dashboard.url if cloud.dashboard else 'off'}"
         )
         if not args.no_deploy:
             print("deploying AsyncStack with the CDK CLI ...", flush=True)
@@ -194,7 +197,9 @@ def cmd_redrive(args: argparse.Namespace) -> int:
     dlq = _pick("queue", args.queue, queues)
     source = _pick("queue", args.to, queues) if args.to else None
     sqs = local_client("sqs", args.endpoint)
-    report = redrive(sqs, dlq, source_url=source, dry_run=args.dry_run, limit=args.limit)
+    report = redrive(
+        sqs, dlq, source_url=source, dry_run=args.dry_run, limit=args.limit, message_ids=args.message_ids
+    )
     print(report.summary())
     return 1 if report.failed else 0
 
@@ -209,7 +214,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     if args.events < 10:
         raise LocalCloudError("--events must be at least 10: try --events 100")
-    ok = run_demo(events=args.events, patterns=args.patterns, port=args.port, timeout=args.timeout)
+    ok = run_demo(
+        events=args.events, patterns=args.patterns, port=args.port, timeout=args.timeout,
+        dashboard_port=args.dashboard_port,
+    )  # fmt: skip
     return 0 if ok else 1
 
 
@@ -256,6 +264,7 @@ def parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--port", type=int, default=4566, help="AWS endpoint port (default 4566)")
     up.add_argument("--api-port", type=int, default=3000, help="local API port (default 3000)")
+    up.add_argument("--dashboard-port", type=int, default=3001, help="dashboard port (default 3001)")
     up.add_argument("--no-deploy", action="store_true", help="start empty; deploy yourself with the CDK CLI")
     up.add_argument("--quiet", action="store_true", help="do not print function logs")
     status = command(
@@ -282,6 +291,10 @@ def parser() -> argparse.ArgumentParser:
     redrive_.add_argument("--to", help="the source queue, if it cannot be found from redrive policies")
     redrive_.add_argument("--dry-run", action="store_true", help="list what would move, move nothing")
     redrive_.add_argument("--limit", type=int, help="move at most this many messages")
+    redrive_.add_argument(
+        "--message-id", action="append", dest="message_ids", metavar="ID",
+        help="move only this message (repeatable); the others stay in the DLQ",
+    )  # fmt: skip
     advance = command(
         "advance-clock", cmd_advance, "move the local cloud's clock forward (schedules, retries)"
     )
@@ -296,6 +309,12 @@ def parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     demo.add_argument("--events", type=int, default=200, help="pub-sub: messages to publish (default 200)")
     demo.add_argument("--port", type=int, default=None, help="AWS endpoint port (default: a free one)")
+    demo.add_argument(
+        "--dashboard-port",
+        type=int,
+        default=None,
+        help="watch the demo in the dashboard on this port (default: a free one)",
+    )
     demo.add_argument(
         "--timeout", type=float, default=240.0, help="pub-sub: seconds to wait for the pipeline to drain"
     )

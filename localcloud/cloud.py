@@ -22,6 +22,7 @@ from localcloud import moto_patches
 from localcloud.api_gateway import FunctionError, LocalApi
 from localcloud.async_invoke import AsyncInvoker
 from localcloud.clock import Clock
+from localcloud.dashboard import Dashboard, DashboardData
 from localcloud.logs import LogSink
 from localcloud.pollers import EventSourceMappings, sqs_mappings
 from localcloud.runtime import FunctionStats, InvocationError, LocalRuntime, Throttled
@@ -37,6 +38,7 @@ from localcloud.server import (
     local_client,
     serve_moto,
 )  # fmt: skip
+from shared.settings import DEAD_LETTER_QUEUE_TAG
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKDIR = ROOT / ".build" / "localcloud"
@@ -70,7 +72,7 @@ class LocalCloud:
     def __init__(
         self, *, port: int = 4566, api_port: int | None = 3000, host: str = "127.0.0.1",
         workdir: Path = WORKDIR, echo_logs: bool = False, clock: Clock | None = None,
-        api_key: str = LOCAL_API_KEY, max_environments: int = 4,
+        api_key: str = LOCAL_API_KEY, max_environments: int = 4, dashboard_port: int | None = None,
     ) -> None:  # fmt: skip
         self.port = port
         self.api_port = api_port
@@ -80,6 +82,7 @@ class LocalCloud:
         self.clock = clock or Clock()
         self.api_key = api_key
         self.max_environments = max_environments
+        self.dashboard_port = dashboard_port
         self.endpoint = f"http://{host}:{port}"
         self._stack = ExitStack()
         self._clients: dict[str, Any] = {}
@@ -90,6 +93,7 @@ class LocalCloud:
         self.mappings: EventSourceMappings
         self.scheduler: SchedulerEngine
         self.api: LocalApi | None = None
+        self.dashboard: Dashboard | None = None
         self.deploys: list[DeployReport] = []
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -131,6 +135,10 @@ class LocalCloud:
                 )
                 self.api.start()
                 self._stack.callback(self.api.close)
+            if self.dashboard_port is not None:
+                data = DashboardData(self)
+                self.dashboard = Dashboard(data, api_key=self.api_key, port=self.dashboard_port).start()
+                self._stack.callback(self.dashboard.close)
             self.app.control = self._control
         except BaseException:
             self._stack.close()
@@ -314,7 +322,10 @@ class LocalCloud:
 
         with MOTO_LOCK:
             queues = list(sqs_backends[ACCOUNT][REGION].queues.values())
-            dead_letter_arns = {q.redrive_policy["deadLetterTargetArn"] for q in queues if q.redrive_policy}
+            sources: dict[str, list[str]] = {}  # dead-letter queue ARN -> the queues that redrive to it
+            for q in queues:
+                if q.redrive_policy:
+                    sources.setdefault(q.redrive_policy["deadLetterTargetArn"], []).append(q.name)
             now = self.clock.timestamp() * 1000  # SQS stamps messages with the local clock, in ms
             result = {}
             for q in queues:
@@ -331,7 +342,9 @@ class LocalCloud:
                     "visible": visible,
                     "in_flight": in_flight,
                     "delayed": delayed,
-                    "dlq": q.queue_arn in dead_letter_arns,
+                    "dlq": q.queue_arn in sources or DEAD_LETTER_QUEUE_TAG in q.tags,
+                    # where a redrive sends its messages back: only a queue with one source has one
+                    "redrive_to": sources[q.queue_arn][0] if len(sources.get(q.queue_arn, ())) == 1 else None,
                     "oldest_age_seconds": round((now - oldest) / 1000, 1),
                 }
             return result
@@ -373,6 +386,7 @@ class LocalCloud:
         return {
             "endpoint": self.endpoint,
             "api_url": self.api.url if self.api else None,
+            "dashboard_url": self.dashboard.url if self.dashboard else None,
             "api_key": self.api_key,
             "webhook_secret": self.webhook_secret(),
             "clock": {

@@ -58,7 +58,8 @@ def _quiet_logs() -> Iterator[None]:
 
 
 def run_demo(*, events: int = 200, patterns: Sequence[str] | None = None, port: int | None = None,
-             timeout: float = 240.0, say: Callable[[str], None] = logs.say, cloud: LocalCloud | None = None) -> bool:  # fmt: skip
+             timeout: float = 240.0, say: Callable[[str], None] = logs.say, cloud: LocalCloud | None = None,
+             dashboard_port: int | None = None) -> bool:  # fmt: skip
     """Run the scenarios of ``patterns`` (all by default, in order) on ``cloud`` (or on a new local cloud,
     deployed here) and print a summary; True if every one behaved. ``events`` and ``timeout`` size the
     pub-sub scenario."""
@@ -72,7 +73,15 @@ def run_demo(*, events: int = 200, patterns: Sequence[str] | None = None, port: 
         stack.enter_context(_quiet_logs())
         if cloud is None:
             say("starting the local cloud and deploying the stack with the CDK CLI ...")
-            cloud = stack.enter_context(running_cloud(port=port or free_port(), api_port=free_port()))
+            cloud = stack.enter_context(
+                running_cloud(
+                    port=port or free_port(),
+                    api_port=free_port(),
+                    dashboard_port=dashboard_port or free_port(),
+                )
+            )
+            if cloud.dashboard:
+                say(f"watch it live in the dashboard: {cloud.dashboard.url}")
             report = cloud.deploy()
             say(f"deployed to {cloud.endpoint} in {report.seconds:.1f} s "
                 f"(bootstrap {report.bootstrap_seconds:.1f} s, deploy {report.deploy_seconds:.1f} s)")  # fmt: skip

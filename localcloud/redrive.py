@@ -8,7 +8,7 @@ failure part-way leaves messages in the DLQ (possibly also in the source), never
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,15 +101,19 @@ def deduplication_id(dlq_message_id: str) -> str:
 
 
 def redrive(
-    sqs: Any, dlq_url: str, *, source_url: str | None = None, dry_run: bool = False, limit: int | None = None
-) -> RedriveReport:
-    """Move up to ``limit`` dead letters back to the source queue (or list them, for a dry run)."""
+    sqs: Any, dlq_url: str, *, source_url: str | None = None, dry_run: bool = False, limit: int | None = None,
+    message_ids: Collection[str] | None = None,
+) -> RedriveReport:  # fmt: skip
+    """Move up to ``limit`` dead letters back to the source queue (or list them, for a dry run); with
+    ``message_ids``, only those messages (the others are looked at and left in place)."""
     source_url = source_url or find_source_queue(sqs, dlq_url)
     fifo = _attributes(sqs, dlq_url).get("FifoQueue") == "true"
     if fifo != (_attributes(sqs, source_url).get("FifoQueue") == "true"):
         raise RedriveError(f"{dlq_url} and {source_url} must both be FIFO queues or both standard queues")
     report = RedriveReport(dlq_url, source_url, dry_run=dry_run)
-    _Run(sqs, report, fifo, limit).run()
+    if message_ids is not None:
+        limit = min(limit or len(message_ids), len(message_ids))
+    _Run(sqs, report, fifo, limit, message_ids).run()
     after = _attributes(sqs, dlq_url)
     report.remaining = int(after["ApproximateNumberOfMessages"]) + int(
         after["ApproximateNumberOfMessagesNotVisible"]
@@ -118,8 +122,11 @@ def redrive(
 
 
 class _Run:
-    def __init__(self, sqs: Any, report: RedriveReport, fifo: bool, limit: int | None) -> None:
+    def __init__(
+        self, sqs: Any, report: RedriveReport, fifo: bool, limit: int | None, only: Collection[str] | None
+    ) -> None:
         self.sqs, self.report, self.fifo, self.limit = sqs, report, fifo, limit
+        self.only = None if only is None else frozenset(only)
         self.handled: set[str] = set()  # message ids dealt with in this run, not to be sent again
         self.held: dict[str, str] = {}  # message id -> receipt handle, made visible again at the end
         self.blocked: set[str] = set()  # FIFO groups whose head stays behind: the rest of the group waits
@@ -130,13 +137,14 @@ class _Run:
 
     def run(self) -> None:
         try:
-            for messages in self._receive():
-                self.handled.update(m["MessageId"] for m in messages)
-                self.held.update({m["MessageId"]: m["ReceiptHandle"] for m in messages})
+            for received in self._receive():
+                self.handled.update(m["MessageId"] for m in received)
+                self.held.update({m["MessageId"]: m["ReceiptHandle"] for m in received})
+                wanted = [m for m in received if self.only is None or m["MessageId"] in self.only]
                 if self.report.dry_run:
-                    self.report.messages += [_preview(m) for m in messages]
+                    self.report.messages += [_preview(m) for m in wanted]
                 else:
-                    self._move(messages)
+                    self._move(wanted)
         finally:
             self._release()
 

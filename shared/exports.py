@@ -86,6 +86,7 @@ __all__ = [
     "report_key",
     "run_export",
     "start_export",
+    "view_of_item",
     "webhook_job_key",
 ]
 
@@ -301,6 +302,11 @@ def _view(item: Mapping[str, Any]) -> dict[str, Any]:
         "finished_at": item.get("finished_at"),
         "webhook": _webhook_view(item.get("webhook")),
     }
+
+
+def view_of_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The job as callers see it, from a jobs-table item in DynamoDB's attribute-value form."""
+    return _view(_from_item(item))
 
 
 def _webhook_view(webhook: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -12,6 +12,10 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Every dead-letter queue of the stack carries this tag, so tools (the local dashboard, an
+# operator's script) find them all, including those no redrive policy names.
+DEAD_LETTER_QUEUE_TAG = "asyncstack:dead-letter-queue"
+
 
 class ConsumerSettings(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)

@@ -1,0 +1,223 @@
+"""The dashboard's HTTP server: the page, its JSON endpoints and a server-sent-event stream.
+
+Served on loopback only, to a browser on the same machine. Reading needs nothing; the actions
+(redrive, cancel) are POSTs that carry the local key in ``X-Api-Key``. A request naming another
+host is refused (a DNS-rebinding page cannot reach it), and a page on another origin cannot send
+the key header without a CORS preflight, which is never granted.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from localcloud.dashboard.data import DashboardData, NotFound
+from localcloud.server import LocalCloudError
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).resolve().parent / "static"
+CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css", ".js": "text/javascript"}
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+MAX_BODY_BYTES = 4096
+SECURITY_HEADERS = (
+    ("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Cache-Control", "no-store"),
+)
+
+
+class Problem(Exception):
+    """An RFC 9457 problem answer."""
+
+    def __init__(self, status: HTTPStatus, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+    def body(self) -> dict[str, Any]:
+        return {"type": "about:blank", "title": self.status.phrase, "status": self.status.value,
+                "detail": self.detail}  # fmt: skip
+
+
+class Dashboard:
+    """Start with ``start()``; ``url`` is the page. ``interval`` is how often the stream sends the overview."""
+
+    def __init__(self, data: DashboardData, *, api_key: str, port: int, interval: float = 1.0) -> None:
+        self.data, self.api_key, self.interval = data, api_key, interval
+        self.closing = threading.Event()
+        try:
+            self._server = _Server(("127.0.0.1", port), _Handler)
+        except OSError as error:
+            raise LocalCloudError(
+                f"dashboard port {port} on 127.0.0.1 is in use ({error.strerror}): stop what runs there or pick another port"
+            ) from error
+        self._server.dashboard = self
+        self._thread = threading.Thread(target=self._server.serve_forever, name="dashboard", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/"
+
+    def start(self) -> Dashboard:
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self.closing.set()  # ends the event streams
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    # -- routing ---------------------------------------------------------------------------------
+
+    def get(self, path: str) -> Any:
+        parts = [unquote(part) for part in path.strip("/").split("/")]
+        match parts:
+            case ["api", "overview"]:
+                return self.data.overview()
+            case ["api", "queues", name, "messages"]:
+                return self.data.dead_letters(name)
+            case ["api", "executions", arn]:
+                return self.data.execution(arn)
+        raise Problem(HTTPStatus.NOT_FOUND, f"no dashboard endpoint GET {path}")
+
+    def post(self, path: str, request: dict[str, Any]) -> Any:
+        parts = [unquote(part) for part in path.strip("/").split("/")]
+        match parts:
+            case ["api", "queues", name, "redrive"]:
+                message_id = request.get("message_id")
+                if message_id is not None and not isinstance(message_id, str):
+                    raise Problem(HTTPStatus.BAD_REQUEST, "message_id must be a string (or left out for all)")
+                return self.data.redrive(name, message_id)
+            case ["api", "schedules", key, "cancel"]:
+                return self.data.cancel(key)
+        raise Problem(HTTPStatus.NOT_FOUND, f"no dashboard endpoint POST {path}")
+
+    def check_key(self, key: str | None) -> None:
+        if not key:
+            raise Problem(
+                HTTPStatus.UNAUTHORIZED,
+                "actions need the local key in X-Api-Key (`make up` prints it; `python -m localcloud status` shows it)",
+            )
+        if not hmac.compare_digest(key.encode(), self.api_key.encode()):
+            raise Problem(HTTPStatus.FORBIDDEN, "X-Api-Key is not the local key of this cloud")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    dashboard: Dashboard
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self._serve(self._get)
+
+    def do_POST(self) -> None:
+        self._serve(self._post)
+
+    def _serve(self, answer: Any) -> None:
+        try:
+            self._check_host()
+            answer(urlsplit(self.path).path)
+        except Problem as problem:
+            self._problem(problem)
+        except LocalCloudError as error:  # something the user can fix: a missing item, a refused action
+            status = HTTPStatus.NOT_FOUND if isinstance(error, NotFound) else HTTPStatus.CONFLICT
+            self._problem(Problem(status, str(error)))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the browser went away
+        except Exception as error:  # one bad request never stops the dashboard
+            log.exception("dashboard request %s %s failed", self.command, self.path)
+            self._problem(Problem(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(error).__name__}: {error}"))
+
+    def _problem(self, problem: Problem) -> None:
+        self._send(problem.status, problem.body(), content_type="application/problem+json")
+
+    def _check_host(self) -> None:
+        host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
+        if host not in LOOPBACK_HOSTS:
+            raise Problem(
+                HTTPStatus.MISDIRECTED_REQUEST, "the dashboard answers only on 127.0.0.1 or localhost"
+            )
+
+    def _get(self, path: str) -> None:
+        dashboard = self.server.dashboard
+        if path == "/":
+            self._static("index.html")
+        elif path.startswith("/static/"):
+            self._static(path.removeprefix("/static/"))
+        elif path == "/api/stream":
+            self._stream(dashboard)
+        else:
+            self._send(HTTPStatus.OK, dashboard.get(path))
+
+    def _post(self, path: str) -> None:
+        dashboard = self.server.dashboard
+        dashboard.check_key(self.headers.get("X-Api-Key"))
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            raise Problem(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is over {MAX_BODY_BYTES} bytes")
+        try:
+            request = json.loads(self.rfile.read(length) or b"{}")
+        except ValueError as error:
+            raise Problem(HTTPStatus.BAD_REQUEST, f"the body is not JSON: {error}") from error
+        if not isinstance(request, dict):
+            raise Problem(HTTPStatus.BAD_REQUEST, "the body must be a JSON object")
+        self._send(HTTPStatus.OK, dashboard.post(path, request))
+
+    def _static(self, name: str) -> None:
+        files = {path.name: path for path in STATIC.iterdir()}
+        if name not in files:
+            raise Problem(HTTPStatus.NOT_FOUND, f"no dashboard file {name}")
+        self._send_bytes(HTTPStatus.OK, files[name].read_bytes(), CONTENT_TYPES[files[name].suffix])
+
+    def _stream(self, dashboard: Dashboard) -> None:
+        """The overview as server-sent events, every ``interval`` seconds, until the browser leaves."""
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "text/event-stream")
+        for name, value in SECURITY_HEADERS:
+            self.send_header(name, value)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        self.wfile.write(b"retry: 1000\n\n")
+        while not dashboard.closing.is_set():
+            try:
+                event = (
+                    b"event: overview\ndata: " + json.dumps(dashboard.data.overview(), default=str).encode()
+                )
+            except Exception as error:
+                log.exception("dashboard overview failed")
+                event = b"event: problem\ndata: " + json.dumps(f"{type(error).__name__}: {error}").encode()
+            self.wfile.write(event + b"\n\n")
+            self.wfile.flush()
+            dashboard.closing.wait(dashboard.interval)
+
+    def _send(self, status: HTTPStatus, payload: Any, content_type: str = "application/json") -> None:
+        self._send_bytes(status, json.dumps(payload, default=str).encode(), content_type)
+
+    def _send_bytes(self, status: HTTPStatus, data: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in SECURITY_HEADERS:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def version_string(self) -> str:
+        return "localcloud-dashboard"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug(format, *args)
