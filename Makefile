@@ -13,7 +13,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export NODE_NO_WARNINGS := 1
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: help install layer synth lint test test-unit test-infra test-e2e up demo chaos cost bench bootstrap deploy clean
+.PHONY: help install browser layer synth lint test test-unit test-infra test-e2e up demo chaos cost bench bootstrap deploy clean
 
 help:
 	@echo "make demo    - deploy the stack to the local cloud with the CDK CLI, run every async pattern, print a summary"
@@ -37,6 +37,15 @@ node_modules/.installed: package.json package-lock.json
 
 install: $(STAMP) node_modules/.installed
 
+# The dashboard's browser tests drive Debian's Chromium with Playwright (never a browser of its own download).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null
+
+browser: $(CHROMIUM)
+
 layer: $(STAMP)
 	$(PY) -m infra.packaging
 
@@ -48,7 +57,7 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-test: install layer lint
+test: install layer browser lint
 	$(PY) -m pytest
 
 test-unit: $(STAMP)
@@ -57,7 +66,7 @@ test-unit: $(STAMP)
 test-infra: install layer
 	$(PY) -m pytest -m infra
 
-test-e2e: install layer
+test-e2e: install layer browser
 	$(PY) -m pytest -m e2e
 
 up: install

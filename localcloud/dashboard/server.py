@@ -164,12 +164,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _post(self, path: str) -> None:
         dashboard = self.server.dashboard
-        dashboard.check_key(self.headers.get("X-Api-Key"))
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY_BYTES:
+            self.close_connection = True  # the body stays unread
             raise Problem(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is over {MAX_BODY_BYTES} bytes")
+        body = self.rfile.read(length)  # read before anything can refuse: the connection is reused
+        dashboard.check_key(self.headers.get("X-Api-Key"))
         try:
-            request = json.loads(self.rfile.read(length) or b"{}")
+            request = json.loads(body or b"{}")
         except ValueError as error:
             raise Problem(HTTPStatus.BAD_REQUEST, f"the body is not JSON: {error}") from error
         if not isinstance(request, dict):

@@ -18,8 +18,9 @@ CONFORMANCE_APP = Path(__file__).resolve().parent / "conformance" / "app.py"
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
     """The local cloud with AsyncStack deployed by ``cdk deploy``, as ``make up`` runs it."""
     with LocalCloud(
-        port=free_port(), api_port=free_port(), workdir=tmp_path_factory.mktemp("localcloud")
-    ) as local:
+        port=free_port(), api_port=free_port(), dashboard_port=free_port(),
+        workdir=tmp_path_factory.mktemp("localcloud"),
+    ) as local:  # fmt: skip
         local.deploy()
         yield local
 

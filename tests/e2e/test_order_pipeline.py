@@ -16,6 +16,7 @@ from localcloud.__main__ import main as localcloud_cli
 from localcloud.cloud import LocalCloud
 from localcloud.pipeline import build_events, matches
 from shared.inventory import InventoryRepository
+from tests.e2e.outages import inventory_outage
 
 pytestmark = pytest.mark.e2e
 
@@ -111,15 +112,6 @@ def test_redrive_brings_a_message_back_after_a_fix_and_loses_nothing(
 ) -> None:
     # Given a bad configuration of the inventory function: every attempt fails, without delay between them
     outputs = cloud.stack_outputs()
-    lambda_ = cloud.client("lambda")
-    [function] = [f for f in lambda_.list_functions()["Functions"] if "InventoryWorker" in f["FunctionName"]]
-    good = lambda_.get_function_configuration(FunctionName=function["FunctionName"])["Environment"][
-        "Variables"
-    ]
-    broken = {**good, "INVENTORY_TABLE_NAME": "no-such-table", "BACKOFF_BASE_SECONDS": "0"}
-    lambda_.update_function_configuration(
-        FunctionName=function["FunctionName"], Environment={"Variables": broken}
-    )
     dlq_name = outputs["InventoryDeadLetterQueueUrl"].rsplit("/", 1)[-1]
     source_name = outputs["InventoryQueueUrl"].rsplit("/", 1)[-1]
     for name in (dlq_name,):  # start from an empty DLQ so the counts below are this test's
@@ -129,7 +121,7 @@ def test_redrive_brings_a_message_back_after_a_fix_and_loses_nothing(
     inventory.put_stock("SKU-TEA-100G", 10)
     event_file = tmp_path / "order.json"
     event_file.write_text(json.dumps(_order_event("evt-redrive-1", "ord-redrive-1")))
-    try:
+    with inventory_outage(cloud):
         # When an order reaches the inventory queue, fails maxReceiveCount times and is moved to its DLQ
         assert (
             localcloud_cli(["send", "InventoryQueueUrl", str(event_file), "--endpoint", cloud.endpoint]) == 0
@@ -137,11 +129,7 @@ def test_redrive_brings_a_message_back_after_a_fix_and_loses_nothing(
         cloud.wait_until(
             lambda: cloud.queues()[dlq_name]["visible"] == 1, 90, "SQS to move the message to the DLQ"
         )
-    finally:
-        # And the configuration is fixed
-        lambda_.update_function_configuration(
-            FunctionName=function["FunctionName"], Environment={"Variables": good}
-        )
+    # And the configuration is fixed
     assert inventory.reservation("ord-redrive-1") is None
     # And `localcloud redrive` moves it back (a dry run first moves nothing)
     assert (

@@ -35,10 +35,11 @@ function milliseconds(value) {
 
 function seconds(value) {
   if (value === null || value === undefined) return "–";
-  if (value < 60) return `${Math.round(value)} s`;
-  if (value < 3600) return `${Math.floor(value / 60)} min ${Math.round(value % 60)} s`;
-  if (value < 86400) return `${Math.floor(value / 3600)} h ${Math.round((value % 3600) / 60)} min`;
-  return `${Math.floor(value / 86400)} d ${Math.round((value % 86400) / 3600)} h`;
+  const whole = Math.round(value);
+  if (whole < 60) return `${whole} s`;
+  if (whole < 3600) return `${Math.floor(whole / 60)} min ${whole % 60} s`;
+  if (whole < 86400) return `${Math.floor(whole / 3600)} h ${Math.floor((whole % 3600) / 60)} min`;
+  return `${Math.floor(whole / 86400)} d ${Math.floor((whole % 86400) / 3600)} h`;
 }
 
 function time(iso) {
@@ -62,7 +63,7 @@ function toast(text, error = false) {
 
 async function getJson(path) {
   const response = await fetch(path, { headers: { Accept: "application/json" } });
-  const body = await response.json();
+  const body = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(body.detail || `${response.status} ${response.statusText}`);
   return body;
 }
@@ -97,7 +98,7 @@ async function act(text, path, body = {}) {
     headers: { "Content-Type": "application/json", "X-Api-Key": key },
     body: JSON.stringify(body),
   });
-  const answer = await response.json();
+  const answer = await response.json().catch(() => ({}));
   if (!response.ok) {
     if (response.status === 401 || response.status === 403) localStorage.removeItem(KEY_STORAGE);
     toast(answer.detail || `${response.status} ${response.statusText}`, true);
