@@ -17,7 +17,7 @@ export CDK_DISABLE_VERSION_CHECK := 1
 
 help:
 	@echo "make demo    - deploy the stack to the local cloud with the CDK CLI, run every async pattern, print a summary"
-	@echo "make up      - the local cloud in the foreground: AWS endpoint :4566, local API :3000, stack deployed"
+	@echo "make up      - the local cloud in the foreground: AWS endpoint :4566, local API :3000, dashboard :3001, stack deployed"
 	@echo "make test    - lint, type-check and run every test"
 	@echo "make chaos   - 10,000 order events with faults injected, then the invariants checked"
 	@echo "make cost    - the monthly AWS bill at EVENTS_PER_MONTH (default 1000000) order events"

@@ -40,6 +40,7 @@ from typing import Any
 
 from bench.results import Metric, command, median, ratio
 from localcloud.cloud import CDK, ROOT, LocalCloud
+from localcloud.dashboard import DashboardData
 from localcloud.pipeline import SKUS, Consumer, OrderPipeline, Published, build_events, matches
 from localcloud.server import ACCOUNT, REGION, ApiCallCounter, LocalCloudError, free_port
 from shared.events import OrderCreated, OrderLine
@@ -69,15 +70,28 @@ class Sizes:
     idle_events: int  # published one at a time, each waited for
     burst_events: int  # published at once through the fan-out pipeline
     synth_runs: int
+    dashboard_reads: int  # overviews read after the burst, interleaved with a raw round trip
 
 
 # moto's SQS calls cost time proportional to the queue's depth (the ``sqs.*`` metrics show it), so
 # filling and draining N messages costs O(N^2): these sizes keep the group within a few minutes.
 FULL = Sizes(
-    ceiling_messages=1000, esm_messages=500, warm_invokes=200, idle_events=12, burst_events=300, synth_runs=2
+    ceiling_messages=1000,
+    esm_messages=500,
+    warm_invokes=200,
+    idle_events=12,
+    burst_events=300,
+    synth_runs=2,
+    dashboard_reads=100,
 )
 QUICK = Sizes(
-    ceiling_messages=300, esm_messages=200, warm_invokes=200, idle_events=5, burst_events=100, synth_runs=1
+    ceiling_messages=300,
+    esm_messages=200,
+    warm_invokes=200,
+    idle_events=5,
+    burst_events=100,
+    synth_runs=1,
+    dashboard_reads=30,
 )
 
 
@@ -877,6 +891,32 @@ class LocalCloudBench:
             f" {proc_status_kb(os.getpid(), 'VmHWM') / 1024:.0f} MB"
         )
 
+    # -- 7. what an open dashboard costs ---------------------------------------------------------
+
+    def dashboard_refresh(self) -> None:
+        """The overview an open dashboard streams every second, read from the cloud after the burst
+        (queues, functions, executions, the jobs tables); it holds moto's lock while it reads."""
+        data, sqs = DashboardData(self.cloud), self.cloud.client("sqs")
+        overview, raw = [], []
+        for _ in range(self.sizes.dashboard_reads):  # interleaved, so noise spreads over both
+            started = time.perf_counter()
+            data.overview()
+            overview.append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            sqs.get_queue_url(QueueName=NOOP_QUEUE)
+            raw.append((time.perf_counter() - started) * 1000)
+        p50, p99, raw_p50 = percentile(overview, 0.5), percentile(overview, 0.99), percentile(raw, 0.5)
+        self.add(
+            "dashboard.overview_p50_ms", p50, "ms",
+            f"raw moto API round trip on the same endpoint: sqs GetQueueUrl p50 of {len(raw)}, interleaved", raw_p50,
+        )  # fmt: skip
+        self.note(
+            f"dashboard: one overview (sent every second while the page is open) p50 {p50:.1f} / p99 {p99:.1f} ms"
+            f" with {len(self.cloud.queues())} queues and {len(self.cloud.functions())} functions:"
+            f" {p50 / 10:.2f}% of each second; GetQueueUrl p50 {raw_p50:.2f} ms"
+        )
+        say(f"dashboard: overview p50 {p50:.1f} ms, GetQueueUrl p50 {raw_p50:.2f} ms")
+
 
 @contextlib.contextmanager
 def local_cloud(workdir: Path) -> Iterator[LocalCloud]:
@@ -903,4 +943,5 @@ def run(*, quick: bool = False) -> tuple[list[Metric], list[str]]:
         demo.seed_stock()
         idle_p50 = bench.idle_latency(demo)
         bench.burst(demo, ceiling, idle_p50)
+        bench.dashboard_refresh()
         return bench.metrics, bench.notes

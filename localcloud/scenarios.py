@@ -519,7 +519,7 @@ FOLLOW_UPS = {"job.signup_reminder": "signup-reminder", "job.trial_expiry_warnin
 SQS_DELAY = timedelta(seconds=5)
 
 
-def _sign_up(cloud: LocalCloud, user_id: str, occurred_at: datetime) -> None:
+def sign_up(cloud: LocalCloud, user_id: str, occurred_at: datetime) -> None:
     user = UserSignedUp(user_id=user_id, email=f"{user_id}@example.com", name=f"Demo {user_id}")
     envelope = new_envelope(USER_SIGNED_UP, user, source="localcloud.demo")
     cloud.client("sns").publish(
@@ -535,8 +535,8 @@ def delayed_jobs(cloud: LocalCloud, say: Say) -> ScenarioResult:
     # the clock: both follow-ups become Scheduler at() schedules. The other signed up a day minus
     # SQS_DELAY ago in real time: the reminder is due in seconds, an SQS message with DelaySeconds.
     later, soon = f"u-demo-{run}-a", f"u-demo-{run}-b"
-    _sign_up(cloud, later, cloud.clock.now().replace(microsecond=0))
-    _sign_up(cloud, soon, datetime.now(UTC).replace(microsecond=0) - timedelta(hours=24) + SQS_DELAY)
+    sign_up(cloud, later, cloud.clock.now().replace(microsecond=0))
+    sign_up(cloud, soon, datetime.now(UTC).replace(microsecond=0) - timedelta(hours=24) + SQS_DELAY)
     jobs = {(user, kind): f"{user}.{suffix}" for user in (later, soon) for kind, suffix in FOLLOW_UPS.items()}
     reminder = jobs[soon, "job.signup_reminder"]
 

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from localcloud.cloud import LocalCloud
-from localcloud.scenarios import api_request, history, saga, seed_analytics, states_entered
-from shared.events import ORDER_CREATED, USER_SIGNED_UP, OrderCreated, OrderLine, UserSignedUp, new_envelope
+from localcloud.scenarios import api_request, history, saga, seed_analytics, sign_up, states_entered
+from shared.events import ORDER_CREATED, OrderLine
 from shared.inventory import InventoryRepository
+from tests.e2e.drive import order_event, purge_queue
 
 pytestmark = pytest.mark.e2e
 
@@ -63,14 +64,6 @@ def queue_name(cloud: LocalCloud, output: str) -> str:
     return cloud.stack_outputs()[output].rsplit("/", 1)[-1]
 
 
-def order_event(event_id: str, order_id: str, sku: str = "SKU-DASH") -> str:
-    order = OrderCreated(
-        order_id=order_id, customer_id="cus-dash", customer_email="dash@example.com",
-        lines=[OrderLine(sku=sku, quantity=1, unit_price_cents=500)],
-    )  # fmt: skip
-    return new_envelope(ORDER_CREATED, order, source="tests.dashboard", event_id=event_id).model_dump_json()
-
-
 def test_the_overview_shows_every_queue_function_and_workflow_with_dead_letter_queues_marked(
     cloud: LocalCloud,
 ) -> None:
@@ -107,10 +100,8 @@ def test_the_overview_shows_every_queue_function_and_workflow_with_dead_letter_q
 def test_a_dead_letter_queue_opens_without_receiving_its_messages(cloud: LocalCloud) -> None:
     # Given a schema-invalid order event (no lines) published to the orders topic
     event_id = f"evt-dash-poison-{uuid.uuid4().hex[:8]}"
-    event = json.loads(order_event(event_id, f"ord-{event_id}"))
-    event["data"]["lines"] = []
     cloud.client("sns").publish(
-        TopicArn=cloud.stack_outputs()["OrdersTopicArn"], Message=json.dumps(event),
+        TopicArn=cloud.stack_outputs()["OrdersTopicArn"], Message=order_event(event_id, f"ord-{event_id}", []),
         MessageAttributes={"type": {"DataType": "String", "StringValue": ORDER_CREATED}},
     )  # fmt: skip
     dlq = queue_name(cloud, "InventoryDeadLetterQueueUrl")
@@ -142,7 +133,7 @@ def test_redrive_moves_one_message_or_all_back_and_the_consumer_processes_them(c
     outputs = cloud.stack_outputs()
     dlq, source = queue_name(cloud, "InventoryDeadLetterQueueUrl"), queue_name(cloud, "InventoryQueueUrl")
     sqs = cloud.client("sqs")
-    sqs.purge_queue(QueueUrl=outputs["InventoryDeadLetterQueueUrl"])  # this test's messages only
+    purge_queue(cloud, outputs["InventoryDeadLetterQueueUrl"])  # this test's messages only
     inventory = InventoryRepository(outputs["InventoryTableName"], client=cloud.client("dynamodb"))
     inventory.put_stock("SKU-DASH", 10)
     run = uuid.uuid4().hex[:8]
@@ -150,7 +141,9 @@ def test_redrive_moves_one_message_or_all_back_and_the_consumer_processes_them(c
     for n, order_id in enumerate(orders):
         sqs.send_message(
             QueueUrl=outputs["InventoryDeadLetterQueueUrl"],
-            MessageBody=order_event(f"evt-{run}-{n}", order_id),
+            MessageBody=order_event(
+                f"evt-{run}-{n}", order_id, [OrderLine(sku="SKU-DASH", quantity=1, unit_price_cents=500)]
+            ),
         )
     _, _, listed = call(cloud, "GET", f"/api/queues/{quoted(dlq)}/messages")
     first = next(m["message_id"] for m in listed["messages"] if orders[0] in m["body"])
@@ -214,13 +207,7 @@ def test_an_execution_shows_its_steps_and_compensations_in_order(cloud: LocalClo
 def test_a_pending_delayed_job_is_listed_with_its_due_time_and_can_be_cancelled(cloud: LocalCloud) -> None:
     # Given a user who signs up now on the local clock: two follow-up jobs are scheduled days ahead
     user = f"u-dash-{uuid.uuid4().hex[:8]}"
-    signup = UserSignedUp(user_id=user, email=f"{user}@example.com", name="Dash")
-    envelope = new_envelope(USER_SIGNED_UP, signup, source="tests.dashboard")
-    cloud.client("sns").publish(
-        TopicArn=cloud.stack_outputs()["UsersTopicArn"],
-        Message=envelope.model_copy(update={"occurred_at": cloud.clock.now()}).model_dump_json(),
-        MessageAttributes={"type": {"DataType": "String", "StringValue": USER_SIGNED_UP}},
-    )  # fmt: skip
+    sign_up(cloud, user, cloud.clock.now())
 
     def pending() -> dict[str, dict[str, Any]]:
         return {

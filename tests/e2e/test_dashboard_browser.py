@@ -16,11 +16,11 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from localcloud.cloud import LocalCloud
 from localcloud.demo import run_demo
-from localcloud.scenarios import api_request, seed_analytics
+from localcloud.scenarios import api_request, seed_analytics, sign_up
 from localcloud.server import HookResponse
-from shared.events import ORDER_CREATED, USER_SIGNED_UP, OrderCreated, OrderLine, UserSignedUp, new_envelope
+from shared.events import ORDER_CREATED, OrderLine
 from shared.inventory import InventoryRepository
-from tests.e2e.outages import inventory_outage
+from tests.e2e.drive import inventory_outage, order_event, purge_queue
 
 pytestmark = pytest.mark.e2e
 
@@ -84,13 +84,6 @@ def confirm_with_key(page: Page, key: str) -> None:
 
 def number(page: Page, selector: str) -> int:
     return int(page.inner_text(selector).strip().replace("\u2013", "0") or 0)
-
-
-def order_event(event_id: str, order_id: str, lines: list[OrderLine]) -> str:
-    order = OrderCreated.model_construct(
-        order_id=order_id, customer_id="cus-ui", customer_email="ui@example.com", lines=lines
-    )  # fmt: skip
-    return new_envelope(ORDER_CREATED, order, source="tests.dashboard", event_id=event_id).model_dump_json()
 
 
 def test_the_page_loads_and_follows_the_demo_live(page: Page, cloud: LocalCloud) -> None:
@@ -160,9 +153,7 @@ def test_redrive_empties_the_dead_letter_queue_and_the_message_is_processed(
     # Given two orders that the inventory function failed during an outage, now in its DLQ, the outage over
     outputs = cloud.stack_outputs()
     dlq = outputs["InventoryDeadLetterQueueUrl"].rsplit("/", 1)[-1]
-    cloud.client("sqs").purge_queue(
-        QueueUrl=outputs["InventoryDeadLetterQueueUrl"]
-    )  # this test's messages only
+    purge_queue(cloud, outputs["InventoryDeadLetterQueueUrl"])  # this test's messages only
     inventory = InventoryRepository(outputs["InventoryTableName"], client=cloud.client("dynamodb"))
     inventory.put_stock("SKU-UI", 10)
     run = uuid.uuid4().hex[:8]
@@ -247,13 +238,7 @@ def test_a_jobs_progress_bar_advances_to_100_percent(page: Page, cloud: LocalClo
 def test_a_pending_delayed_job_is_cancelled_from_the_schedules_view(page: Page, cloud: LocalCloud) -> None:
     # Given a user who signs up now on the local clock: two follow-up jobs wait days ahead
     user = f"u-ui-{uuid.uuid4().hex[:8]}"
-    signup = UserSignedUp(user_id=user, email=f"{user}@example.com", name="UI")
-    envelope = new_envelope(USER_SIGNED_UP, signup, source="tests.dashboard")
-    cloud.client("sns").publish(
-        TopicArn=cloud.stack_outputs()["UsersTopicArn"],
-        Message=envelope.model_copy(update={"occurred_at": cloud.clock.now()}).model_dump_json(),
-        MessageAttributes={"type": {"DataType": "String", "StringValue": USER_SIGNED_UP}},
-    )  # fmt: skip
+    sign_up(cloud, user, cloud.clock.now())
     show(page, "schedules")
     reminder = page.locator(f"tr[data-job-key='{user}.signup-reminder']")
     reminder.wait_for()

@@ -16,7 +16,7 @@ from localcloud.__main__ import main as localcloud_cli
 from localcloud.cloud import LocalCloud
 from localcloud.pipeline import build_events, matches
 from shared.inventory import InventoryRepository
-from tests.e2e.outages import inventory_outage
+from tests.e2e.drive import inventory_outage, purge_queue
 
 pytestmark = pytest.mark.e2e
 
@@ -115,7 +115,7 @@ def test_redrive_brings_a_message_back_after_a_fix_and_loses_nothing(
     dlq_name = outputs["InventoryDeadLetterQueueUrl"].rsplit("/", 1)[-1]
     source_name = outputs["InventoryQueueUrl"].rsplit("/", 1)[-1]
     for name in (dlq_name,):  # start from an empty DLQ so the counts below are this test's
-        cloud.client("sqs").purge_queue(QueueUrl=f"{cloud.endpoint}/123456789012/{name}")
+        purge_queue(cloud, f"{cloud.endpoint}/123456789012/{name}")
     inventory = InventoryRepository(outputs["InventoryTableName"], client=cloud.client("dynamodb"))
     inventory.put_stock("SKU-RED-MUG", 10)
     inventory.put_stock("SKU-TEA-100G", 10)

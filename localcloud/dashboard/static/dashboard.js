@@ -173,8 +173,9 @@ async function refreshDeadLetters() {
   panel.hidden = false;
   panel.dataset.queue = name;
   document.getElementById("dead-letters-title").textContent = `${queue.label}: ${queue.messages.length} message(s)`;
-  document.getElementById("dead-letters-note").textContent = queue.redrive_to
-    ? `A redrive sends them back to ${queue.redrive_to}.`
+  const source = state.overview.queues.find((q) => q.name === queue.redrive_to);
+  document.getElementById("dead-letters-note").textContent = source
+    ? `A redrive sends them back to ${source.label}.`
     : "Its senders (a topic subscription, a schedule, a function) put messages here: resend them from their source.";
   document.getElementById("dead-letter-messages").replaceChildren(
     ...queue.messages.map((m) => {
@@ -211,8 +212,9 @@ async function refreshDeadLetters() {
 
 async function redrive(name, messageId) {
   const queue = state.overview.queues.find((q) => q.name === name);
+  const source = state.overview.queues.find((q) => q.name === queue.redrive_to);
   const what = messageId ? `message ${messageId}` : `every message of ${queue.label}`;
-  const answer = await act(`Send ${what} back to ${queue.redrive_to}?`, `/api/queues/${encodeURIComponent(name)}/redrive`, messageId ? { message_id: messageId } : {});
+  const answer = await act(`Send ${what} back to ${source.label}?`, `/api/queues/${encodeURIComponent(name)}/redrive`, messageId ? { message_id: messageId } : {});
   if (answer) {
     toast(answer.summary);
     refreshDeadLetters();
