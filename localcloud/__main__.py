@@ -105,7 +105,10 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def _print_status(status: dict[str, Any]) -> None:
-    print(f"endpoint {status['endpoint']}  api {status['api_url']}  clock {status['clock']['now']}")
+    print(
+        f"endpoint {status['endpoint']}  api {status['api_url']}  dashboard {status['dashboard_url']}"
+        f"  clock {status['clock']['now']}"
+    )
     print(f"{'queue':<64} {'visible':>7} {'in flight':>9} {'delayed':>7}")
     for name, q in sorted(status["queues"].items()):
         print(

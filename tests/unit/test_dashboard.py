@@ -1,12 +1,15 @@
-"""The dashboard's reading of Step Functions histories and CloudFormation names (no cloud needed)."""
+"""The dashboard without a cloud: reading Step Functions histories and CloudFormation names, its port."""
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import pytest
 
+from localcloud.dashboard import Dashboard
 from localcloud.dashboard.data import label, steps
+from localcloud.server import LocalCloudError
 
 pytestmark = pytest.mark.unit
 
@@ -84,3 +87,12 @@ def test_a_running_execution_shows_its_current_step_as_running() -> None:
 )
 def test_labels_are_the_names_the_stack_code_uses(physical: str, expected: str) -> None:
     assert label(physical) == expected
+
+
+def test_a_dashboard_port_in_use_is_one_clear_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(LocalCloudError, match=f"dashboard port {port} on 127.0.0.1 is in use"):
+            Dashboard(data=None, api_key="key", port=port)  # type: ignore[arg-type]

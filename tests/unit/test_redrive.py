@@ -238,3 +238,20 @@ def test_limit_caps_the_messages_moved(sqs: Any) -> None:
     assert report.moved == 7
     assert counts(sqs, queue.url) == (7, 0)
     assert counts(sqs, queue.dlq_url) == (18, 0)
+
+
+def test_chosen_messages_move_and_the_others_stay_visible(sqs: Any) -> None:
+    """One message redriven by id (the dashboard's per-message button): found among the others, which
+    stay in the DLQ and visible at once, not hidden for the move's visibility timeout."""
+    # Given 25 dead letters
+    queue = make_work_queue("orders")
+    ids = put(sqs, queue.dlq_url, [f"m{i:02}" for i in range(25)])
+    # When two of them are redriven by id, one near the end
+    report = redrive(sqs, queue.dlq_url, message_ids=[ids[3], ids[21]])
+    # Then just those two moved, and the 23 others are still in the DLQ, visible
+    assert (report.moved, report.failed, report.remaining) == (2, 0, 23)
+    assert sorted(m["Body"] for m in drain(sqs, queue.url)) == ["m03", "m21"]
+    assert counts(sqs, queue.dlq_url) == (23, 0)
+    # And an id that is not there moves nothing
+    assert redrive(sqs, queue.dlq_url, message_ids=["not-a-dead-letter"]).moved == 0
+    assert counts(sqs, queue.dlq_url) == (23, 0)
