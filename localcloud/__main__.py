@@ -219,7 +219,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise LocalCloudError("--events must be at least 10: try --events 100")
     ok = run_demo(
         events=args.events, patterns=args.patterns, port=args.port, timeout=args.timeout,
-        dashboard_port=args.dashboard_port,
+        dashboard_port=args.dashboard_port, keep=args.keep,
     )  # fmt: skip
     return 0 if ok else 1
 
@@ -317,6 +317,11 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="watch the demo in the dashboard on this port (default: a free one)",
+    )
+    demo.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the local cloud and its dashboard up afterwards, until Ctrl-C",
     )
     demo.add_argument(
         "--timeout", type=float, default=240.0, help="pub-sub: seconds to wait for the pipeline to drain"

@@ -10,9 +10,11 @@ scenario behaved.
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from functools import partial
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -59,10 +61,10 @@ def _quiet_logs() -> Iterator[None]:
 
 def run_demo(*, events: int = 200, patterns: Sequence[str] | None = None, port: int | None = None,
              timeout: float = 240.0, say: Callable[[str], None] = logs.say, cloud: LocalCloud | None = None,
-             dashboard_port: int | None = None) -> bool:  # fmt: skip
+             dashboard_port: int | None = None, keep: bool = False) -> bool:  # fmt: skip
     """Run the scenarios of ``patterns`` (all by default, in order) on ``cloud`` (or on a new local cloud,
     deployed here) and print a summary; True if every one behaved. ``events`` and ``timeout`` size the
-    pub-sub scenario."""
+    pub-sub scenario. ``keep``: leave the new cloud and its dashboard up afterwards, until Ctrl-C."""
     names = list(patterns or SCENARIOS)
     unknown = [name for name in names if name not in SCENARIOS]
     if unknown:
@@ -71,6 +73,7 @@ def run_demo(*, events: int = 200, patterns: Sequence[str] | None = None, port: 
     results = []
     with ExitStack() as stack:
         stack.enter_context(_quiet_logs())
+        stack_owns_cloud = cloud is None
         if cloud is None:
             say("starting the local cloud and deploying the stack with the CDK CLI ...")
             cloud = stack.enter_context(
@@ -102,10 +105,18 @@ def run_demo(*, events: int = 200, patterns: Sequence[str] | None = None, port: 
             say(f"  {'OK' if result.ok else 'FAILED'} in {time.monotonic() - began:.1f} s: {result.detail}")
             results.append(result)
         say(f"\nfunction logs in {cloud.workdir / 'logs'}/\n")
-    print_summary(results, say)
-    failed = [r.pattern for r in results if not r.ok]
-    seconds = time.monotonic() - started
-    say("")
-    say(f"every pattern behaved: {len(results)} of {len(results)} OK ({seconds:.0f} s in all)" if not failed
-        else f"FAILED: {', '.join(failed)} ({len(results) - len(failed)} of {len(results)} OK, {seconds:.0f} s in all)")  # fmt: skip
+        print_summary(results, say)
+        failed = [r.pattern for r in results if not r.ok]
+        seconds = time.monotonic() - started
+        say("")
+        say(f"every pattern behaved: {len(results)} of {len(results)} OK ({seconds:.0f} s in all)" if not failed
+            else f"FAILED: {', '.join(failed)} ({len(results) - len(failed)} of {len(results)} OK, {seconds:.0f} s in all)")  # fmt: skip
+        if keep and stack_owns_cloud and cloud.dashboard:
+            say(
+                f"\nthe local cloud stays up: dashboard {cloud.dashboard.url}, endpoint {cloud.endpoint} (Ctrl-C stops it)"
+            )
+            stop = threading.Event()
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            with suppress(KeyboardInterrupt):
+                stop.wait()
     return not failed
