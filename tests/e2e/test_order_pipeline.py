@@ -110,7 +110,6 @@ def test_a_poison_event_lands_in_each_consumers_dlq_with_its_reason(
 def test_redrive_brings_a_message_back_after_a_fix_and_loses_nothing(
     cloud: LocalCloud, tmp_path: Path
 ) -> None:
-    # Given a bad configuration of the inventory function: every attempt fails, without delay between them
     outputs = cloud.stack_outputs()
     dlq_name = outputs["InventoryDeadLetterQueueUrl"].rsplit("/", 1)[-1]
     source_name = outputs["InventoryQueueUrl"].rsplit("/", 1)[-1]
@@ -121,6 +120,7 @@ def test_redrive_brings_a_message_back_after_a_fix_and_loses_nothing(
     inventory.put_stock("SKU-TEA-100G", 10)
     event_file = tmp_path / "order.json"
     event_file.write_text(json.dumps(_order_event("evt-redrive-1", "ord-redrive-1")))
+    # Given a bad configuration of the inventory function: every attempt fails, without delay between them
     with inventory_outage(cloud):
         # When an order reaches the inventory queue, fails maxReceiveCount times and is moved to its DLQ
         assert (
