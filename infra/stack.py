@@ -252,8 +252,10 @@ class AsyncStack(Stack):
             "ApiHandler", "api",
             environment={"ORDERS_TOPIC_ARN": self.orders.topic.topic_arn,
                          "EXPORT_STATE_MACHINE_ARN": self.exports.workflow.arn,
-                         "EXPORT_JOBS_TABLE_NAME": jobs_table.table_name},
+                         "EXPORT_JOBS_TABLE_NAME": jobs_table.table_name,
+                         "IDEMPOTENCY_TABLE_NAME": self.idempotency.table_name},
         )  # fmt: skip
+        self._idempotent(self.api)  # orders' Idempotency-Key records
         self.orders.topic.grant_publish(self.api.function)
         jobs_table.grant(self.api.function, "dynamodb:GetItem", "dynamodb:PutItem")
         self.exports.workflow.state_machine.grant_start_execution(self.api.function)

@@ -7,10 +7,12 @@ Routes (API Gateway REST API, Lambda proxy integration, ``{proxy+}`` and the roo
 * ``GET /exports/{job_id}``: the job as it is now (status, progress, result, webhook delivery);
 * ``GET /openapi.json``: the OpenAPI document, the same as ``functions/api/openapi.json``.
 
-Retries are safe with an ``Idempotency-Key`` header: the event id (orders) or job id (exports)
-is derived from the key, so a retried request names the same event or job. Consumers deduplicate
-on the event id and ``start_export`` is idempotent per job id. A key reused for an export with a
-different body answers 409, a replay of the same one has ``Idempotent-Replayed: true``.
+Retries are safe with an ``Idempotency-Key`` header. A key is remembered with a hash of the body
+it came with (orders: a Powertools idempotency record kept ``ORDER_KEY_RETENTION``; exports: the job
+itself): a replay of the same request answers what the first one did and has
+``Idempotent-Replayed: true``, the same key with another body answers 409. The event id of an order
+is derived from the key and the body, so even a publish repeated after a lost answer names the same
+event, which consumers deduplicate; the job id of an export is derived from the key.
 
 Every error is an RFC 9457 problem document (``application/problem+json``). Bodies over 64 KiB
 (413) and bodies that are not ``application/json`` (415) are refused before anything parses them.
@@ -33,7 +35,7 @@ from collections.abc import Mapping
 from functools import cache
 from http import HTTPStatus
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import ResponseBuilder
@@ -45,12 +47,24 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, Server, ServerVariable
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponseHeader
 from aws_lambda_powertools.event_handler.openapi.params import Path as PathParam
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared import aws
 from shared.events import ORDER_CREATED, OrderCreated, new_envelope
 from shared.exports import (
     JOB_ID_PATTERN,
@@ -91,8 +105,10 @@ IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 REPLAYED_HEADER = "Idempotent-Replayed"
 OPENAPI_PATH = Path(__file__).resolve().parent.parent / "functions" / "api" / "openapi.json"
 REGENERATE_COMMAND = ".venv/bin/python -m shared.api"
-# Namespaces the order event ids derived from Idempotency-Key values (uuid5 of the key).
+# Namespaces the order event ids derived from Idempotency-Key values (uuid5 of the key and body).
 _ORDER_KEY_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://asyncstack.dev/idempotency/orders")
+# How long an order's Idempotency-Key is remembered with its body (as long as payment APIs keep theirs).
+ORDER_KEY_RETENTION_SECONDS = 24 * 3600
 _JSON_MEDIA_TYPE = "application/json"
 _SCHEMES = frozenset({"http", "https"})
 
@@ -170,7 +186,7 @@ def _problem_content(description: str) -> dict[str, Any]:
 _PROBLEM_DESCRIPTIONS = {
     400: "Malformed request: the body is not JSON, or the job id is not valid",
     404: "No such job (or no such route)",
-    409: "The Idempotency-Key was used before with a different body",
+    409: "The Idempotency-Key was used before with a different body, or its first request is still running",
     413: "The body is larger than 64 KiB",
     415: "The body is not application/json",
     422: "The body or a header failed validation; `errors` lists the fields",
@@ -282,11 +298,13 @@ def stage_url(event: APIGatewayProxyEvent) -> str:
     return f"{scheme}://{domain}{stage}" if domain else stage
 
 
-def order_event_id(idempotency_key: str | None) -> str:
-    """The event id of an order: a new one, or one derived from the client's Idempotency-Key."""
+def order_event_id(idempotency_key: str | None, order: OrderCreated) -> str:
+    """The event id of an order: a new one, or one derived from the Idempotency-Key and the order, so a
+    key reused with another body (after its record expired) can never name an event already published."""
     if idempotency_key is None:
         return str(uuid.uuid4())
-    return str(uuid.uuid5(_ORDER_KEY_NAMESPACE, idempotency_key))
+    digest = hashlib.sha256(order.model_dump_json().encode("utf-8")).hexdigest()
+    return str(uuid.uuid5(_ORDER_KEY_NAMESPACE, f"{idempotency_key}\n{digest}"))
 
 
 def export_job_id(idempotency_key: str | None) -> str:
@@ -359,6 +377,13 @@ class WebhookView(BaseModel):
     delivered_at: str | None = None
 
 
+class FailureView(BaseModel):
+    """Why a job FAILED, as clients see it: a stable code and a generic sentence (details are in our logs)."""
+
+    code: Literal["timeout", "failed"]
+    message: str
+
+
 class ExportJobView(BaseModel):
     """An export job as ``GET /exports/{job_id}`` shows it."""
 
@@ -370,7 +395,7 @@ class ExportJobView(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict, description="The options it was started with")
     progress: ProgressView
     result: dict[str, Any] | None = Field(default=None, description="Where the report is, once SUCCEEDED")
-    error: dict[str, Any] | None = Field(default=None, description="Why it FAILED")
+    error: FailureView | None = Field(default=None, description="Why it FAILED")
     webhook: WebhookView | None = Field(default=None, description="Null when the job has no callback_url")
     runs: int = 0
     processing_ms: int = 0
@@ -378,6 +403,11 @@ class ExportJobView(BaseModel):
     started_at: str | None = None
     finished_at: str | None = None
 
+
+_REPLAYED_HEADER_DOC: OpenAPIResponseHeader = {
+    "description": "true when an earlier request with this Idempotency-Key was answered the same",
+    "schema": {"type": "string", "enum": ["true"]},
+}
 
 IdempotencyKey = Annotated[
     str | None,
@@ -396,13 +426,17 @@ IdempotencyKey = Annotated[
     "/orders",
     summary="Accept an order",
     description="Publishes one order.created event and answers at once; the order is processed "
-    "asynchronously. With an Idempotency-Key a retry publishes the same event id.",
+    "asynchronously. With an Idempotency-Key a retry answers the same event id (Idempotent-Replayed: "
+    "true) and the same key with another body is 409.",
     operation_id="createOrder",
     tags=["orders"],
     status_code=202,
     responses={
-        202: {"description": "Accepted: the event is published"},
-        **_problems(400, 413, 415, 422, 500),
+        202: {
+            "description": "Accepted: the event is published (or, on a replay, it was)",
+            "headers": {REPLAYED_HEADER: _REPLAYED_HEADER_DOC},
+        },
+        **_problems(400, 409, 413, 415, 422, 500),
     },
     custom_response_validation_http_code=HTTPStatus.INTERNAL_SERVER_ERROR,
 )
@@ -410,19 +444,75 @@ def create_order(
     order: Annotated[OrderCreated, Body(description="The order")],
     idempotency_key: IdempotencyKey = None,
 ) -> Response[OrderAccepted]:
-    envelope = new_envelope(ORDER_CREATED, order, source=SOURCE, event_id=order_event_id(idempotency_key))
+    if idempotency_key is None:
+        accepted = _publish_order({"key": None, "order": order.model_dump(mode="json")})
+    else:
+        accepted = _remembered_order(idempotency_key, order)
+    replayed = bool(accepted.pop("replayed", False))
+    metrics.add_metric(name="OrderReplays" if replayed else "OrdersAccepted", unit=MetricUnit.Count, value=1)
+    logger.info("order accepted", extra={"event_id": accepted["event_id"], "order_id": order.order_id,
+                                         "replayed": replayed})  # fmt: skip
+    return Response(
+        status_code=HTTPStatus.ACCEPTED.value,
+        content_type=_JSON_MEDIA_TYPE,
+        headers={REPLAYED_HEADER: "true"} if replayed else {},
+        body=OrderAccepted(event_id=accepted["event_id"]),
+    )
+
+
+def _publish_order(request: dict[str, Any]) -> dict[str, Any]:
+    order = OrderCreated.model_validate(request["order"])
+    envelope = new_envelope(
+        ORDER_CREATED, order, source=SOURCE, event_id=order_event_id(request["key"], order)
+    )
     [result] = publish_order_created([envelope], topic_arn=_required_env("ORDERS_TOPIC_ARN"))
     if not result.ok:
         raise RuntimeError(
             f"publishing {envelope.event_id} failed: {result.error_code}: {result.error_message}"
         )
-    metrics.add_metric(name="OrdersAccepted", unit=MetricUnit.Count, value=1)
-    logger.info("order accepted", extra={"event_id": envelope.event_id, "order_id": order.order_id})
-    return Response(
-        status_code=HTTPStatus.ACCEPTED.value,
-        content_type=_JSON_MEDIA_TYPE,
-        body=OrderAccepted(event_id=envelope.event_id),
+    return {"event_id": envelope.event_id}
+
+
+def _mark_replayed(response: Any, idempotent_data: DataRecord) -> Any:
+    return {**response, "replayed": True}
+
+
+# Orders with an Idempotency-Key are published once per key; the key is stored with a hash of the order.
+_ORDER_KEYS = IdempotencyConfig(
+    event_key_jmespath="key",
+    payload_validation_jmespath="order",
+    raise_on_no_idempotency_key=True,
+    expires_after_seconds=ORDER_KEY_RETENTION_SECONDS,
+    hash_function="sha256",
+    response_hook=_mark_replayed,
+)
+
+
+@cache
+def _publish_order_once() -> Any:
+    """``_publish_order`` behind the idempotency record, made on first use (the client at cold start)."""
+    store = DynamoDBPersistenceLayer(
+        table_name=_required_env("IDEMPOTENCY_TABLE_NAME"), boto3_client=aws.client("dynamodb")
     )
+    return idempotent_function(
+        _publish_order, data_keyword_argument="request", persistence_store=store, config=_ORDER_KEYS,
+        key_prefix="api.orders",
+    )  # fmt: skip
+
+
+def _remembered_order(idempotency_key: str, order: OrderCreated) -> dict[str, Any]:
+    _ORDER_KEYS.register_lambda_context(app.lambda_context)
+    request = {"key": idempotency_key, "order": order.model_dump(mode="json")}
+    try:
+        return dict(_publish_order_once()(request=request))
+    except IdempotencyValidationError:
+        raise _key_reused("an order") from None
+    except IdempotencyAlreadyInProgressError:
+        raise ProblemError(
+            HTTPStatus.CONFLICT,
+            "idempotency-key-in-use",
+            "A request with this Idempotency-Key is still being processed; retry it in a few seconds.",
+        ) from None
 
 
 @app.post(
@@ -438,10 +528,7 @@ def create_order(
             "description": "Accepted: the job is queued (or, on a replay, as it is now)",
             "headers": {
                 "Location": {"description": "The job's status URL", "schema": {"type": "string"}},
-                REPLAYED_HEADER: {
-                    "description": "true when an earlier request with this Idempotency-Key made the job",
-                    "schema": {"type": "string", "enum": ["true"]},
-                },
+                REPLAYED_HEADER: _REPLAYED_HEADER_DOC,
             },
         },
         **_problems(400, 409, 413, 415, 422, 500),
@@ -480,11 +567,11 @@ def create_export(
     )
 
 
-def _key_reused() -> ProblemError:
+def _key_reused(what: str = "an export") -> ProblemError:
     return ProblemError(
         HTTPStatus.CONFLICT,
         "idempotency-key-reused",
-        "This Idempotency-Key was used for an export with a different body; use a new key.",
+        f"This Idempotency-Key was used for {what} with a different body; use a new key.",
     )
 
 

@@ -52,6 +52,7 @@ ProcessFn = Callable[[EventEnvelope, Any], Mapping[str, Any] | None]
 Decoded = tuple[EventEnvelope, BaseModel]
 
 SQS_MAX_ATTRIBUTES = 10
+SQS_MAX_VISIBILITY_SECONDS = 43_200  # ChangeMessageVisibility refuses more than 12 hours
 _ERROR_MESSAGE_LIMIT = 1024
 
 
@@ -122,6 +123,9 @@ class EventConsumer:
                 return {"dead_lettered": error.error_type}
             except IdempotencyAlreadyInProgressError as error:
                 self._back_off(record, error, settings, at_least=lock_seconds)
+                raise
+            except TransientError as error:
+                self._back_off(record, error, settings, at_least=error.retry_after_seconds)
                 raise
             except Exception as error:
                 self._back_off(record, error, settings)
@@ -222,7 +226,7 @@ class EventConsumer:
         delay = backoff_seconds(
             receive_count, base=settings.backoff_base_seconds, cap=settings.backoff_max_seconds
         )
-        retry_later(self._sqs, record, error, settings, max(delay, at_least))
+        retry_later(self._sqs, record, error, settings, min(max(delay, at_least), SQS_MAX_VISIBILITY_SECONDS))
 
     def _release(self, records: Sequence[SQSRecord], settings: ConsumerSettings) -> None:
         release(self._sqs, records, settings)

@@ -31,7 +31,12 @@ class ConflictingDuplicateError(NonRetryableError):
 
 
 class TransientError(Exception):
-    """A failure worth retrying later (throttling, a dependency that is down)."""
+    """A failure worth retrying later (throttling, a dependency that is down).
+
+    ``retry_after_seconds``: the earliest a retry can succeed (another run holds a lease until then);
+    the consumer waits at least that long instead of spending receives before it."""
+
+    retry_after_seconds: int = 0
 
 
 class DeadlineReachedError(TransientError):

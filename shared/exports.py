@@ -97,7 +97,14 @@ DEFAULT_MARGIN_MS = 5_000
 # Step Functions execution names: 1..80 characters; this subset is also safe in S3 keys and URLs.
 JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 S3_DELETE_LIMIT = 1_000  # keys per DeleteObjects call
-_CAUSE_LIMIT = 4_096  # a Lambda error's Cause carries a stack trace; keep the item small
+# What API clients and webhook receivers are told of a failure: a stable code and a generic sentence.
+# The Cause Step Functions caught (the Lambda error with its stack trace, ARNs, table names, source
+# paths) goes to the log only.
+FAILURE_MESSAGES = {
+    "timeout": "The export did not finish in time.",
+    "failed": "The export failed and was not completed. Quote the job id when asking for help.",
+}
+_TIMEOUT_ERRORS = frozenset({"States.Timeout", "Sandbox.Timedout"})
 # The delayed job that delivers a finished job's webhook (shared.webhook_delivery runs it).
 WEBHOOK_JOB_TYPE = "webhook.deliver"
 FIRST_DELIVERY_DELAY = timedelta(seconds=1)
@@ -293,7 +300,7 @@ def _view(item: Mapping[str, Any]) -> dict[str, Any]:
         "params": item.get("params", {}),
         "progress": Progress.from_dict(item.get("progress")).as_dict(),
         "result": item.get("result"),
-        "error": item.get("error"),
+        "error": None if item.get("error") is None else public_failure(item["error"]),
         "runs": int(item.get("runs") or 0),
         "processing_ms": int(item.get("processing_ms") or 0),
         "checkpoint": {"next_chunk": checkpoint.next_chunk, "rows": checkpoint.rows},
@@ -302,6 +309,14 @@ def _view(item: Mapping[str, Any]) -> dict[str, Any]:
         "finished_at": item.get("finished_at"),
         "webhook": _webhook_view(item.get("webhook")),
     }
+
+
+def public_failure(error: Mapping[str, Any]) -> dict[str, str]:
+    """``{"code", "message"}`` for a failure as recorded (or as Step Functions caught it: ``Error``)."""
+    code = error.get("code")
+    if code not in FAILURE_MESSAGES:
+        code = "timeout" if (error.get("Error") or error.get("error")) in _TIMEOUT_ERRORS else "failed"
+    return {"code": code, "message": FAILURE_MESSAGES[code]}
 
 
 def view_of_item(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -913,14 +928,14 @@ def fail_export(
     jobs: ExportJobs | None = None,
     webhook_scheduler: JobScheduler | None = None,
 ) -> dict[str, Any]:
-    """Record the failure Step Functions caught (``{"Error", "Cause"}``) and return the job."""
-    reason = {
-        "error": str(error.get("Error") or error.get("error") or "Unknown"),
-        "cause": str(error.get("Cause") or error.get("cause") or "")[:_CAUSE_LIMIT],
-    }
+    """Record the failure Step Functions caught (``{"Error", "Cause"}``) and return the job.
+
+    The job keeps only the public form of the failure; the error and its cause are logged."""
     jobs = jobs if jobs is not None else ExportJobs()
-    job = jobs.fail(job_id, reason)
-    logger.warning("export failed", extra={"job_id": job_id, **reason})
+    job = jobs.fail(job_id, public_failure(error))
+    logger.warning(
+        "export failed", extra={"job_id": job_id, "error": error.get("Error"), "cause": error.get("Cause")}
+    )
     # Also when the job had already ended (a retried fail step, or a success before it): queued once.
     queue_webhook(job_id, job, jobs=jobs, scheduler=webhook_scheduler)
     return job

@@ -10,12 +10,16 @@ A DynamoDB item per job key is the source of truth for the job's state
 
 * scheduling is idempotent: the item is created with ``attribute_not_exists`` first, so the same
   key scheduled twice sends or schedules nothing the second time;
-* a delayed SQS message cannot be recalled, so cancelling only flips the item; the worker calls
-  ``claim_job`` before doing anything and a cancelled (or already claimed) job does nothing;
+* a delayed SQS message cannot be recalled, so cancelling only flips the item; cancelling a key
+  that was never scheduled leaves a cancelled item, so a later ``schedule_job`` for it does nothing
+  (a conversion handled before its signup);
 * if sending or scheduling fails, the item is deleted again so a retry can succeed.
 
-Delivery is at-least-once (SQS, Scheduler retries); ``claim_job`` turns it into at-most-once
-execution per claim lease.
+Delivery is at-least-once (SQS, Scheduler retries). The worker runs a job inside ``run_once``: it
+claims the job for a lease (a cancelled, done or unknown job does nothing), marks it done when the
+work succeeded and releases the claim when it failed, so the redelivery runs it. A delivery that
+finds the job claimed by a run still within its lease raises ``JobBusyError``: the message comes
+back after the lease instead of being acknowledged, so a run that died mid-job is taken over.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ import logging
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -37,7 +43,7 @@ from botocore.exceptions import ClientError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared import aws
-from shared.errors import MalformedJsonError, SchemaInvalidError
+from shared.errors import MalformedJsonError, SchemaInvalidError, TransientError
 from shared.events import EventEnvelope
 
 if TYPE_CHECKING:
@@ -53,6 +59,8 @@ __all__ = [
     "CancelOutcome",
     "InvalidJobKeyError",
     "InvalidPayloadError",
+    "JobBusyError",
+    "JobClaim",
     "JobConfigError",
     "JobError",
     "JobMessage",
@@ -66,9 +74,8 @@ __all__ = [
     "ScheduledJob",
     "UnknownJobTypeError",
     "cancel_job",
-    "claim_job",
-    "complete_job",
     "default_scheduler",
+    "run_once",
     "schedule_job",
     "schedule_name_for",
 ]
@@ -153,6 +160,15 @@ class JobConfigError(RuntimeError):
     """The stack did not pass the environment the jobs API needs."""
 
 
+class JobBusyError(TransientError):
+    """Another run holds the job's claim: this delivery must come back after the lease, not be dropped
+    (that run may die or fail, and then this delivery is the one that runs the job)."""
+
+    def __init__(self, key: str, retry_after_seconds: int) -> None:
+        super().__init__(f"job {key} is claimed by another run for {retry_after_seconds} s more")
+        self.retry_after_seconds = retry_after_seconds
+
+
 # -- values ------------------------------------------------------------------------------------
 
 
@@ -169,7 +185,7 @@ class CancelOutcome(enum.Enum):
     CANCELLED = "cancelled"
     ALREADY_DONE = "already_done"  # running or done: too late to stop it
     ALREADY_CANCELLED = "already_cancelled"
-    NOT_FOUND = "not_found"
+    CANCELLED_BEFORE_SCHEDULED = "cancelled_before_scheduled"  # a later schedule of the key does nothing
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -183,6 +199,14 @@ class ScheduledJob:
     schedule_name: str | None
     status: JobStatus
     created: bool
+
+
+@dataclass(frozen=True)
+class JobClaim:
+    """A run's hold on a job: ``token`` fences completing and releasing to the run that claimed it."""
+
+    key: str
+    token: str
 
 
 JOB_SOURCE = "asyncstack.jobs"
@@ -394,8 +418,10 @@ class JobScheduler:
             existing: Any = exc.response.get("Item") or self._get(key)
             if not existing:  # vanished between the two calls (TTL): vanishingly rare, retryable
                 raise
-            logger.info("job %s already scheduled; nothing sent", key)
-            return _job_from_item(existing, created=False)
+            logger.info("job %s already scheduled or cancelled; nothing sent", key)
+            requested = ScheduledJob(job_key=key, job_type=job_type, due_at=due, via=via,
+                                     schedule_name=schedule_name, status=JobStatus.PENDING, created=False)  # fmt: skip
+            return _job_from_item(existing, requested)
         return None
 
     def _send(self, key: str, job_type: str, body: str, seconds: int) -> None:
@@ -458,38 +484,50 @@ class JobScheduler:
         item: dict[str, Any] | None = response.get("Item")
         return item
 
+    def status(self, key: str) -> JobStatus | None:
+        """The job's status now, or None if nothing was scheduled or cancelled under ``key``."""
+        item = self._get(key)
+        return None if item is None else JobStatus(item["status"]["S"])
+
     # -- cancelling and the worker side -------------------------------------------------------
 
     def cancel(self, key: str) -> CancelOutcome:
-        """Cancel a pending job; a job already running, done or cancelled is reported, not raised."""
+        """Cancel a pending job; a job already running, done or cancelled is reported, not raised.
+
+        A key that was never scheduled gets a cancelled item, so a later ``schedule`` of it does nothing."""
+        _check_key(key)
+        now = self._now()
         try:
             response = self._dynamodb.update_item(
                 TableName=self.jobs_table,
                 Key={"job_key": {"S": key}},
-                UpdateExpression="SET #s = :cancelled, cancelled_at = :now",
-                ConditionExpression="#s = :pending",
+                UpdateExpression="SET #s = :cancelled, cancelled_at = :now, "
+                "expires_at = if_not_exists(expires_at, :expires)",
+                ConditionExpression="attribute_not_exists(job_key) OR #s = :pending",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={
                     ":cancelled": {"S": JobStatus.CANCELLED.value},
                     ":pending": {"S": JobStatus.PENDING.value},
-                    ":now": {"S": _iso(self._now())},
+                    ":now": {"S": _iso(now)},
+                    ":expires": {"N": str(int((now + ITEM_RETENTION).timestamp()))},
                 },
-                ReturnValues="ALL_NEW",
+                ReturnValues="ALL_OLD",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
             if _error_code(exc) != "ConditionalCheckFailedException":
                 raise
-            item: Any = exc.response.get("Item") or self._get(key)
-            if not item:
-                return CancelOutcome.NOT_FOUND
-            if item["status"]["S"] == JobStatus.CANCELLED.value:
+            item: Any = exc.response.get("Item") or self._get(key) or {}
+            if item.get("status", {}).get("S") == JobStatus.CANCELLED.value:
                 return CancelOutcome.ALREADY_CANCELLED
             return CancelOutcome.ALREADY_DONE
 
-        attributes: Any = response.get("Attributes", {})
-        if attributes.get("via", {}).get("S") == "scheduler":
-            self._delete_schedule(attributes["schedule_name"]["S"])
+        previous: Any = response.get("Attributes")
+        if not previous:
+            logger.info("job %s cancelled before it was scheduled; scheduling it will do nothing", key)
+            return CancelOutcome.CANCELLED_BEFORE_SCHEDULED
+        if previous.get("via", {}).get("S") == "scheduler":
+            self._delete_schedule(previous["schedule_name"]["S"])
         return CancelOutcome.CANCELLED
 
     def _delete_schedule(self, name: str) -> None:
@@ -500,15 +538,19 @@ class JobScheduler:
             if _error_code(exc) != "ResourceNotFoundException":  # it may have just fired
                 logger.warning("could not delete schedule %s of a cancelled job: %s", name, exc)
 
-    def claim(self, key: str, *, recurring: bool = False) -> bool:
-        """Take a due job for running; False means do nothing (cancelled, done, claimed, unknown)."""
+    def claim(self, key: str, *, recurring: bool = False) -> JobClaim | None:
+        """Take a due job for running for ``claim_lease``.
+
+        None means do nothing (cancelled, done, unknown); ``JobBusyError`` means another run holds
+        the job within its lease, so this delivery must come back later."""
         now = self._now()
         condition = "#s = :pending OR (#s = :running AND claimed_until < :now)"
+        token = uuid.uuid4().hex
         try:
             self._dynamodb.update_item(
                 TableName=self.jobs_table,
                 Key={"job_key": {"S": key}},
-                UpdateExpression="SET #s = :running, claimed_until = :until",
+                UpdateExpression="SET #s = :running, claimed_until = :until, claim_token = :token",
                 ConditionExpression=f"attribute_not_exists(job_key) OR {condition}"
                 if recurring
                 else condition,
@@ -518,31 +560,48 @@ class JobScheduler:
                     ":pending": {"S": JobStatus.PENDING.value},
                     ":now": {"N": str(now.timestamp())},
                     ":until": {"N": str((now + self.claim_lease).timestamp())},
+                    ":token": {"S": token},
                 },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            item: Any = exc.response.get("Item") or self._get(key) or {}
+            if item.get("status", {}).get("S") == JobStatus.RUNNING.value:
+                held_for = float(item["claimed_until"]["N"]) - now.timestamp()
+                raise JobBusyError(key, max(1, math.ceil(held_for))) from None
+            return None
+        return JobClaim(key=key, token=token)
 
-    def complete(self, key: str) -> bool:
-        """Mark a claimed job done; False if it was not running (nothing changed)."""
+    def complete(self, claim: JobClaim) -> bool:
+        """Mark a claimed job done; False if the claim was lost (its lease ended and another run took it)."""
+        return self._end_claim(claim, "SET #s = :to, completed_at = :now REMOVE claimed_until, claim_token",
+                               JobStatus.DONE)  # fmt: skip
+
+    def release(self, claim: JobClaim) -> bool:
+        """Give a failed run's job back, so its redelivery runs it now rather than after the lease."""
+        return self._end_claim(claim, "SET #s = :to, released_at = :now REMOVE claimed_until, claim_token",
+                               JobStatus.PENDING)  # fmt: skip
+
+    def _end_claim(self, claim: JobClaim, update: str, status: JobStatus) -> bool:
         try:
             self._dynamodb.update_item(
                 TableName=self.jobs_table,
-                Key={"job_key": {"S": key}},
-                UpdateExpression="SET #s = :done, completed_at = :now REMOVE claimed_until",
-                ConditionExpression="#s = :running",
+                Key={"job_key": {"S": claim.key}},
+                UpdateExpression=update,
+                ConditionExpression="#s = :running AND claim_token = :token",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={
-                    ":done": {"S": JobStatus.DONE.value},
+                    ":to": {"S": status.value},
                     ":running": {"S": JobStatus.RUNNING.value},
+                    ":token": {"S": claim.token},
                     ":now": {"S": _iso(self._now())},
                 },
             )
         except ClientError as exc:
             if _error_code(exc) == "ConditionalCheckFailedException":
+                logger.warning("the claim on job %s was lost before it ended", claim.key)
                 return False
             raise
         return True
@@ -625,16 +684,19 @@ def _check_size(body: str, key: str, job_type: str, via: Via) -> None:
         )
 
 
-def _job_from_item(item: Mapping[str, Any], *, created: bool) -> ScheduledJob:
-    via: Via = "scheduler" if item["via"]["S"] == "scheduler" else "sqs"
+def _job_from_item(item: Mapping[str, Any], requested: ScheduledJob) -> ScheduledJob:
+    """The job an existing item records; a key cancelled before it was scheduled has only its status."""
+    status = JobStatus(item["status"]["S"])
+    if "job_type" not in item:
+        return replace(requested, status=status, schedule_name=None)
     return ScheduledJob(
         job_key=item["job_key"]["S"],
         job_type=item["job_type"]["S"],
         due_at=datetime.fromisoformat(item["due_at"]["S"]),
-        via=via,
+        via="scheduler" if item["via"]["S"] == "scheduler" else "sqs",
         schedule_name=item.get("schedule_name", {}).get("S"),
-        status=JobStatus(item["status"]["S"]),
-        created=created,
+        status=status,
+        created=False,
     )
 
 
@@ -678,14 +740,25 @@ def _job_state_only() -> JobScheduler:
                         jobs_table=table, job_types=frozenset())  # fmt: skip
 
 
-def claim_job(key: str, *, recurring: bool = False, scheduler: JobScheduler | None = None) -> bool:
-    """Worker side: True if this delivery should run the job, False to drop it silently.
+@contextmanager
+def run_once(key: str, *, recurring: bool = False, scheduler: JobScheduler | None = None) -> Iterator[bool]:
+    """Worker side: run the body for job ``key`` once. It gets True to run the job, False to do nothing
+    (cancelled, done, unknown); ``JobBusyError`` if another run holds it. When the body returns the job is
+    done; when it raises, the claim is released and the error propagates, so the delivery is retried.
 
     ``recurring``: a firing of a recurring schedule, which no ``schedule_job`` recorded; its first
     delivery creates the record, a second delivery of the same firing finds it."""
-    return (scheduler or _job_state_only()).claim(key, recurring=recurring)
-
-
-def complete_job(key: str, *, scheduler: JobScheduler | None = None) -> bool:
-    """Worker side: record that a claimed job finished."""
-    return (scheduler or _job_state_only()).complete(key)
+    jobs = scheduler or _job_state_only()
+    claim = jobs.claim(key, recurring=recurring)
+    if claim is None:
+        yield False
+        return
+    try:
+        yield True
+    except BaseException:
+        try:
+            jobs.release(claim)
+        except Exception:  # the lease still ends: the retry then finds the job claimable
+            logger.exception("could not release the claim on job %s after a failed run", key)
+        raise
+    jobs.complete(claim)

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import AwareDatetime
 
 from shared.events import Email, EventEnvelope, UserConverted, UserId, UserSignedUp, _Strict
-from shared.jobs import cancel_job, claim_job, complete_job, schedule_job
+from shared.jobs import cancel_job, run_once, schedule_job
 from shared.mailer import EmailMessage, EmailProvider, OutboxEmailProvider
 from shared.observability import logger
 from shared.settings import table_name
@@ -92,28 +92,27 @@ _TEXT = {
 
 def run_job(envelope: EventEnvelope, job: Any, provider: EmailProvider | None = None) -> dict[str, Any]:
     """Run a due job once: a cancelled job that still arrives (a delayed SQS message cannot be recalled)
-    or a job that already ran does nothing."""
-    if not claim_job(envelope.event_id, recurring=isinstance(job, SummaryJob)):
-        logger.info("job skipped: cancelled or already run", extra={"job_key": envelope.event_id})
-        return {"ran": False}
-    if isinstance(job, UserJob):
-        subject, body = _TEXT[envelope.type]
-        (provider or _outbox()).send(
-            EmailMessage(
-                message_id=f"{envelope.type}#{job.user_id}",
-                to=job.email,
-                subject=subject.format(name=job.name),
-                body=body,
-            )
-        )
-    else:
-        (provider or _outbox()).send(
-            EmailMessage(
-                message_id=f"{DAILY_SUMMARY}#{job.due_at:%Y-%m-%dT%H:%M}",
-                to="operations@example.com",
-                subject=f"Daily summary for {job.due_at:%Y-%m-%d}",
-                body="The daily summary report.\n",
-            )
-        )
-    complete_job(envelope.event_id)
+    or a job that already ran does nothing; a failed run is retried (``run_once`` releases it)."""
+    with run_once(envelope.event_id, recurring=isinstance(job, SummaryJob)) as claimed:
+        if not claimed:
+            logger.info("job skipped: cancelled or already run", extra={"job_key": envelope.event_id})
+            return {"ran": False}
+        (provider or _outbox()).send(_job_email(envelope.type, job))
     return {"ran": True}
+
+
+def _job_email(job_type: str, job: Any) -> EmailMessage:
+    if isinstance(job, UserJob):
+        subject, body = _TEXT[job_type]
+        return EmailMessage(
+            message_id=f"{job_type}#{job.user_id}",
+            to=job.email,
+            subject=subject.format(name=job.name),
+            body=body,
+        )
+    return EmailMessage(
+        message_id=f"{DAILY_SUMMARY}#{job.due_at:%Y-%m-%dT%H:%M}",
+        to="operations@example.com",
+        subject=f"Daily summary for {job.due_at:%Y-%m-%d}",
+        body="The daily summary report.\n",
+    )

@@ -35,10 +35,10 @@ from shared.exports import (
     WebhookStatus,
     webhook_job_key,
 )
-from shared.jobs import JobScheduler, claim_job, complete_job, schedule_job
+from shared.jobs import JobScheduler, run_once, schedule_job
 from shared.observability import logger
 from shared.settings import table_name
-from shared.webhooks import headers_for, load_signing_keys
+from shared.webhooks import SigningKeys, headers_for, load_signing_keys
 
 __all__ = [
     "DEAD_LETTER_VARIABLE",
@@ -167,25 +167,27 @@ class _Delivery:
         self.rng = rng
 
     def run(self) -> dict[str, Any]:
-        # Everything that may fail for reasons of our own comes before the claim: a failed claimed
-        # run is not retried until its lease ends.
         keys = load_signing_keys()
         export = self.jobs.get(self.job_id)
+        # A failed run releases its claim (the redelivery attempts again); a run that died keeps it until
+        # its lease ends, and then the redelivery finds the attempt recorded or makes it.
+        with run_once(self.key, scheduler=self.scheduler) as claimed:
+            if not claimed:
+                logger.info("webhook delivery skipped: cancelled or done", extra=self._log())
+                return self._result("skipped")
+            return self._result(self._attempt(export, keys))
+
+    def _attempt(self, export: Mapping[str, Any] | None, keys: SigningKeys) -> str:
+        """Make this attempt (or redo what follows a recorded one); returns the outcome."""
         webhook = (export or {}).get("webhook")
-        if not claim_job(self.key, scheduler=self.scheduler):
-            # Cancelled, done, or claimed by a run that may have died after recording its attempt.
-            if export is not None and webhook is not None:
-                self._resume(webhook)
-            logger.info("webhook delivery skipped: already claimed", extra=self._log())
-            return self._result("skipped")
         if export is None or webhook is None or export["status"] not in EVENT_TYPES:
             logger.warning("webhook delivery skipped: no ended job with a callback", extra=self._log())
-            return self._finish("skipped")
+            return "skipped"
         if _recorded(webhook, self.attempt) is not None:
             self._resume(webhook)
-            return self._finish("resumed")
+            return "resumed"
         if webhook["status"] in _FINAL:
-            return self._finish("skipped")
+            return "skipped"
 
         now = self.now()
         body = event_body(export)
@@ -231,7 +233,7 @@ class _Delivery:
             self.job_id, record, status, delivered_at=_iso(self.now()) if delivered else None
         ):
             self._follow_up(status, [*webhook.get("attempts", []), record])
-        return self._finish(status.value)
+        return status.value
 
     def _resume(self, webhook: Mapping[str, Any]) -> None:
         """This attempt was recorded by a run that may have died before its follow-up: redo that, if
@@ -284,10 +286,6 @@ class _Delivery:
             },
         )
         logger.warning("webhook callback failed", extra={**self._log(), "reason": message})
-
-    def _finish(self, outcome: str) -> dict[str, Any]:
-        complete_job(self.key, scheduler=self.scheduler)
-        return self._result(outcome)
 
     def _result(self, outcome: str) -> dict[str, Any]:
         return {"job_id": self.job_id, "attempt": self.attempt, "outcome": outcome}

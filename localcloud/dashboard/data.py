@@ -199,9 +199,9 @@ class DashboardData:
             now=self.cloud.clock.now, dynamodb_client=self.cloud.client("dynamodb"),
             scheduler_client=self.cloud.client("scheduler"),
         )  # fmt: skip
-        outcome = jobs.cancel(job_key)
-        if outcome is CancelOutcome.NOT_FOUND:
+        if jobs.status(job_key) is None:  # cancel() would record a cancellation in advance
             raise NotFound(f"no delayed job {job_key}")
+        outcome = jobs.cancel(job_key)
         if outcome is not CancelOutcome.CANCELLED:
             raise Refused(f"job {job_key} cannot be cancelled: {outcome.value.replace('_', ' ')}")
         return {"job_key": job_key, "outcome": outcome.value}

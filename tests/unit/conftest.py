@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from localcloud.lambda_context import LocalLambdaContext
 from localcloud.sqs_events import lambda_event
-from shared.aws import reset_clients
+from shared.aws import client, reset_clients
 from shared.settings import consumer_settings
 
 REGION = "us-east-1"
@@ -159,3 +160,35 @@ def tables(aws: None, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 def context(remaining_seconds: float = 30.0, name: str = "unit-test-function") -> LocalLambdaContext:
     return LocalLambdaContext(function_name=name, timeout_seconds=remaining_seconds)
+
+
+@dataclass
+class AwsFaults:
+    """Fails the code's own AWS calls (the cached ``shared.aws`` clients) as a throttled or failing service
+    does once the SDK's retries are spent: the call raises ``ClientError`` with ``code``."""
+
+    injected: list[str]
+
+    def fail(
+        self,
+        service: str,
+        operation: str,
+        *,
+        times: int = 1,
+        code: str = "ThrottlingException",
+        when: Callable[[dict[str, Any]], bool] = lambda _params: True,
+    ) -> None:
+        remaining = [times]
+
+        def maybe_fail(params: dict[str, Any], **_kwargs: Any) -> None:
+            if remaining[0] > 0 and when(params):
+                remaining[0] -= 1
+                self.injected.append(f"{operation}:{code}")
+                raise ClientError({"Error": {"Code": code, "Message": "injected by the test"}}, operation)
+
+        client(service).meta.events.register(f"provide-client-params.{service}.{operation}", maybe_fail)
+
+
+@pytest.fixture
+def aws_faults(aws: None) -> AwsFaults:
+    return AwsFaults(injected=[])

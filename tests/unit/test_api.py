@@ -22,6 +22,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventModel
 
 from shared import api
+from shared.events import OrderCreated
 from shared.exports import ExportJobs, ExportRequest
 from shared.progress import Progress
 from tests.conftest import EVENTS, load_event
@@ -97,9 +98,11 @@ def env(aws: None, monkeypatch: pytest.MonkeyPatch) -> Env:
         "ORDERS_TOPIC_ARN": resources.topic_arn,
         "EXPORT_STATE_MACHINE_ARN": resources.state_machine_arn,
         "EXPORT_JOBS_TABLE_NAME": JOBS,
+        "IDEMPOTENCY_TABLE_NAME": make_table("idempotency", "id", ttl="expiration"),
     }.items():
         monkeypatch.setenv(variable, value)
     monkeypatch.delenv("WEBHOOK_ALLOW_INSECURE", raising=False)
+    api._publish_order_once.cache_clear()  # the idempotency store binds its table at first use
     return resources
 
 
@@ -218,16 +221,45 @@ def test_orders_without_a_key_get_new_event_ids(env: Env, call: Call) -> None:
     assert len(env.published()) == 2
 
 
-def test_a_retried_order_with_the_same_key_publishes_the_same_event_id(env: Env, call: Call) -> None:
+def test_a_retried_order_with_the_same_key_is_answered_the_same_and_published_once(
+    env: Env, call: Call
+) -> None:
     # Given an order posted with an Idempotency-Key, and retried
     event = request("api-post-order.json")
-    first, second = body(call(event)), body(call(event))
-    # Then both answers and both published events have one event id, derived from the key
-    assert first["event_id"] == second["event_id"] == api.order_event_id("order-ord-0001")
-    assert [json.loads(m["Body"])["event_id"] for m in env.published()] == [first["event_id"]] * 2
+    first, second = call(event), call(event)
+    # Then both answers name one event, the second says it is a replay, and one event was published
+    assert body(first)["event_id"] == body(second)["event_id"]
+    assert (header(first, api.REPLAYED_HEADER), header(second, api.REPLAYED_HEADER)) == (None, "true")
+    assert [json.loads(m["Body"])["event_id"] for m in env.published()] == [body(first)["event_id"]]
     # And another key is another event
     other = body(call(request("api-post-order.json", headers={"Idempotency-Key": "order-ord-0002"})))
-    assert other["event_id"] != first["event_id"]
+    assert other["event_id"] != body(first)["event_id"]
+
+
+def test_the_same_order_key_with_another_body_is_409_and_the_first_order_stands(env: Env, call: Call) -> None:
+    """The defect this guards: the event id came from the key alone, so a second, different order with the
+    same key was accepted with the first one's event id; inventory dead-lettered it as a conflicting
+    duplicate and analytics overwrote the first order's row with it."""
+    # Given an order accepted with a key
+    event = request("api-post-order.json")
+    first = body(call(event))
+    # When another order arrives with the same key
+    changed = {**json.loads(event["body"]), "customer_id": "cus-someone-else"}
+    response = call(request("api-post-order.json", body=changed))
+    # Then it is refused with 409, and only the first order was published
+    document = problem(response, 409, "idempotency-key-reused")
+    assert "order" in document["detail"]
+    assert [json.loads(m["Body"])["data"] for m in env.published()] == [json.loads(event["body"])]
+    assert body(call(event))["event_id"] == first["event_id"]
+
+
+def test_an_order_event_id_names_the_key_and_the_body() -> None:
+    """Even after the key's record expired, a different body under the same key is a different event."""
+    order = OrderCreated.model_validate_json(load_event("api-post-order.json")["body"])
+    other = order.model_copy(update={"customer_id": "cus-other"})
+    assert api.order_event_id("k-1", order) == api.order_event_id("k-1", order)
+    assert len({api.order_event_id("k-1", order), api.order_event_id("k-1", other),
+                api.order_event_id("k-2", order)}) == 3  # fmt: skip
 
 
 def test_a_schema_invalid_order_is_422_with_the_field_errors(env: Env, call: Call) -> None:
@@ -551,7 +583,7 @@ def test_the_openapi_document_describes_every_route_and_problem() -> None:
     assert {key: sorted(op["responses"]) for key, op in operations.items()} == {
         ("/exports", "post"): ["202", "400", "409", "413", "415", "422", "500"],
         ("/exports/{job_id}", "get"): ["200", "400", "404", "500"],
-        ("/orders", "post"): ["202", "400", "413", "415", "422", "500"],
+        ("/orders", "post"): ["202", "400", "409", "413", "415", "422", "500"],
     }
     for operation in operations.values():
         for code, response in operation["responses"].items():

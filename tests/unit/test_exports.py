@@ -17,6 +17,7 @@ from shared.analytics import AnalyticsSink
 from shared.events import EVENT_MODELS, decode_event
 from shared.exports import (
     COLUMNS,
+    FAILURE_MESSAGES,
     CheckpointConflict,
     ExportJobs,
     ExportRequest,
@@ -468,16 +469,15 @@ def test_fail_export_records_the_error_and_stops_further_runs(seeded: None) -> N
     run(job_id, budget_ms=0)
     # When the state machine gives up and invokes "fail" with what it caught
     job = fail_export(job_id, {"Error": "Sandbox.Timedout", "Cause": "x" * 10_000})
-    # Then the job is FAILED with the error, its cause truncated
+    # Then the job is FAILED with the public form of the error
     assert job["status"] == "FAILED"
-    assert job["error"]["error"] == "Sandbox.Timedout"
-    assert len(job["error"]["cause"]) == 4_096
+    assert job["error"] == {"code": "timeout", "message": "The export did not finish in time."}
     assert job["finished_at"]
     # And a late run does nothing, and failing again changes nothing
     dynamodb = Recorder(_client("dynamodb"))
     assert run(job_id, dynamodb=dynamodb)["done"] is True
     assert dynamodb.of("scan") == []
-    assert fail_export(job_id, {"Error": "Other"})["error"]["error"] == "Sandbox.Timedout"
+    assert fail_export(job_id, {"Error": "Other"})["error"]["code"] == "timeout"
 
 
 def test_fail_export_does_not_undo_a_success(seeded: None) -> None:
@@ -567,5 +567,38 @@ def test_the_sample_failure_marks_a_running_job_failed(seeded: None, event_file:
     create(failure["job_id"])
     run(failure["job_id"], budget_ms=0)
     job = handle(failure, FakeContext(60_000, FakeClock()))
-    assert (job["status"], job["error"]["error"]) == ("FAILED", "Sandbox.Timedout")
-    assert "Task timed out" in job["error"]["cause"]
+    assert (job["status"], job["error"]["code"]) == ("FAILED", "timeout")
+
+
+def test_a_failure_cause_reaches_the_log_and_never_the_job(
+    seeded: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The defect this guards: the job stored Step Functions' Cause (the Lambda error and stack trace, with
+    ARNs, the account id, table names and source paths), which GET /exports/{id} and export.failed showed."""
+    # Given a running job, and the Cause a crashed worker leaves (its error message and stack trace)
+    job_id = create()
+    run(job_id, budget_ms=0)
+    cause = json.dumps({
+        "errorMessage": "An error occurred (AccessDeniedException) when calling the Scan operation: User: "
+        "arn:aws:sts::123456789012:assumed-role/AsyncStack-ExportWorkerRole/fn is not authorized on "
+        "arn:aws:dynamodb:us-east-1:123456789012:table/AsyncStack-AnalyticsTable-1X2Y3Z",
+        "errorType": "ClientError",
+        "stackTrace": ['  File "/var/task/shared/exports.py", line 700, in _scan_page\n'],
+    })  # fmt: skip
+    # When the workflow marks it failed
+    job = fail_export(job_id, {"Error": "ClientError", "Cause": cause})
+    stored = ExportJobs().get(job_id)
+    # Then neither the job nor what callers see of it carries any of the cause; the log has it all
+    assert stored is not None
+    for shown in (json.dumps(job), json.dumps(stored)):
+        for secret in (
+            "123456789012",
+            "arn:aws",
+            "AnalyticsTable",
+            "/var/task",
+            "AccessDenied",
+            "ClientError",
+        ):
+            assert secret not in shown
+    assert job["error"] == {"code": "failed", "message": FAILURE_MESSAGES["failed"]}
+    assert any("AnalyticsTable-1X2Y3Z" in str(getattr(r, "cause", "")) for r in caplog.records)

@@ -19,6 +19,7 @@ from shared.jobs import (
     MAX_SQS_DELAY_SECONDS,
     CancelOutcome,
     InvalidJobKeyError,
+    JobBusyError,
     JobConfigError,
     JobMessage,
     JobScheduler,
@@ -30,8 +31,7 @@ from shared.jobs import (
     PayloadTooLargeError,
     UnknownJobTypeError,
     cancel_job,
-    claim_job,
-    complete_job,
+    run_once,
     schedule_job,
     schedule_name_for,
 )
@@ -361,12 +361,24 @@ def test_cancel_twice_reports_already_cancelled(scheduler: JobScheduler) -> None
     assert cancel_job("c2", scheduler=scheduler) is CancelOutcome.ALREADY_CANCELLED
 
 
-def test_cancel_unknown_key_is_not_found(scheduler: JobScheduler) -> None:
-    """Cancelling a key nobody scheduled is reported as NOT_FOUND."""
-    # Given no job
-    # When an unknown key is cancelled
-    # Then NOT_FOUND
-    assert cancel_job("nope", scheduler=scheduler) is CancelOutcome.NOT_FOUND
+def test_a_key_cancelled_before_it_is_scheduled_is_never_scheduled(
+    scheduler: JobScheduler, queue: WorkQueueFixture
+) -> None:
+    """A conversion handled before its signup (the signup event was retried) cancels jobs that do not exist
+    yet: the cancellation is recorded, and the later schedule of that key sends nothing."""
+    # Given a key cancelled before anything was scheduled under it
+    assert cancel_job("early", scheduler=scheduler) is CancelOutcome.CANCELLED_BEFORE_SCHEDULED
+    # When it is scheduled afterwards, through each path
+    soon = schedule_job("send_reminder", {}, key="early", delay=timedelta(seconds=30), scheduler=scheduler)
+    later = schedule_job("send_reminder", {}, key="early", delay=timedelta(days=2), scheduler=scheduler)
+    # Then nothing is sent or scheduled, the job says cancelled, and the record expires like any job's
+    assert (soon.created, soon.status, later.created, later.status) == (
+        False, JobStatus.CANCELLED, False, JobStatus.CANCELLED,
+    )  # fmt: skip
+    assert delayed_count(queue) == 0 and receive(queue) == [] and schedules() == []
+    stored = item("early")
+    assert stored is not None and int(stored["expires_at"]["N"]) == int((T0 + timedelta(days=7)).timestamp())
+    assert cancel_job("early", scheduler=scheduler) is CancelOutcome.ALREADY_CANCELLED
 
 
 def test_cancel_after_schedule_fired_ignores_missing_schedule(scheduler: JobScheduler) -> None:
@@ -385,9 +397,10 @@ def test_cancel_after_claim_or_complete_is_already_done(scheduler: JobScheduler,
     """A running or finished job can no longer be cancelled."""
     # Given a job that was claimed (and maybe completed)
     schedule_job("expire_cart", {}, key="c4", delay=timedelta(seconds=30), scheduler=scheduler)
-    assert claim_job("c4", scheduler=scheduler) is True
+    claim = scheduler.claim("c4")
+    assert claim is not None
     if complete:
-        assert complete_job("c4", scheduler=scheduler) is True
+        assert scheduler.complete(claim) is True
 
     # When it is cancelled
     # Then ALREADY_DONE
@@ -402,42 +415,76 @@ def test_claim_after_cancel_is_refused(
     schedule_job("expire_cart", {}, key="c5", delay=timedelta(seconds=30), scheduler=scheduler)
     assert cancel_job("c5", scheduler=scheduler) is CancelOutcome.CANCELLED
 
-    # When its message still arrives and the worker tries to claim it
+    # When its message still arrives and the worker tries to run it
     clock.move_to(T0 + timedelta(seconds=31))
     message = JobMessage.parse(receive(queue)[0]["Body"])
-    claimed = claim_job(message.job_key, scheduler=scheduler)
+    with run_once(message.job_key, scheduler=scheduler) as claimed:
+        # Then it is told to do nothing
+        assert claimed is False
+    assert item("c5")["status"] == {"S": "cancelled"}  # type: ignore[index]
 
-    # Then the claim is refused
-    assert claimed is False
 
-
-def test_claim_is_exclusive_until_the_lease_ends(
+def test_a_job_claimed_by_a_live_run_comes_back_after_its_lease(
     scheduler: JobScheduler, clock: time_machine.Traveller
 ) -> None:
-    """A duplicate delivery cannot claim a running job, but one after a dead worker's lease can."""
-    # Given a claimed job
+    """A delivery that finds the job held by another run must not be acknowledged: that run may die."""
+    # Given a job claimed by a run that is still within its lease
     schedule_job("expire_cart", {}, key="c6", delay=timedelta(seconds=1), scheduler=scheduler)
-    assert claim_job("c6", scheduler=scheduler) is True
+    assert scheduler.claim("c6") is not None
 
-    # When a duplicate claims within the lease, and another after it expires
-    duplicate = claim_job("c6", scheduler=scheduler)
+    # When a second delivery tries to run it, within the lease and after it
+    clock.move_to(T0 + timedelta(minutes=5))
+    with pytest.raises(JobBusyError) as busy, run_once("c6", scheduler=scheduler):
+        pytest.fail("a held job must not run twice")
     clock.move_to(T0 + scheduler.claim_lease + timedelta(seconds=1))
-    after_lease = claim_job("c6", scheduler=scheduler)
+    with run_once("c6", scheduler=scheduler) as claimed:
+        ran_after_lease = claimed
 
-    # Then only the late one wins
-    assert duplicate is False
-    assert after_lease is True
+    # Then the first is a transient error that asks to come back when the lease ends; the second runs
+    assert busy.value.retry_after_seconds == 10 * 60
+    assert ran_after_lease is True
+    assert item("c6")["status"] == {"S": "done"}  # type: ignore[index]
 
 
-def test_claim_unknown_and_complete_unclaimed_are_refused(scheduler: JobScheduler) -> None:
-    """Missing jobs are never run, and only a running job can be completed."""
-    # Given a pending job
-    schedule_job("expire_cart", {}, key="c7", delay=timedelta(seconds=5), scheduler=scheduler)
+def test_a_failed_run_releases_its_claim_so_the_redelivery_runs_it(scheduler: JobScheduler) -> None:
+    """The defect this guards: a run that failed after its claim kept the job `running` for the whole lease,
+    and the redelivery found it claimed and was acknowledged: the job never ran."""
+    # Given a due job whose first run fails (a throttled write, say)
+    schedule_job("expire_cart", {}, key="c8", delay=timedelta(seconds=1), scheduler=scheduler)
+    with pytest.raises(RuntimeError), run_once("c8", scheduler=scheduler) as claimed:
+        assert claimed is True
+        raise RuntimeError("throttled")
+    # When it is delivered again at once
+    with run_once("c8", scheduler=scheduler) as claimed_again:
+        ran = claimed_again
+    # Then the job was pending again after the failure, and the second run ran it and finished it
+    assert ran is True
+    assert item("c8")["status"] == {"S": "done"}  # type: ignore[index]
 
-    # When claiming a missing key and completing the unclaimed job
-    # Then both are refused
-    assert claim_job("missing", scheduler=scheduler) is False
-    assert complete_job("c7", scheduler=scheduler) is False
+
+def test_a_claim_taken_over_after_its_lease_cannot_complete_or_release(
+    scheduler: JobScheduler, clock: time_machine.Traveller
+) -> None:
+    """A run that outlived its lease no longer owns the job: its completion or release changes nothing."""
+    # Given a claim whose lease ended, and another run that took the job over
+    schedule_job("expire_cart", {}, key="c9", delay=timedelta(seconds=1), scheduler=scheduler)
+    stale = scheduler.claim("c9")
+    clock.move_to(T0 + scheduler.claim_lease + timedelta(seconds=1))
+    current = scheduler.claim("c9")
+    assert stale is not None and current is not None
+    # When the stale run completes or releases it
+    # Then nothing changes, and the current run still completes it
+    assert scheduler.release(stale) is False
+    assert scheduler.complete(stale) is False
+    assert item("c9")["status"] == {"S": "running"}  # type: ignore[index]
+    assert scheduler.complete(current) is True
+
+
+def test_an_unknown_job_does_nothing(scheduler: JobScheduler) -> None:
+    """Missing jobs are never run."""
+    with run_once("missing", scheduler=scheduler) as claimed:
+        assert claimed is False
+    assert item("missing") is None
 
 
 # -- bad input ---------------------------------------------------------------------------------
@@ -654,8 +701,10 @@ def test_a_recurring_firing_is_claimed_once(scheduler: JobScheduler) -> None:
     # Given a firing of a recurring job, keyed by its scheduled time
     key = "daily-summary:2030-01-01T06:00:00Z"
     # When it is delivered twice
-    first = claim_job(key, recurring=True, scheduler=scheduler)
-    second = claim_job(key, recurring=True, scheduler=scheduler)
+    runs = []
+    for _ in range(2):
+        with run_once(key, recurring=True, scheduler=scheduler) as claimed:
+            runs.append(claimed)
     # Then it runs once
-    assert (first, second) == (True, False)
-    assert claim_job("never-scheduled", scheduler=scheduler) is False
+    assert runs == [True, False]
+    assert scheduler.claim("never-scheduled") is None

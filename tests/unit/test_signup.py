@@ -14,7 +14,7 @@ import pytest
 from shared.events import USER_CONVERTED, USER_SIGNED_UP, EventEnvelope, UserConverted, UserSignedUp
 from shared.jobs import default_scheduler
 from shared.signup import SummaryJob, UserJob
-from tests.unit.conftest import REGION, WorkQueueFixture, context, make_table, make_work_queue
+from tests.unit.conftest import REGION, AwsFaults, WorkQueueFixture, context, make_table, make_work_queue
 
 pytestmark = pytest.mark.unit
 
@@ -124,6 +124,50 @@ def test_a_due_job_sends_its_email_once_however_often_it_is_delivered(
     # Then one reminder email exists
     assert first == second == {"batchItemFailures": []}
     assert _outbox(tables) == {"welcome#u-1", "job.signup_reminder#u-1"}
+
+
+def test_a_reminder_whose_email_write_failed_is_sent_when_it_comes_back(
+    work_queue: WorkQueueFixture, journey: WorkQueueFixture, tables: dict[str, str], aws_faults: AwsFaults
+) -> None:
+    """The defect this guards: a run that failed after claiming the job kept the claim, so the redelivery
+    was acknowledged as done and the reminder was never sent."""
+    # Given a due reminder, and an outbox whose next write is throttled beyond the SDK's retries
+    long_ago = datetime.now(UTC) - timedelta(hours=24)
+    work_queue.send(_user_event(USER_SIGNED_UP, SIGNUP, occurred_at=long_ago), type=USER_SIGNED_UP)
+    fresh_handler("signup").handler(work_queue.receive_event(), context())
+    [reminder] = journey.receive_event()["Records"]
+    jobs = fresh_handler("jobs")
+    aws_faults.fail("dynamodb", "PutItem", when=lambda p: p["TableName"] == tables["OUTBOX_TABLE_NAME"])
+    # When the jobs worker runs it (the write fails), and then runs it again when SQS redelivers it
+    first = jobs.handler({"Records": [reminder]}, context())
+    second = jobs.handler({"Records": [reminder]}, context())
+    # Then the first attempt is reported failed, and the redelivery sends the reminder
+    assert aws_faults.injected == ["PutItem:ThrottlingException"]
+    assert first == {"batchItemFailures": [{"itemIdentifier": reminder["messageId"]}]}
+    assert second == {"batchItemFailures": []}
+    assert _outbox(tables) == {"welcome#u-1", "job.signup_reminder#u-1"}
+
+
+def test_a_conversion_handled_before_its_signup_leaves_no_follow_ups(
+    work_queue: WorkQueueFixture, journey: WorkQueueFixture, tables: dict[str, str]
+) -> None:
+    """A signup event that was retried can arrive after the user already converted."""
+    # Given user.converted handled first
+    handler = fresh_handler("signup")
+    work_queue.send(_user_event(USER_CONVERTED, {"user_id": "u-1", "plan": "pro"}), type=USER_CONVERTED)
+    assert handler.handler(work_queue.receive_event(), context()) == {"batchItemFailures": []}
+    # When the user's user.signed_up arrives afterwards, with the reminder due within SQS's reach
+    long_ago = datetime.now(UTC) - timedelta(hours=23, minutes=55)
+    work_queue.send(_user_event(USER_SIGNED_UP, SIGNUP, occurred_at=long_ago), type=USER_SIGNED_UP)
+    assert handler.handler(work_queue.receive_event(), context()) == {"batchItemFailures": []}
+    # Then the welcome email goes out, and no follow-up is scheduled on either path
+    assert _outbox(tables) == {"welcome#u-1"}
+    assert _schedules() == []
+    assert journey.counts() == {"visible": 0, "in_flight": 0}
+    delayed = journey.sqs.get_queue_attributes(
+        QueueUrl=journey.url, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+    )["Attributes"]["ApproximateNumberOfMessagesDelayed"]
+    assert delayed == "0"
 
 
 def test_a_recurring_daily_summary_firing_runs_once(

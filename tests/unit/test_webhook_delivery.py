@@ -33,7 +33,7 @@ from shared.exports import (
     run_export,
     webhook_job_key,
 )
-from shared.jobs import MAX_SQS_DELAY_SECONDS, JobConfigError, JobScheduler, schedule_job
+from shared.jobs import MAX_SQS_DELAY_SECONDS, JobBusyError, JobConfigError, JobScheduler, schedule_job
 from shared.webhook_delivery import (
     MAX_ATTEMPTS,
     RETRY_DELAYS,
@@ -44,7 +44,7 @@ from shared.webhook_delivery import (
     next_delay,
 )
 from shared.webhooks import clear_secret_cache, ensure_secret
-from tests.unit.conftest import REGION, WorkQueueFixture, context, make_table, make_work_queue
+from tests.unit.conftest import REGION, AwsFaults, WorkQueueFixture, context, make_table, make_work_queue
 
 pytestmark = pytest.mark.unit
 
@@ -413,14 +413,16 @@ def test_a_failed_job_sends_export_failed(
 ) -> None:
     # Given a job with a callback that the workflow failed
     ExportJobs().create("exp-bad", ExportRequest(callback_url=receiver.url))
-    fail_export("exp-bad", {"Error": "Sandbox.Timedout", "Cause": "Task timed out"})
+    cause = "Task timed out after 300.00 seconds in arn:aws:lambda:us-east-1:123456789012:function:Export"
+    fail_export("exp-bad", {"Error": "Sandbox.Timedout", "Cause": cause})
     # When its delivery runs
     run_next_attempt(stack, clock)
-    # Then the receiver got export.failed with the error, under the failed job's message id
+    # Then the receiver got export.failed with the public error (no cause), under the failed job's message id
     [request] = receiver.requests
     event = json.loads(request["body"])
     assert (event["type"], event["data"]["status"]) == ("export.failed", "FAILED")
-    assert event["data"]["error"]["error"] == "Sandbox.Timedout"
+    assert event["data"]["error"] == {"code": "timeout", "message": "The export did not finish in time."}
+    assert b"123456789012" not in request["body"] and b"Task timed out" not in request["body"]
     assert request["headers"]["webhook-id"] == "msg_exp-bad_FAILED"
     assert request["verified"] is True
     assert webhook("exp-bad")["status"] == "delivered"
@@ -568,7 +570,7 @@ class FailingSqs:
         raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "simulated"}}, "SendMessage")
 
 
-def test_a_crash_after_recording_an_attempt_still_schedules_the_next(
+def test_a_failure_after_recording_an_attempt_still_schedules_the_next(
     stack: Stack, receiver: Receiver
 ) -> None:
     # Given a failing receiver, and a worker whose scheduling of attempt 2 fails after attempt 1 was recorded
@@ -580,13 +582,54 @@ def test_a_crash_after_recording_an_attempt_still_schedules_the_next(
         deliver(envelope, job, scheduler=JobScheduler(**{**vars(delivery_scheduler()), "sqs_client": broken}))
     assert webhook("exp-crash")["status"] == "scheduled"
     assert "exp-crash.webhook.2" not in job_items()
-    # When the delivery is retried (its claim is still held by the crashed run)
+    # When the delivery is retried (the failed run released its claim)
     outcome = deliver(envelope, job)
     # Then it does not post again, but schedules attempt 2
-    assert outcome["outcome"] == "skipped"
+    assert outcome["outcome"] == "resumed"
     assert len(receiver.requests) == 1
     assert job_items()["exp-crash.webhook.2"]["status"] == "pending"
     assert len(webhook("exp-crash")["attempts"]) == 1
+
+
+def test_an_attempt_whose_recording_failed_is_made_again(
+    stack: Stack, receiver: Receiver, aws_faults: AwsFaults
+) -> None:
+    """The defect this guards: a run that failed after its claim kept it, the redelivery was acknowledged
+    as done, and the webhook stayed `scheduled` with no attempt, nothing queued and nothing in a DLQ."""
+    # Given a receiver answering 500 once, and the write that records attempt 1 throttled
+    receiver.failures = 1
+    finish_export("exp-throttled", receiver.url)
+    envelope, job = envelope_for("exp-throttled", 1)
+    aws_faults.fail("dynamodb", "UpdateItem", when=lambda p: p["TableName"] == EXPORT_JOBS)
+    with pytest.raises(ClientError):
+        deliver(envelope, job)
+    # When SQS delivers attempt 1 again
+    outcome = deliver(envelope, job)
+    # Then the attempt is made again and recorded, and the webhook is delivered
+    assert aws_faults.injected == ["UpdateItem:ThrottlingException"]
+    assert outcome["outcome"] == "delivered"
+    assert len(receiver.requests) == 2
+    assert [a["status_code"] for a in webhook("exp-throttled")["attempts"]] == [204]
+    assert webhook("exp-throttled")["status"] == "delivered"
+
+
+def test_a_delivery_held_by_a_run_that_died_comes_back_after_its_lease(
+    stack: Stack, receiver: Receiver, clock: time_machine.Traveller
+) -> None:
+    # Given a delivery claimed by a run that died before posting (its claim is held for the lease)
+    finish_export("exp-died", receiver.url)
+    envelope, job = envelope_for("exp-died", 1)
+    scheduler = delivery_scheduler()
+    assert scheduler.claim(envelope.event_id) is not None
+    # When the delivery comes back within the lease, and after it
+    with pytest.raises(JobBusyError) as busy:
+        deliver(envelope, job)
+    clock.move_to(T0 + scheduler.claim_lease + timedelta(seconds=1))
+    outcome = deliver(envelope, job)
+    # Then it is retried (not acknowledged) until the lease ends, and then delivered once
+    assert busy.value.retry_after_seconds == int(scheduler.claim_lease.total_seconds())
+    assert outcome["outcome"] == "delivered"
+    assert len(receiver.requests) == 1
 
 
 def test_a_delivery_for_an_unknown_job_or_one_without_callback_does_nothing(
