@@ -47,8 +47,8 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, Server, ServerVariable
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponseHeader
 from aws_lambda_powertools.event_handler.openapi.params import Path as PathParam
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponseHeader
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.idempotency import (

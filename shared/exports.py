@@ -57,6 +57,7 @@ from shared.observability import logger
 from shared.progress import Progress
 from shared.settings import table_name
 from shared.ssrf import MAX_URL_LENGTH, check_callback_url, insecure_allowed
+from shared.workflows import transient_aws_errors
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -941,6 +942,7 @@ def fail_export(
     return job
 
 
+@transient_aws_errors
 def handle(event: Mapping[str, Any], context: RemainingTime) -> dict[str, Any]:
     """The worker's entry point: ``{"action": "run" | "fail", "job_id": ..., "error": {...}}``."""
     action = event.get("action")

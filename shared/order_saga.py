@@ -35,6 +35,7 @@ from shared.payments import (
     SimulatedPaymentProvider,
 )
 from shared.settings import table_name
+from shared.workflows import transient_aws_errors
 
 __all__ = [
     "BusinessRuleViolation",
@@ -117,6 +118,7 @@ def _action(event: Mapping[str, Any], actions: tuple[str, ...]) -> str:
 # -- payments ------------------------------------------------------------------------------------
 
 
+@transient_aws_errors
 def run_payment_step(event: Mapping[str, Any], provider: PaymentProvider | None = None) -> dict[str, Any]:
     """``charge`` the order's total, or ``refund`` it (the compensation)."""
     action = _action(event, ("charge", "refund"))
@@ -139,6 +141,7 @@ def run_payment_step(event: Mapping[str, Any], provider: PaymentProvider | None 
 # -- inventory -----------------------------------------------------------------------------------
 
 
+@transient_aws_errors
 def run_inventory_step(
     event: Mapping[str, Any], repository: InventoryRepository | None = None
 ) -> dict[str, Any]:
@@ -220,6 +223,7 @@ def failure_message(order: SagaOrder, failure: SagaFailure) -> EmailMessage:
     )
 
 
+@transient_aws_errors
 def run_notification_step(
     event: Mapping[str, Any],
     provider: EmailProvider | None = None,

@@ -14,6 +14,7 @@ import boto3
 import pytest
 
 from shared.analytics import AnalyticsSink
+from shared.errors import TransientError
 from shared.events import EVENT_MODELS, decode_event
 from shared.exports import (
     COLUMNS,
@@ -34,7 +35,7 @@ from shared.exports import (
 )
 from shared.progress import NOT_DONE_CAP
 from tests.unit.builders import order_envelope
-from tests.unit.conftest import REGION, context, make_table
+from tests.unit.conftest import REGION, AwsFaults, context, make_table
 
 pytestmark = pytest.mark.unit
 
@@ -602,3 +603,21 @@ def test_a_failure_cause_reaches_the_log_and_never_the_job(
             assert secret not in shown
     assert job["error"] == {"code": "failed", "message": FAILURE_MESSAGES["failed"]}
     assert any("AnalyticsTable-1X2Y3Z" in str(getattr(r, "cause", "")) for r in caplog.records)
+
+
+def test_an_export_run_whose_scan_is_throttled_is_retried_by_its_workflow(
+    seeded: None, aws_faults: AwsFaults
+) -> None:
+    """The defect this guards: a throttled scan reached the workflow as `ClientError`, which the run's retry
+    list does not name, so the export failed for good at its first throttle."""
+    # Given a job, and the source table's scan throttled beyond the SDK's retries
+    ExportJobs().create("exp-throttled", ExportRequest(chunk_size=10))
+    aws_faults.fail("dynamodb", "Scan")
+    # When the workflow runs a chunk
+    with pytest.raises(TransientError):
+        handle({"action": "run", "job_id": "exp-throttled"}, context())
+    # Then the next run (the workflow's retry) goes on
+    assert handle({"action": "run", "job_id": "exp-throttled"}, context())["status"] in (
+        "RUNNING",
+        "SUCCEEDED",
+    )

@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from shared.errors import TransientError
 from shared.inventory import InventoryRepository
@@ -31,7 +32,7 @@ from shared.order_saga import (
 )
 from shared.payments import SimulatedPaymentProvider
 from tests.conftest import EVENTS, load_event
-from tests.unit.conftest import REGION, context, make_table
+from tests.unit.conftest import REGION, AwsFaults, context, make_table
 
 pytestmark = pytest.mark.unit
 
@@ -430,6 +431,45 @@ def test_the_handlers_raise_the_error_types_the_workflow_matches_on(
     with pytest.raises(Exception) as raised:
         invoke(name, event)
     assert type(raised.value).__name__ == error_type
+
+
+STEP_WRITES = [
+    ("order_payments", "charge", "UpdateItem"),
+    ("order_payments", "refund", "UpdateItem"),
+    ("order_inventory", "reserve", "TransactWriteItems"),
+    ("order_inventory", "release", "GetItem"),
+    ("order_notifications", "confirm", "PutItem"),
+]
+
+
+@pytest.mark.parametrize(("name", "action", "operation"), STEP_WRITES)
+@pytest.mark.parametrize(
+    "code", ["ThrottlingException", "ProvisionedThroughputExceededException", "InternalServerError"]
+)
+def test_an_aws_failure_that_outlasts_the_sdk_retries_is_a_transient_step_error(
+    saga: SagaTables, aws_faults: AwsFaults, name: str, action: str, operation: str, code: str
+) -> None:
+    """The defect this guards: such a ClientError reached the workflow as `ClientError`, which no retry list
+    names, so one throttled write failed the step for good: a charge went into compensation, a failed
+    refund or release ended the saga in CompensationFailed."""
+    # Given a step whose table call keeps failing for a moment (the SDK's own retries are spent)
+    if action in ("refund", "release"):
+        invoke(name, {"action": "charge" if name == "order_payments" else "reserve", "order": order()})
+    aws_faults.fail("dynamodb", operation, code=code)
+    # When the workflow invokes the step
+    with pytest.raises(TransientError) as raised:
+        invoke(name, {"action": action, "order": order()})
+    # Then it fails with the name the step's retry list matches, the AWS error chained for the log
+    assert aws_faults.injected == [f"{operation}:{code}"]
+    assert type(raised.value).__name__ == "TransientError"
+    assert code in str(raised.value)
+
+
+def test_an_aws_failure_no_retry_fixes_still_fails_the_step(saga: SagaTables, aws_faults: AwsFaults) -> None:
+    aws_faults.fail("dynamodb", "UpdateItem", code="AccessDeniedException")
+    with pytest.raises(ClientError) as raised:
+        invoke("order_payments", {"action": "charge", "order": order()})
+    assert raised.value.response["Error"]["Code"] == "AccessDeniedException"
 
 
 # -- the samples, run as the workflow runs them ---------------------------------------------------
