@@ -8,6 +8,7 @@ import os
 from aws_cdk import Acknowledgment, App, Aspects, Environment, Validations
 from cdk_nag import AwsSolutionsChecks
 
+from infra.alarms import AlarmsNotify
 from infra.job_api import ApiAuth
 from infra.packaging import LambdaTarget, default_target, host_target
 from infra.rules import QueueConsumerRules
@@ -16,6 +17,8 @@ from infra.stack import AsyncStack
 LOCAL_CLOUD_CONTEXT = "asyncstack:localCloud"
 # "api_key" (default) or "iam": how the job API authorises callers.
 API_AUTH_CONTEXT = "asyncstack:apiAuth"
+# Comma-separated addresses subscribed by email to the alarm topic (each confirms by mail).
+ALARM_EMAIL_CONTEXT = "asyncstack:alarmEmail"
 
 
 def build_app(context: dict[str, str] | None = None, outdir: str | None = None) -> App:
@@ -35,6 +38,7 @@ def build_app(context: dict[str, str] | None = None, outdir: str | None = None) 
         api_auth=ApiAuth(str(app.node.try_get_context(API_AUTH_CONTEXT) or ApiAuth.API_KEY.value)),
         # Only locally may webhook callbacks be plain HTTP to loopback (the local receivers).
         allow_insecure_callbacks=local_cloud,
+        alarm_emails=[e.strip() for e in str(app.node.try_get_context(ALARM_EMAIL_CONTEXT) or "").split(",") if e.strip()],
     )  # fmt: skip
     if local_cloud:
         Validations.of(stack).acknowledge(
@@ -45,6 +49,7 @@ def build_app(context: dict[str, str] | None = None, outdir: str | None = None) 
             )
         )
     Aspects.of(app).add(QueueConsumerRules())
+    Aspects.of(app).add(AlarmsNotify())
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aws_cdk import Acknowledgment, Duration, Stack, Token, Validations
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_scheduler as scheduler
@@ -17,6 +18,7 @@ from constructs import Construct
 
 from infra.tables import on_demand_table
 from infra.work_queue import WorkQueue, standalone_dead_letter_queue
+from shared.jobs import CLAIM_LEASE_VARIABLE
 
 
 class DelayedJobs(Construct):
@@ -37,6 +39,8 @@ class DelayedJobs(Construct):
         retry_attempts: int = 3,
         max_concurrency: int | None = 5,
         max_batching_window: Duration = Duration.seconds(1),
+        max_record_duration: Duration | None = None,
+        alarm_actions: Sequence[cloudwatch.IAlarmAction] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         self.job_types = tuple(job_types)
@@ -48,6 +52,8 @@ class DelayedJobs(Construct):
             consumer=worker,
             max_concurrency=max_concurrency,
             max_batching_window=max_batching_window,
+            max_record_duration=max_record_duration,
+            alarm_actions=alarm_actions,
         )
         self.group = scheduler.CfnScheduleGroup(self, "Group")
         self.target_dead_letter_queue, self.target_dead_letter_alarm = standalone_dead_letter_queue(
@@ -57,6 +63,7 @@ class DelayedJobs(Construct):
             holds="the schedules' target deliveries that kept failing (their DeadLetterConfig)",
             alarm_description=f"Scheduled jobs of {self.node.path} could not be delivered to the jobs queue: "
             "inspect and resend",
+            alarm_actions=alarm_actions,
         )
         account = Stack.of(self).account
         self.role = iam.Role(
@@ -71,6 +78,10 @@ class DelayedJobs(Construct):
         self.target_dead_letter_queue.grant_send_messages(self.role)
         self.table.grant(worker, "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem")
         worker.add_environment("JOBS_TABLE_NAME", self.table.table_name)
+        # A claim must outlast the run that holds it, and no run outlasts the worker's timeout.
+        worker.add_environment(
+            CLAIM_LEASE_VARIABLE, str(int((worker.timeout or Duration.seconds(3)).to_seconds()))
+        )
         worker.add_environment("JOB_TYPES", ",".join(self.job_types))
 
     def grant_scheduling(self, function: lambda_.Function) -> None:

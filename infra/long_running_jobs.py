@@ -14,7 +14,10 @@ Standard, not Express: an export may run longer than Express's five minutes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
@@ -55,6 +58,7 @@ class LongRunningJobs(Construct):
         max_job_duration: Duration = Duration.hours(6),
         run_retries: int = 5,
         keep_results: Duration = Duration.days(30),
+        alarm_actions: Sequence[cloudwatch.IAlarmAction] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         self.table = on_demand_table(self, "Table", "job_id")
@@ -134,5 +138,6 @@ class LongRunningJobs(Construct):
             reason="Standard: a job may outlive Express's 5 minutes, and the job id (the execution name) "
             "starts each job once.",
             timeout=max_job_duration,
+            alarm_actions=alarm_actions,
         )
         self.workflow.acknowledge_invoked(worker)

@@ -13,7 +13,10 @@ second execution of the same name. Charging a card must happen once per order.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
@@ -81,6 +84,7 @@ class OrderSaga(Construct):
         inventory: lambda_.IFunction,
         notifications: lambda_.IFunction,
         timeout: Duration = Duration.minutes(15),
+        alarm_actions: Sequence[cloudwatch.IAlarmAction] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         accept = sfn.Pass(self, "AcceptOrder", parameters={"order": sfn.JsonPath.entire_payload})
@@ -149,5 +153,6 @@ class OrderSaga(Construct):
             kind=sfn.StateMachineType.STANDARD,
             reason="Standard: one execution per order id (the execution name), so a card is charged once.",
             timeout=timeout,
+            alarm_actions=alarm_actions,
         )
         self.workflow.acknowledge_invoked(payments, inventory, notifications)

@@ -11,7 +11,10 @@ Standard: Express workflows do not support ``.waitForTaskToken``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Acknowledgment, Duration, Validations
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
@@ -36,13 +39,15 @@ class RequestReply(Construct):
         clients: tuple[str, ...] = ("Default",),
         heartbeat: Duration = Duration.seconds(30),
         task_timeout: Duration = Duration.minutes(5),
+        alarm_actions: Sequence[cloudwatch.IAlarmAction] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         # A caller is waiting: no batching window, and one request per invocation so that a slow request
         # (a large image) delays nobody else's reply; concurrency comes from the mapping's max concurrency.
         self.requests = WorkQueue(
-            self, "Requests", consumer=worker, batch_size=1, max_batching_window=Duration.seconds(0)
-        )
+            self, "Requests", consumer=worker, batch_size=1, max_batching_window=Duration.seconds(0),
+            alarm_actions=alarm_actions,
+        )  # fmt: skip
         self.reply_queues: dict[str, sqs.Queue] = {}
         for client in clients:
             queue = sqs.Queue(
@@ -89,6 +94,7 @@ class RequestReply(Construct):
             kind=sfn.StateMachineType.STANDARD,
             reason="Standard: Express workflows cannot wait for a task token.",
             timeout=task_timeout.plus(Duration.minutes(1)),
+            alarm_actions=alarm_actions,
         )
         self.workflow.state_machine.grant_task_response(worker)
 

@@ -15,11 +15,14 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from constructs import IConstruct
 
+from shared.settings import SHUTDOWN_MARGIN_VARIABLE
+
 T = TypeVar("T", bound=CfnResource)
 
 SQS_DEFAULT_VISIBILITY = 30
 SQS_DEFAULT_RETENTION = 4 * 24 * 3600
 LAMBDA_DEFAULT_TIMEOUT = 3
+SQS_DEFAULT_BATCH_SIZE = 10
 
 
 @jsii.implements(IAspect)
@@ -79,6 +82,7 @@ def _problems(
                 "can expire in the DLQ before anyone sees it. Fix: set the DLQ's retention_period longer "
                 "(14 days is the maximum)."
             )
+    problems += _shutdown_problems(stack, where, mapping, function, timeout)
     response_types = stack.resolve(mapping.function_response_types) or []
     if "ReportBatchItemFailures" not in response_types:
         problems.append(
@@ -95,6 +99,39 @@ def _problems(
             "DLQ. Fix: lower max_concurrency or raise reserved_concurrent_executions."
         )
     return problems
+
+
+def _shutdown_problems(
+    stack: Stack,
+    where: str,
+    mapping: lambda_.CfnEventSourceMapping,
+    function: lambda_.CfnFunction,
+    timeout: int | None,
+) -> list[str]:
+    """A consumer that declares its longest record (its shutdown margin) must fit a full batch of them."""
+    # The L2 Function renders its environment lazily, which the typed ``environment`` getter cannot
+    # show from Python; the resource's resolved properties hold what will be synthesized.
+    properties = stack.resolve(function._cfn_properties)
+    variables = (properties.get("environment") or {}).get("variables") or {}
+    margin_ms = _number(variables.get(SHUTDOWN_MARGIN_VARIABLE), None)
+    batch_size = _number(mapping.batch_size, SQS_DEFAULT_BATCH_SIZE)
+    if margin_ms is None or timeout is None or batch_size is None:
+        return []
+    margin = margin_ms / 1000
+    if margin >= timeout:
+        return [
+            f"{where}: its shutdown margin ({margin:g} s, the longest one record can take) is not below the "
+            f"function timeout ({timeout} s), so no record would ever start. Fix: raise the timeout."
+        ]
+    if batch_size * margin > timeout:
+        return [
+            f"{where}: a batch of {batch_size} records of up to {margin:g} s each needs {batch_size * margin:g} s, "
+            f"more than the function timeout ({timeout} s): the records it cannot start are released at the "
+            "deadline and gain a receive each time, so they can reach the DLQ without ever being tried. "
+            f"Fix: batch_size at most {int(timeout // margin)} (WorkQueue sizes it from max_record_duration) "
+            "or a longer timeout."
+        ]
+    return []
 
 
 def _number(value: Any, default: int | None) -> int | None:

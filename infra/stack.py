@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from aws_cdk import CfnOutput, Duration, Stack
@@ -9,6 +10,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from infra.alarms import AlarmTopic
 from infra.buckets import access_log_bucket, private_bucket
 from infra.delayed_jobs import DelayedJobs
 from infra.fan_out_topic import FanOutTopic
@@ -40,11 +42,14 @@ class AsyncStack(Stack):
         target: LambdaTarget,
         api_auth: ApiAuth = ApiAuth.API_KEY,
         allow_insecure_callbacks: bool = False,
+        alarm_emails: Sequence[str] = (),
         **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         self.platform = LambdaPlatform.create(self, target=target)
         self.outputs: dict[str, str] = {}
+        self.alarm_topic = AlarmTopic(self, "Alarms", emails=alarm_emails)
+        self.alarm_actions = self.alarm_topic.actions
         self.idempotency = on_demand_table(self, "IdempotencyTable", "id", ttl="expiration")
         self.inventory_table = on_demand_table(self, "InventoryTable", "pk")
         self.outbox = on_demand_table(self, "OutboxTable", "message_id")
@@ -61,6 +66,7 @@ class AsyncStack(Stack):
             for function in (self.api, self.export_worker, self.webhook_worker):
                 function.function.add_environment("WEBHOOK_ALLOW_INSECURE", "true")
         self.outputs |= {
+            "AlarmTopicArn": self.alarm_topic.topic.topic_arn,
             "InventoryTableName": self.inventory_table.table_name,
             "OutboxTableName": self.outbox.table_name,
             "AnalyticsTableName": self.analytics_table.table_name,
@@ -104,14 +110,17 @@ class AsyncStack(Stack):
         self.outbox.grant(email.function, "dynamodb:PutItem")
         self._idempotent(inventory, email)
 
-        inventory_queue = WorkQueue(self, "InventoryQueue", consumer=inventory.function)
-        email_queue = WorkQueue(self, "EmailQueue", consumer=email.function, max_concurrency=2)
+        alarms = self.alarm_actions
+        inventory_queue = WorkQueue(self, "InventoryQueue", consumer=inventory.function, alarm_actions=alarms)
+        email_queue = WorkQueue(
+            self, "EmailQueue", consumer=email.function, max_concurrency=2, alarm_actions=alarms
+        )
         # Fire-and-forget tracking: bigger batches and a longer window mean fewer, fuller bulk writes.
         analytics_queue = WorkQueue(
             self, "AnalyticsQueue", consumer=analytics.function, batch_size=100,
-            max_batching_window=Duration.seconds(5),
+            max_batching_window=Duration.seconds(5), alarm_actions=alarms,
         )  # fmt: skip
-        self.orders = FanOutTopic(self, "OrdersTopic")
+        self.orders = FanOutTopic(self, "OrdersTopic", alarm_actions=alarms)
         created = {"type": sns.SubscriptionFilter.string_filter(allowlist=[ORDER_CREATED])}
         self.orders.subscribe(inventory_queue, filter_policy=created)
         self.orders.subscribe(email_queue, filter_policy=created)
@@ -137,15 +146,19 @@ class AsyncStack(Stack):
             "OUTBOX_TABLE_NAME": self.outbox.table_name,
         }
         jobs_worker = self._function("JobsWorker", "jobs", environment=mailer_environment)
-        jobs = DelayedJobs(self, "Jobs", worker=jobs_worker.function, job_types=JOB_TYPES)
+        jobs = DelayedJobs(
+            self, "Jobs", worker=jobs_worker.function, job_types=JOB_TYPES, alarm_actions=self.alarm_actions
+        )
         jobs.add_recurring("DailySummary", job_type="job.daily_summary", expression="cron(0 6 * * ? *)")
         signup = self._function("SignupWorker", "signup", environment=mailer_environment)
         jobs.grant_scheduling(signup.function)
         for worker in (jobs_worker, signup):
             self.outbox.grant(worker.function, "dynamodb:PutItem")
         self._idempotent(jobs_worker, signup)
-        signup_queue = WorkQueue(self, "SignupQueue", consumer=signup.function)
-        users = FanOutTopic(self, "UsersTopic")
+        signup_queue = WorkQueue(
+            self, "SignupQueue", consumer=signup.function, alarm_actions=self.alarm_actions
+        )
+        users = FanOutTopic(self, "UsersTopic", alarm_actions=self.alarm_actions)
         users.subscribe(
             signup_queue, filter_policy={"type": sns.SubscriptionFilter.string_filter(allowlist=USER_EVENTS)}
         )
@@ -183,7 +196,7 @@ class AsyncStack(Stack):
         self.outbox.grant(notifications.function, "dynamodb:PutItem")
         saga = OrderSaga(
             self, "OrderSaga", payments=payments.function, inventory=inventory.function,
-            notifications=notifications.function,
+            notifications=notifications.function, alarm_actions=self.alarm_actions,
         )  # fmt: skip
         self.outputs |= {
             "OrderWorkflowArn": saga.workflow.arn,
@@ -198,8 +211,9 @@ class AsyncStack(Stack):
         )  # fmt: skip
         self.analytics_table.grant(self.export_worker.function, "dynamodb:Scan")
         self.exports = LongRunningJobs(
-            self, "Exports", worker=self.export_worker.function, access_logs=self.access_logs
-        )
+            self, "Exports", worker=self.export_worker.function, access_logs=self.access_logs,
+            alarm_actions=self.alarm_actions,
+        )  # fmt: skip
         self.outputs |= {
             "ExportWorkflowArn": self.exports.workflow.arn,
             "ExportJobsTableName": self.exports.table.table_name,
@@ -227,7 +241,10 @@ class AsyncStack(Stack):
                 "Images are named by their callers at run time; the worker reads uploads/ and writes "
                 "thumbnails/ only.",
             )
-        resize = RequestReply(self, "ImageResizeRpc", worker=resizer.function, action="image.resize")
+        resize = RequestReply(
+            self, "ImageResizeRpc", worker=resizer.function, action="image.resize",
+            alarm_actions=self.alarm_actions,
+        )  # fmt: skip
         self.outputs |= {
             "ImagesBucketName": images.bucket_name,
             "ImageResizeQueueUrl": resize.requests.queue.queue_url,
@@ -246,7 +263,9 @@ class AsyncStack(Stack):
         )  # fmt: skip
         jobs_table.grant(self.webhook_worker.function, "dynamodb:GetItem", "dynamodb:UpdateItem")
         self._idempotent(self.webhook_worker)
-        webhooks = WebhookDelivery(self, "Webhooks", worker=self.webhook_worker.function)
+        webhooks = WebhookDelivery(
+            self, "Webhooks", worker=self.webhook_worker.function, alarm_actions=self.alarm_actions
+        )
         webhooks.grant_queueing(self.export_worker.function)
         self.api = self._function(
             "ApiHandler", "api",

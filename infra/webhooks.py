@@ -7,27 +7,49 @@ EventBridge Scheduler), and after the last attempt the delivery lands in the web
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+
 from aws_cdk import Acknowledgment, Duration, Validations
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.delayed_jobs import DelayedJobs
 from infra.work_queue import standalone_dead_letter_queue
+from shared.webhook_delivery import MAX_DELIVERY_DURATION
 
 WEBHOOK_JOB_TYPES = ["webhook.deliver"]
+# Letters and digits only: 44 of them are a base64 key of 33 bytes (262 bits), what Standard Webhooks asks.
+SIGNING_KEY_LENGTH = 44
 
 
 class WebhookDelivery(Construct):
     """The secret, the delivery jobs (queue, schedules, DLQ) for ``worker``, and the webhook DLQ."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, worker: lambda_.Function) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        worker: lambda_.Function,
+        alarm_actions: Sequence[cloudwatch.IAlarmAction] = (),
+    ) -> None:
         super().__init__(scope, construct_id)
-        # The value is JSON {"current": "whsec_...", "previous": ..., "previous_valid_until": ...},
-        # initialised by the worker on first use (shared.webhooks.ensure_secret) and rotated with
-        # shared.webhooks.rotate_secret, which keeps the previous key valid for a grace period.
+        # The value is JSON {"current": <key>, "previous": ..., "previous_valid_until": ...}, generated
+        # here at deploy time and rotated by an operator with shared.webhooks.rotate_secret, which keeps
+        # the previous key valid for a grace period. The worker may only read it.
         self.secret = secretsmanager.Secret(
-            self, "SigningSecret", description="Standard Webhooks signing keys (current and previous)"
+            self,
+            "SigningSecret",
+            description="Standard Webhooks signing keys (current and previous)",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                secret_string_template=json.dumps({"previous": None, "previous_valid_until": None}),
+                generate_string_key="current",
+                exclude_punctuation=True,
+                password_length=SIGNING_KEY_LENGTH,
+            ),
         )
         Validations.of(self.secret).acknowledge(
             Acknowledgment(
@@ -36,10 +58,13 @@ class WebhookDelivery(Construct):
                 "shared.webhooks.rotate_secret does that, a Secrets Manager rotation function would not.",
             )
         )
-        # No batching window: a receiver is waiting for each delivery.
+        # No batching window: a receiver is waiting for each delivery. A batch holds only as many
+        # deliveries as can all run to their worst case before the function's deadline.
         self.jobs = DelayedJobs(
-            self, "Jobs", worker=worker, job_types=WEBHOOK_JOB_TYPES, max_batching_window=Duration.seconds(0)
-        )
+            self, "Jobs", worker=worker, job_types=WEBHOOK_JOB_TYPES, max_batching_window=Duration.seconds(0),
+            max_record_duration=Duration.seconds(MAX_DELIVERY_DURATION.total_seconds()),
+            alarm_actions=alarm_actions,
+        )  # fmt: skip
         self.jobs.grant_scheduling(worker)
         self.dead_letter_queue, self.dead_letter_alarm = standalone_dead_letter_queue(
             self,
@@ -47,9 +72,9 @@ class WebhookDelivery(Construct):
             alarm_id="DeadLetterAlarm",
             holds="webhook deliveries that failed every attempt",
             alarm_description=f"A webhook of {self.node.path} failed every attempt: the job shows callback_failed",
+            alarm_actions=alarm_actions,
         )
         self.secret.grant_read(worker)
-        self.secret.grant_write(worker)
         self.dead_letter_queue.grant_send_messages(worker)
         worker.add_environment("WEBHOOK_SECRET_ARN", self.secret.secret_arn)
         worker.add_environment("WEBHOOK_DEAD_LETTER_QUEUE_URL", self.dead_letter_queue.queue_url)

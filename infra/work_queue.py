@@ -19,7 +19,7 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from shared.settings import DEAD_LETTER_QUEUE_TAG
+from shared.settings import DEAD_LETTER_QUEUE_TAG, SHUTDOWN_MARGIN_VARIABLE
 
 LAMBDA_DEFAULT_TIMEOUT = Duration.seconds(3)
 
@@ -52,7 +52,13 @@ def tag_dead_letter_queue(queue: sqs.IQueue) -> None:
 
 
 def standalone_dead_letter_queue(
-    scope: Construct, construct_id: str, *, alarm_id: str, holds: str, alarm_description: str
+    scope: Construct,
+    construct_id: str,
+    *,
+    alarm_id: str,
+    holds: str,
+    alarm_description: str,
+    alarm_actions: Sequence[cloudwatch.IAlarmAction] = (),
 ) -> tuple[sqs.Queue, cloudwatch.Alarm]:
     """A dead-letter queue that no redrive policy names (its senders put messages there themselves,
     or name it in a DeadLetterConfig cdk-nag's SQS3 rule cannot see): kept 14 days, encrypted,
@@ -70,7 +76,14 @@ def standalone_dead_letter_queue(
             id="AwsSolutions::AwsSolutions-SQS3", reason=f"This queue is a dead-letter queue: {holds}."
         )
     )
-    return queue, any_message_alarm(scope, alarm_id, queue, alarm_description)
+    alarm = any_message_alarm(scope, alarm_id, queue, alarm_description)
+    alarm.add_alarm_action(*alarm_actions)
+    return queue, alarm
+
+
+def batch_size_for(function_timeout: Duration, max_record_duration: Duration) -> int:
+    """The largest batch (at most 10) whose every record can run within the timeout at its worst case."""
+    return max(1, min(10, int(function_timeout.to_seconds() // max_record_duration.to_seconds())))
 
 
 class WorkQueue(Construct):
@@ -79,6 +92,11 @@ class WorkQueue(Construct):
     The consumer gets ``QUEUE_URL``, ``DEAD_LETTER_QUEUE_URL`` and ``IDEMPOTENCY_TTL_SECONDS``
     in its environment (read by ``shared.consumer.EventConsumer``), permission to consume the
     queue and to send poison messages straight to the DLQ.
+
+    ``max_record_duration``: the longest one record can take (a worker that calls slow third parties).
+    It becomes the consumer's shutdown margin (no record starts unless it can finish before the
+    deadline) and sizes the batch so that a batch of worst-case records all start: records released
+    at the deadline would gain a receive each time and could reach the DLQ without being tried.
     """
 
     def __init__(
@@ -87,7 +105,8 @@ class WorkQueue(Construct):
         construct_id: str,
         *,
         consumer: lambda_.Function,
-        batch_size: int = 10,
+        batch_size: int | None = None,
+        max_record_duration: Duration | None = None,
         max_batching_window: Duration = Duration.seconds(1),
         max_concurrency: int | None = 5,
         max_receive_count: int = 5,
@@ -99,6 +118,9 @@ class WorkQueue(Construct):
         alarm_actions: Sequence[cloudwatch.IAlarmAction] = (),
     ) -> None:
         super().__init__(scope, construct_id)
+        timeout = consumer.timeout or LAMBDA_DEFAULT_TIMEOUT
+        if batch_size is None:
+            batch_size = 10 if max_record_duration is None else batch_size_for(timeout, max_record_duration)
         # Lambda does not support a batching window on FIFO queues.
         window = Duration.seconds(0) if fifo else max_batching_window
         encryption = sqs.QueueEncryption.KMS if encryption_key else sqs.QueueEncryption.SQS_MANAGED
@@ -118,7 +140,7 @@ class WorkQueue(Construct):
             fifo=fifo or None,
             content_based_deduplication=True if fifo else None,
             retention_period=retention_period,
-            visibility_timeout=visibility_timeout_for(consumer.timeout or LAMBDA_DEFAULT_TIMEOUT, window),
+            visibility_timeout=visibility_timeout_for(timeout, window),
             encryption=encryption,
             encryption_master_key=encryption_key,
             enforce_ssl=True,
@@ -139,6 +161,10 @@ class WorkQueue(Construct):
         consumer.add_environment("QUEUE_URL", self.queue.queue_url)
         consumer.add_environment("DEAD_LETTER_QUEUE_URL", self.dead_letter_queue.queue_url)
         consumer.add_environment("IDEMPOTENCY_TTL_SECONDS", str(int(retention_period.to_seconds())))
+        if max_record_duration is not None:
+            consumer.add_environment(
+                SHUTDOWN_MARGIN_VARIABLE, str(int(max_record_duration.to_milliseconds()))
+            )
 
         self.dead_letter_alarm = any_message_alarm(
             self,

@@ -15,6 +15,8 @@ Standard or Express is the caller's choice and must be deliberate:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
@@ -44,6 +46,7 @@ class Workflow(Construct):
         log_level: sfn.LogLevel = sfn.LogLevel.ALL,
         include_execution_data: bool = False,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+        alarm_actions: Sequence[cloudwatch.IAlarmAction] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         if kind == sfn.StateMachineType.EXPRESS and timeout.to_seconds() > 300:
@@ -91,6 +94,8 @@ class Workflow(Construct):
             )
             for name, (metric, what) in watched.items()
         }
+        for alarm in self.alarms.values():
+            alarm.add_alarm_action(*alarm_actions)
 
     def acknowledge_invoked(self, *functions: lambda_.IFunction) -> None:
         """The Lambda tasks' grants cover each function's versions and aliases (``ARN:*``), nothing else."""

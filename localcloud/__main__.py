@@ -67,8 +67,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     from localcloud.cloud import LocalCloud
 
     cloud = LocalCloud(
-        port=args.port, api_port=args.api_port, dashboard_port=args.dashboard_port, echo_logs=not args.quiet
-    ).start()
+        port=args.port, api_port=args.api_port, dashboard_port=args.dashboard_port, echo_logs=not args.quiet,
+        allowed_origins=args.allowed_origins or (),
+    ).start()  # fmt: skip
     try:
         print(
             f"local cloud: AWS endpoint {cloud.endpoint}, local API {cloud.api.url if cloud.api else 'off'}, "
@@ -88,6 +89,13 @@ def cmd_up(args: argparse.Namespace) -> int:
                     f"{resource['why']}"
                 )
         print(f"local API key (x-api-key): {cloud.api_key}")
+        if cloud.dashboard:
+            print(
+                f"dashboard key (X-Api-Key of its actions, new every run): {cloud.dashboard_key}"
+                f"  (saved for you only in {cloud.dashboard.key_file})"
+            )
+        if cloud.allowed_origins:
+            print(f"web pages allowed to call the AWS endpoint: {', '.join(cloud.allowed_origins)}")
         secret = cloud.webhook_secret()
         if secret:
             print(f"webhook signing secret (verify deliveries with it): {secret}")
@@ -109,6 +117,8 @@ def _print_status(status: dict[str, Any]) -> None:
         f"endpoint {status['endpoint']}  api {status['api_url']}  dashboard {status['dashboard_url']}"
         f"  clock {status['clock']['now']}"
     )
+    if status.get("dashboard_key"):
+        print(f"dashboard key (X-Api-Key of its actions) {status['dashboard_key']}")
     print(f"{'queue':<64} {'visible':>7} {'in flight':>9} {'delayed':>7}")
     for name, q in sorted(status["queues"].items()):
         print(
@@ -134,6 +144,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(status, indent=2, sort_keys=True))
     else:
         _print_status(status)
+    return 0
+
+
+def cmd_dashboard_key(args: argparse.Namespace) -> int:
+    from localcloud.state import read_dashboard_key
+
+    print(read_dashboard_key(args.port))
     return 0
 
 
@@ -270,12 +287,22 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--dashboard-port", type=int, default=3001, help="dashboard port (default 3001)")
     up.add_argument("--no-deploy", action="store_true", help="start empty; deploy yourself with the CDK CLI")
     up.add_argument("--quiet", action="store_true", help="do not print function logs")
+    up.add_argument(
+        "--allow-origin", action="append", dest="allowed_origins", metavar="ORIGIN",
+        help="let web pages on this origin call the AWS endpoint from a browser (repeatable), "
+        "e.g. http://localhost:5173; by default every browser-origin request is refused",
+    )  # fmt: skip
     status = command(
         "status",
         cmd_status,
         "queues, functions, executions, schedules and API calls of a running local cloud",
     )
     status.add_argument("--json", action="store_true", help="one JSON object")
+    command(
+        "dashboard-key", cmd_dashboard_key,
+        "print the key the running dashboard's actions need (X-Api-Key); it is new every run",
+        endpoint=False,
+    ).add_argument("--port", type=int, default=3001, help="the dashboard's port (default 3001)")  # fmt: skip
     send = command(
         "send", cmd_send, "send a JSON file to a stack output (topic, queue, state machine, function, bus)"
     )

@@ -47,6 +47,12 @@ from localcloud.server import LocalCloudError
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
+MAX_LINE_BYTES = 4096  # a chunk-size line or a trailer
+MAX_TRAILERS = 100
+# Hex digits, then chunk extensions after ";" (ignored). No sign, prefix or space: anything looser
+# is read differently by another parser on the way and lets a request hide in a body.
+CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})(;[^\r\n]*)?\r?\n")
+CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
 LAMBDA_URI = re.compile(
     r"^arn:aws[\w-]*:apigateway:[\w-]+:lambda:path/2015-03-31/functions/(?P<function>[^/]+)/invocations$"
 )
@@ -68,6 +74,10 @@ class FunctionError(Exception):
         super().__init__(f"{error_type}: {message}")
         self.error_type = error_type
         self.message = message
+
+
+class BodyTooLarge(Exception):
+    """Past the 10 MB limit before the rest was read: the connection cannot be used again."""
 
 
 class GatewayError(Exception):
@@ -465,17 +475,22 @@ class _Handler(BaseHTTPRequestHandler):
     server: _HttpServer
 
     def _serve(self) -> None:
+        body: bytes | None
         try:
             body = self._read_body()
         except ValueError:
-            self.send_error(400, "Bad request body framing")
+            self.send_error(400, "Bad request body framing")  # and closes: the framing is not to be trusted
             return
+        except BodyTooLarge:
+            body, self.close_connection = None, True  # answered 413; the rest of the body is never read
         request = Request(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
         response = self.server.api.handle(request)
         self.send_response(response.status)
         for name, value in response.headers:
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(response.body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(response.body)
@@ -483,7 +498,8 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
     def _read_body(self) -> bytes | None:
-        """The whole body, or None past 10 MB (read to its end anyway, to keep the connection usable)."""
+        """The whole body, or None past 10 MB. A Content-Length body is read to its end anyway, to
+        keep the connection usable; a chunked one raises BodyTooLarge before the chunk past it."""
         kept: list[bytes] = []
         size = 0
         for chunk in _body_chunks(self.rfile, self.headers):
@@ -500,19 +516,47 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _body_chunks(stream: BufferedIOBase, headers: Any) -> Iterator[bytes]:
-    if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
-        while size := int(stream.readline().split(b";")[0], 16):
-            yield stream.read(size)
-            stream.readline()
-        while stream.readline() not in (b"\r\n", b"\n", b""):  # trailers
-            pass
+    """The body in pieces of at most 64 KiB; ValueError for framing that cannot be trusted."""
+    encoding = headers.get_all("Transfer-Encoding")
+    lengths = headers.get_all("Content-Length")
+    if encoding:
+        if lengths or len(encoding) > 1 or encoding[0].strip().lower() != "chunked":
+            raise ValueError(f"unsupported Transfer-Encoding {encoding} (with Content-Length {lengths})")
+        yield from _chunked(stream)
         return
-    remaining = int(headers.get("Content-Length") or 0)
-    if remaining < 0:
-        raise ValueError("negative Content-Length")
-    while remaining > 0:
-        chunk = stream.read(min(remaining, 1 << 16))
-        if not chunk:
+    if lengths and (len(lengths) > 1 or not CONTENT_LENGTH.fullmatch(lengths[0].strip())):
+        raise ValueError(f"Content-Length {lengths} is not one number of bytes")
+    yield from _exactly(stream, int(lengths[0]) if lengths else 0)
+
+
+def _chunked(stream: BufferedIOBase) -> Iterator[bytes]:
+    total = 0
+    while True:
+        size_line = CHUNK_SIZE.fullmatch(stream.readline(MAX_LINE_BYTES))
+        if size_line is None:
+            raise ValueError("a chunk size must be hex digits")
+        size = int(size_line[1], 16)
+        if size == 0:
+            break
+        total += size
+        if total > MAX_BODY_BYTES:  # before reading it: a huge size would otherwise be read whole
+            raise BodyTooLarge
+        yield from _exactly(stream, size)
+        if stream.readline(3) not in (b"\r\n", b"\n"):
+            raise ValueError("a chunk's data must end its line")
+    for _ in range(MAX_TRAILERS):  # trailers, up to the empty line; ignored
+        line = stream.readline(MAX_LINE_BYTES)
+        if line in (b"\r\n", b"\n"):
             return
-        remaining -= len(chunk)
-        yield chunk
+        if not line.endswith(b"\n"):
+            raise ValueError("the trailers end early or a trailer is too long")
+    raise ValueError(f"more than {MAX_TRAILERS} trailers")
+
+
+def _exactly(stream: BufferedIOBase, size: int) -> Iterator[bytes]:
+    while size > 0:
+        piece = stream.read(min(size, 1 << 16))
+        if not piece:
+            raise ValueError("the body ended early")
+        size -= len(piece)
+        yield piece

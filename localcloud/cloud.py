@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from localcloud.server import (
     LocalCloudError,
     RequestHook,
     SerializedMotoApp,
+    allowed_origin,
     local_client,
     serve_moto,
 )  # fmt: skip
@@ -75,6 +77,7 @@ class LocalCloud:
         self, *, port: int = 4566, api_port: int | None = 3000, host: str = "127.0.0.1",
         workdir: Path = WORKDIR, echo_logs: bool = False, clock: Clock | None = None,
         api_key: str = LOCAL_API_KEY, max_environments: int = 4, dashboard_port: int | None = None,
+        allowed_origins: Sequence[str] = (),
     ) -> None:  # fmt: skip
         self.port = port
         self.api_port = api_port
@@ -83,8 +86,12 @@ class LocalCloud:
         self.echo_logs = echo_logs
         self.clock = clock or Clock()
         self.api_key = api_key
+        # The dashboard's actions need it: made per run, so no page or script can know it in advance.
+        self.dashboard_key = secrets.token_urlsafe(32)
         self.max_environments = max_environments
         self.dashboard_port = dashboard_port
+        # web pages that may call the AWS endpoint (their browsers send Origin); none by default
+        self.allowed_origins = tuple(allowed_origin(origin) for origin in allowed_origins)
         self.endpoint = f"http://{host}:{port}"
         self._stack = ExitStack()
         self._clients: dict[str, Any] = {}
@@ -109,7 +116,9 @@ class LocalCloud:
         moto_api_backend.reset()
         self.workdir.mkdir(parents=True, exist_ok=True)
         try:
-            self.app = self._stack.enter_context(serve_moto(self.port, self.host))
+            self.app = self._stack.enter_context(
+                serve_moto(self.port, self.host, allowed_origins=self.allowed_origins)
+            )
             log = LogSink(self.workdir / "logs", echo=sys.stdout if self.echo_logs else None)
             self._stack.callback(log.close)
             self.runtime = LocalRuntime(
@@ -142,7 +151,7 @@ class LocalCloud:
                 from localcloud.dashboard import Dashboard, DashboardData
 
                 data = DashboardData(self)
-                self.dashboard = Dashboard(data, api_key=self.api_key, port=self.dashboard_port).start()
+                self.dashboard = Dashboard(data, api_key=self.dashboard_key, port=self.dashboard_port).start()
                 self._stack.callback(self.dashboard.close)
             self.app.control = self._control
         except BaseException:
@@ -263,13 +272,13 @@ class LocalCloud:
         return report
 
     def webhook_secret(self) -> str | None:
-        """The current webhook signing secret (``whsec_...``) of the deployed stack, set up on first use."""
-        from shared.webhooks import ensure_secret
+        """The current webhook signing secret (``whsec_...``) of the deployed stack (generated at deploy)."""
+        from shared.webhooks import load_signing_keys
 
         arn = self.stack_outputs().get("WebhookSecretArn")
         if arn is None:
             return None
-        return ensure_secret(arn, client=self.client("secretsmanager"))
+        return load_signing_keys(arn, client=self.client("secretsmanager"), refresh=True).current
 
     # -- state -------------------------------------------------------------------------------
 
@@ -393,6 +402,7 @@ class LocalCloud:
             "api_url": self.api.url if self.api else None,
             "dashboard_url": self.dashboard.url if self.dashboard else None,
             "api_key": self.api_key,
+            "dashboard_key": self.dashboard_key if self.dashboard else None,
             "webhook_secret": self.webhook_secret(),
             "clock": {
                 "now": self.clock.now().isoformat(),

@@ -115,6 +115,7 @@ def run_demo(*, events: int = 200, patterns: Sequence[str] | None = None, port: 
             say(
                 f"\nthe local cloud stays up: dashboard {cloud.dashboard.url}, endpoint {cloud.endpoint} (Ctrl-C stops it)"
             )
+            say(f"dashboard key (X-Api-Key of its actions): {cloud.dashboard_key}")
             stop = threading.Event()
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
             with suppress(KeyboardInterrupt):

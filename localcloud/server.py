@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import ipaddress
 import json
 import logging
 import re
@@ -10,7 +11,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -267,6 +268,97 @@ class SerializedMotoApp:
         return [data]
 
 
+_ORIGIN = re.compile(r"^https?://[^/\s*?#@]+$")
+_BROWSER_SITES = ("cross-site", "same-site")
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+_HOST_PORT = re.compile(r"^\[?(?P<name>[^\]]*?)\]?(:\d+)?$")
+
+
+def _loopback_host(host_header: str, bound: str) -> bool:
+    """The Host header names this machine: a page that rebinds its own name to 127.0.0.1 is refused."""
+    match = _HOST_PORT.match(host_header.strip().lower())
+    name = match.group("name").rstrip(".") if match else ""
+    if name in _LOOPBACK_NAMES or name.endswith(".localhost") or name == bound:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def allowed_origin(origin: str) -> str:
+    """``origin`` as browsers send it (``scheme://host[:port]``, lower case), or a LocalCloudError."""
+    normal = origin.strip().rstrip("/").lower()
+    if not _ORIGIN.match(normal):
+        raise LocalCloudError(
+            f"{origin!r} is not an origin to allow: give one page's scheme://host[:port], "
+            "e.g. --allow-origin http://localhost:5173 (never *)"
+        )
+    return normal
+
+
+class OriginGate:
+    """Refuses what a browser sends for a web page (``Origin``, a cross-site ``Sec-Fetch-Site``, a
+    CORS preflight) unless that page's origin is allowed. The endpoint has no authentication, so
+    otherwise any page the user opens could read and change the cloud's state. AWS SDKs and the AWS
+    CLI send none of these headers."""
+
+    def __init__(self, app: Any, allowed_origins: Iterable[str] = (), *, host: str = "127.0.0.1") -> None:
+        self.app = app
+        self.allowed = frozenset(allowed_origin(origin) for origin in allowed_origins)
+        self.host = host
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        # DNS rebinding: a page whose name now resolves to 127.0.0.1 is "same-origin" to itself and sends
+        # no Origin on a GET, but its requests still carry its own name as Host.
+        if not _loopback_host(environ.get("HTTP_HOST", ""), self.host):
+            return self._refuse(f"requests for host {environ.get('HTTP_HOST')!r}", start_response)
+        origin = environ.get("HTTP_ORIGIN")
+        preflight = (
+            environ.get("REQUEST_METHOD") == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ
+        )
+        if origin is None:
+            if preflight or environ.get("HTTP_SEC_FETCH_SITE", "").lower() in _BROWSER_SITES:
+                return self._refuse("requests a browser sends for another site", start_response)
+            return self.app(environ, start_response)
+        if origin not in self.allowed:
+            return self._refuse(f"requests from web pages (origin {origin})", start_response)
+        if preflight:
+            headers = [
+                *self._allow(origin),
+                ("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, PATCH, DELETE"),
+                ("Access-Control-Allow-Headers", environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS", "")),
+                ("Access-Control-Max-Age", "600"),
+            ]
+            start_response("204 No Content", headers)
+            return [b""]
+
+        def allowing(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+            # Ours replace any moto sets (S3 answers bucket CORS rules, possibly with *).
+            kept = [(k, v) for k, v in headers if not k.lower().startswith("access-control-")]
+            exposed = ("Access-Control-Expose-Headers", ", ".join(name for name, _ in kept))
+            return start_response(status, [*kept, *self._allow(origin), exposed], *exc_info)
+
+        return self.app(environ, allowing)
+
+    @staticmethod
+    def _allow(origin: str) -> list[tuple[str, str]]:
+        return [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
+
+    @staticmethod
+    def _refuse(what: str, start_response: Any) -> list[bytes]:
+        message = (
+            f"{what} are refused: the local cloud has no authentication. "
+            "Allow a page you trust with `python -m localcloud up --allow-origin <its origin>`"
+        )
+        data = json.dumps({"__type": "AccessDeniedException", "message": message}).encode()
+        start_response(
+            "403 Forbidden",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(data))), ("Vary", "Origin")],
+        )
+        return [data]
+
+
 @contextmanager
 def moto_server(port: int, host: str = "127.0.0.1") -> Iterator[str]:
     """Run moto's server on ``host:port`` for the duration of the block; yields the endpoint URL."""
@@ -276,16 +368,22 @@ def moto_server(port: int, host: str = "127.0.0.1") -> Iterator[str]:
 
 
 @contextmanager
-def serve_moto(port: int, host: str = "127.0.0.1") -> Iterator[SerializedMotoApp]:
-    """Run moto's server on ``host:port`` for the duration of the block; yields the app (counters, hooks)."""
+def serve_moto(
+    port: int, host: str = "127.0.0.1", *, allowed_origins: Iterable[str] = ()
+) -> Iterator[SerializedMotoApp]:
+    """Run moto's server on ``host:port`` for the duration of the block; yields the app (counters, hooks).
+    Web pages may call it only from ``allowed_origins`` (see OriginGate)."""
     _ensure_free(host, port)
-    from moto.moto_server.threaded_moto_server import MotoRequestHandler
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from moto.moto_server import werkzeug_app
     from werkzeug.serving import make_server
 
+    # moto grants CORS to every origin (flask-cors on each service's app, built on first use):
+    # off, and OriginGate decides instead.
+    werkzeug_app.DISABLE_GLOBAL_CORS = True
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-    app = SerializedMotoApp(DomainDispatcherApplication(create_backend_app))
-    server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+    app = SerializedMotoApp(werkzeug_app.DomainDispatcherApplication(werkzeug_app.create_backend_app))
+    gate = OriginGate(app, allowed_origins, host=host)
+    server = make_server(host, port, gate, threaded=True, request_handler=werkzeug_app.MotoRequestHandler)
     thread = threading.Thread(target=server.serve_forever, name="moto-server", daemon=True)
     thread.start()
     try:

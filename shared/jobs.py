@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 __all__ = [
+    "CLAIM_LEASE_VARIABLE",
     "MAX_JOB_KEY_LENGTH",
     "MAX_SQS_DELAY_SECONDS",
     "PAST_DUE_TOLERANCE",
@@ -96,7 +97,9 @@ PAST_DUE_TOLERANCE = timedelta(seconds=1)
 # Job items outlive their due time by this much (TTL), long enough to answer cancel/claim/debugging.
 ITEM_RETENTION = timedelta(days=7)
 # How long a claim blocks other claims; a worker that died mid-job lets a redelivery take over after.
+# The stack sets the worker's own timeout (JOBS_CLAIM_LEASE_SECONDS): no run outlives it.
 DEFAULT_CLAIM_LEASE = timedelta(minutes=15)
+CLAIM_LEASE_VARIABLE = "JOBS_CLAIM_LEASE_SECONDS"
 MAX_JOB_KEY_LENGTH = 128  # the job key is the job message's event_id
 
 # Scheduler names: 1..64 of [0-9A-Za-z_.-]. "job-" + slug + "-" + 16 hex chars of SHA-256.
@@ -250,6 +253,7 @@ class _JobsSettings(BaseModel):
     dead_letter_arn: str = Field(alias="JOBS_DEAD_LETTER_ARN", min_length=1)
     jobs_table: str = Field(alias="JOBS_TABLE_NAME", min_length=1)
     job_types: frozenset[str] = Field(alias="JOB_TYPES", min_length=1)
+    claim_lease_seconds: int | None = Field(default=None, alias="JOBS_CLAIM_LEASE_SECONDS", gt=0)
 
     @field_validator("job_types", mode="before")
     @classmethod
@@ -323,7 +327,11 @@ class JobScheduler:
             raise JobConfigError(
                 "jobs API environment is incomplete: " + "; ".join(problems) + " (the stack passes these)"
             ) from exc
-        return cls(**settings.model_dump())
+        lease = settings.claim_lease_seconds
+        return cls(
+            **settings.model_dump(exclude={"claim_lease_seconds"}),
+            claim_lease=DEFAULT_CLAIM_LEASE if lease is None else timedelta(seconds=lease),
+        )
 
     # clients, resolved on use so nothing is created at import or construction time
     @property
@@ -736,8 +744,10 @@ def _job_state_only() -> JobScheduler:
     table = os.environ.get("JOBS_TABLE_NAME")
     if not table:
         raise JobConfigError("JOBS_TABLE_NAME is not set (the stack passes it to the jobs worker)")
+    lease = os.environ.get(CLAIM_LEASE_VARIABLE)
     return JobScheduler(queue_url="", queue_arn="", schedule_group="", role_arn="", dead_letter_arn="",
-                        jobs_table=table, job_types=frozenset())  # fmt: skip
+                        jobs_table=table, job_types=frozenset(),
+                        claim_lease=timedelta(seconds=int(lease)) if lease else DEFAULT_CLAIM_LEASE)  # fmt: skip
 
 
 @contextmanager

@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 # Every dead-letter queue of the stack carries this tag, so tools (the local dashboard, an
 # operator's script) find them all, including those no redrive policy names.
 DEAD_LETTER_QUEUE_TAG = "asyncstack:dead-letter-queue"
+# A consumer stops taking records this long before its deadline: the longest one record can take.
+SHUTDOWN_MARGIN_VARIABLE = "SHUTDOWN_MARGIN_MS"
 
 
 class ConsumerSettings(BaseModel):

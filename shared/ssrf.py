@@ -22,11 +22,14 @@ import ssl
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, quote, urlsplit, urlunsplit
 
 __all__ = [
     "ALLOW_INSECURE_VARIABLE",
+    "MAX_REQUEST_SECONDS",
     "DeliveryError",
     "IPAddress",
     "Response",
@@ -40,6 +43,13 @@ __all__ = [
 ALLOW_INSECURE_VARIABLE = "WEBHOOK_ALLOW_INSECURE"
 MAX_URL_LENGTH = 2048
 MAX_ADDRESSES_TRIED = 3  # of a host's addresses, so a dead host cannot hold a worker for long
+DNS_TIMEOUT = 2.0
+CONNECT_TIMEOUT = 3.0
+READ_TIMEOUT = 10.0
+# The longest one ``post`` can take with the default timeouts: what a worker must budget per request.
+MAX_REQUEST_SECONDS = DNS_TIMEOUT + MAX_ADDRESSES_TRIED * CONNECT_TIMEOUT + READ_TIMEOUT
+# Characters left as they are when a URL's path and query are percent-encoded (RFC 3986 reserved ones).
+_URL_SAFE = "/?#[]@!$&'()*+,;=:%~"
 USER_AGENT = "asyncstack-webhooks/1"
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -154,8 +164,18 @@ def _check_host(host: str, *, allow_insecure: bool) -> None:
         raise UnsafeCallbackUrl("callback URL host must not be localhost")
 
 
+def _percent_encoded(parts: SplitResult) -> str:
+    """The URL with its path, query and fragment in ASCII (non-ASCII characters as UTF-8 %XX escapes):
+    an HTTP request line carries only ASCII, so such a URL could never be called as given."""
+    return urlunsplit((
+        parts.scheme, parts.netloc, quote(parts.path, safe=_URL_SAFE), quote(parts.query, safe=_URL_SAFE),
+        quote(parts.fragment, safe=_URL_SAFE),
+    ))  # fmt: skip
+
+
 def check_callback_url(url: str, *, allow_insecure: bool = False) -> str:
-    """``url`` if it may be given as a callback (the addresses are checked again when it is called)."""
+    """``url`` as it will be called, if it may be given as a callback (the addresses are checked again when
+    it is called): non-ASCII characters of its path and query percent-encoded."""
     parts = urlsplit(_check_text(url))
     schemes = ("https", "http") if allow_insecure else ("https",)
     if parts.scheme.lower() not in schemes:
@@ -173,7 +193,12 @@ def check_callback_url(url: str, *, allow_insecure: bool = False) -> str:
     if port is not None and port not in _ALLOWED_PORTS and port < _MIN_UNPRIVILEGED_PORT:
         raise UnsafeCallbackUrl(f"callback URL port must be 80, 443 or 1024-65535, not {port}")
     _check_host(parts.hostname, allow_insecure=allow_insecure)
-    return url
+    encoded = _percent_encoded(parts)
+    if len(encoded) > MAX_URL_LENGTH:
+        raise UnsafeCallbackUrl(
+            f"callback URL must be at most {MAX_URL_LENGTH} characters once percent-encoded"
+        )
+    return encoded
 
 
 # -- the addresses -----------------------------------------------------------------------------
@@ -221,15 +246,26 @@ def _blocked_reason(ip: IPAddress, *, allow_loopback: bool = False) -> str | Non
     return reasons[0] if reasons else None
 
 
-def resolve_safe(host: str, port: int, *, allow_insecure: bool = False) -> list[IPAddress]:
+# getaddrinfo has no timeout of its own: lookups run here, and the caller stops waiting after DNS_TIMEOUT.
+_resolver = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ssrf-dns")
+
+
+def resolve_safe(
+    host: str, port: int, *, allow_insecure: bool = False, timeout: float = DNS_TIMEOUT
+) -> list[IPAddress]:
     """Every address of ``host``, if all are public; ``UnsafeCallbackUrl`` if any is not.
 
     All of them, not the first: a name with one public and one private address would otherwise let
     the connection land on the private one."""
     literal = _literal_ip(host.strip("[]").split("%", 1)[0])
     lookup = str(literal) if literal is not None else _ascii_host(host)
+    lookup_done = _resolver.submit(
+        socket.getaddrinfo, lookup, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+    )
     try:
-        answers = socket.getaddrinfo(lookup, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+        answers = lookup_done.result(timeout=timeout)
+    except FutureTimeoutError as exc:
+        raise DeliveryError(f"could not resolve {host}: no answer within {timeout:g} s") from exc
     except (socket.gaierror, UnicodeError) as exc:
         raise DeliveryError(f"could not resolve {host}: {exc}") from exc
     addresses: list[IPAddress] = []
@@ -359,24 +395,25 @@ def post(
     headers: Mapping[str, str],
     *,
     allow_insecure: bool = False,
-    connect_timeout: float = 3,
-    read_timeout: float = 10,
+    dns_timeout: float = DNS_TIMEOUT,
+    connect_timeout: float = CONNECT_TIMEOUT,
+    read_timeout: float = READ_TIMEOUT,
     max_response_bytes: int = 64 * 1024,
 ) -> Response:
     """POST ``body`` to ``url`` without following redirects; any HTTP answer is a ``Response``.
 
     ``UnsafeCallbackUrl`` if the URL or any address of its host may not be called, ``DeliveryError``
-    if no HTTP answer came: connect (and TLS handshake) within ``connect_timeout`` per address,
-    then the whole answer up to ``max_response_bytes`` within ``read_timeout``."""
-    check_callback_url(url, allow_insecure=allow_insecure)
-    parts = urlsplit(url)
+    if no HTTP answer came: the name resolved within ``dns_timeout``, a connection (and TLS handshake)
+    within ``connect_timeout`` per address, then the whole answer up to ``max_response_bytes`` within
+    ``read_timeout``. With the defaults that is ``MAX_REQUEST_SECONDS`` at most."""
+    parts = urlsplit(check_callback_url(url, allow_insecure=allow_insecure))
     tls = parts.scheme.lower() == "https"
     default_port = 443 if tls else 80
     port = parts.port or default_port
     raw_host = parts.hostname or ""
     literal = _literal_ip(raw_host.split("%", 1)[0])
     host = str(literal) if literal is not None else _ascii_host(raw_host).rstrip(".")
-    addresses = resolve_safe(host, port, allow_insecure=allow_insecure)
+    addresses = resolve_safe(host, port, allow_insecure=allow_insecure, timeout=dns_timeout)
     sock = _connect_any(addresses, port, host, tls=tls, timeout=connect_timeout)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     request_headers = {

@@ -44,6 +44,7 @@ __all__ = [
     "DEAD_LETTER_VARIABLE",
     "EVENT_TYPES",
     "MAX_ATTEMPTS",
+    "MAX_DELIVERY_DURATION",
     "RETRY_DELAYS",
     "WEBHOOK_MAX_SQS_DELAY_SECONDS",
     "DeliveryJob",
@@ -64,6 +65,9 @@ RETRY_DELAYS = (
     timedelta(hours=10),
 )
 MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
+# The longest one delivery record can take: the POST at its worst (DNS, three connects, the read) and
+# the AWS calls around it. The consumer's batch and shutdown margin are sized from it.
+MAX_DELIVERY_DURATION = timedelta(seconds=ssrf.MAX_REQUEST_SECONDS + 9)
 JITTER = 0.10
 WEBHOOK_MAX_SQS_DELAY_SECONDS = 60
 DEAD_LETTER_VARIABLE = "WEBHOOK_DEAD_LETTER_QUEUE_URL"

@@ -6,20 +6,27 @@ A delivery carries ``webhook-id`` (the same on every retry, so receivers can ded
 separated by spaces. A secret is ``whsec_<base64 key>``.
 
 The secrets live in one Secrets Manager secret (``WEBHOOK_SECRET_ARN``) as JSON
-``{"current": ..., "previous": ..., "previous_valid_until": ...}``. After a rotation both keys sign
-until ``previous_valid_until``: receivers can switch to the new key whenever they like within that
-grace period, as every delivery verifies with either. Warm environments cache the value for
-``CACHE_TTL``, so a rotation reaches them within that time (the rotating one at once).
+``{"current": ..., "previous": ..., "previous_valid_until": ...}``. Its first value is generated when
+the stack is deployed (``current``: 44 random letters and digits, a base64 key, which receivers may
+use with or without the ``whsec_`` prefix). The delivery worker only reads it: a value it cannot
+read is an error that names the secret, never a reason to write a new one (every receiver would
+then reject every delivery). Rotation is an operator's action (``python -m shared.webhooks rotate``)
+with the operator's credentials. After a rotation both keys sign until ``previous_valid_until``:
+receivers can switch to the new key whenever they like within that grace period, as every
+delivery verifies with either. Warm environments cache the value for ``CACHE_TTL``, so a rotation
+reaches them within that time.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import binascii
 import hashlib
 import hmac
 import json
 import secrets as random_bytes
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -39,7 +46,6 @@ __all__ = [
     "InvalidWebhookSecret",
     "SigningKeys",
     "clear_secret_cache",
-    "ensure_secret",
     "headers_for",
     "load_signing_keys",
     "new_secret",
@@ -59,7 +65,7 @@ _cache: dict[str, tuple[float, SigningKeys]] = {}
 
 
 class InvalidWebhookSecret(ValueError):
-    """A value that is not ``whsec_`` followed by a non-empty base64 key."""
+    """A signing key that is not base64 (optionally after ``whsec_``), or a stored value that is not ours."""
 
 
 # -- signing -----------------------------------------------------------------------------------
@@ -75,7 +81,7 @@ def _key(secret: str) -> bytes:
     try:
         key = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise InvalidWebhookSecret("a webhook secret must be whsec_ followed by base64") from exc
+        raise InvalidWebhookSecret("a webhook secret must be base64, optionally after whsec_") from exc
     if not key:
         raise InvalidWebhookSecret("a webhook secret must not be empty")
     return key
@@ -130,27 +136,38 @@ class SigningKeys:
         return json.dumps({"current": self.current, "previous": self.previous, "previous_valid_until": until})
 
     @classmethod
-    def parse(cls, text: str | None) -> SigningKeys | None:
-        """The keys in ``text``, or None if it is not our JSON (e.g. a value Secrets Manager generated)."""
+    def parse(cls, text: str | None) -> SigningKeys:
+        """The keys in ``text``; ``InvalidWebhookSecret`` saying what is wrong if it is not our JSON."""
         try:
             data: Any = json.loads(text or "")
         except ValueError:
-            return None
+            raise InvalidWebhookSecret("the value is not JSON") from None
         if not isinstance(data, Mapping):
-            return None
+            raise InvalidWebhookSecret("the value is not a JSON object")
         current, previous, until = data.get("current"), data.get("previous"), data.get("previous_valid_until")
-        if not isinstance(current, str) or not isinstance(previous, str | None):
-            return None
+        if not isinstance(current, str):
+            raise InvalidWebhookSecret('"current" is missing or not a string')
+        if not isinstance(previous, str | None):
+            raise InvalidWebhookSecret('"previous" is not a string')
+        _key(current)
+        if previous is not None:
+            _key(previous)
         try:
-            _key(current)
-            if previous is not None:
-                _key(previous)
             valid_until = None if until is None else datetime.fromisoformat(until)
-        except (InvalidWebhookSecret, TypeError, ValueError):
-            return None
+        except (TypeError, ValueError):
+            raise InvalidWebhookSecret('"previous_valid_until" is not an ISO 8601 time') from None
         if valid_until is not None and valid_until.tzinfo is None:
-            return None
-        return cls(current=current, previous=previous, previous_valid_until=valid_until)
+            raise InvalidWebhookSecret('"previous_valid_until" has no time zone (add Z or +00:00)')
+        return cls(
+            current=_prefixed(current),
+            previous=None if previous is None else _prefixed(previous),
+            previous_valid_until=valid_until,
+        )
+
+
+def _prefixed(secret: str) -> str:
+    """The ``whsec_`` form of a secret (the deploy-time value is the bare base64 key)."""
+    return secret if secret.startswith(SECRET_PREFIX) else SECRET_PREFIX + secret
 
 
 def _secret_id(secret_id: str | None) -> str:
@@ -167,15 +184,23 @@ def _token(purpose: str, version_id: str | None) -> str:
     return hashlib.sha256(f"{purpose}:{version_id or '-'}".encode()).hexdigest()
 
 
-def _read(secret_id: str, client: Any) -> tuple[SigningKeys | None, str | None]:
-    """The stored keys (None if there is no value or not ours) and the current version id."""
+def _read(secret_id: str, client: Any) -> tuple[SigningKeys, str]:
+    """The stored keys and the current version id; ``InvalidWebhookSecret`` if there are none to read."""
     try:
         response = client.get_secret_value(SecretId=secret_id)
     except ClientError as exc:
-        if _error_code(exc) != "ResourceNotFoundException":  # no value yet (or no secret)
+        if _error_code(exc) != "ResourceNotFoundException":
             raise
-        return None, None
-    return SigningKeys.parse(response.get("SecretString")), response.get("VersionId")
+        raise InvalidWebhookSecret(
+            f"webhook secret {secret_id} has no value: the stack generates one when it is deployed"
+        ) from exc
+    try:
+        return SigningKeys.parse(response.get("SecretString")), response["VersionId"]
+    except InvalidWebhookSecret as exc:
+        raise InvalidWebhookSecret(
+            f"webhook secret {secret_id} cannot be read ({exc}); nothing is signed with it until it is "
+            "fixed: restore the previous version, or write a new value with `python -m shared.webhooks rotate`"
+        ) from None
 
 
 def _write(secret_id: str, client: Any, keys: SigningKeys, token: str) -> bool:
@@ -183,13 +208,8 @@ def _write(secret_id: str, client: Any, keys: SigningKeys, token: str) -> bool:
     try:
         client.put_secret_value(SecretId=secret_id, SecretString=keys.to_json(), ClientRequestToken=token)
     except ClientError as exc:
-        code = _error_code(exc)
-        if code == "ResourceExistsException":
+        if _error_code(exc) == "ResourceExistsException":
             return False
-        if code == "ResourceNotFoundException" and not secret_id.startswith("arn:"):
-            # No secret of that name at all (a bare local setup): create it with the value.
-            client.create_secret(Name=secret_id, SecretString=keys.to_json(), ClientRequestToken=token)
-            return True
         raise
     return True
 
@@ -204,22 +224,6 @@ def clear_secret_cache() -> None:
     _cache.clear()
 
 
-def ensure_secret(secret_id: str, client: Any = None) -> str:
-    """Initialise the secret if it has no value or one that is not ours; returns the current secret."""
-    client = client or aws.client("secretsmanager")
-    keys, version = _read(secret_id, client)
-    if keys is not None:
-        return _cached(secret_id, keys).current
-    fresh = SigningKeys(current=new_secret())
-    if not _write(secret_id, client, fresh, _token("init", version)):
-        keys, _ = _read(secret_id, client)  # another worker initialised it first: use theirs
-        if keys is None:
-            raise InvalidWebhookSecret(f"webhook secret {secret_id} holds a value that is not signing keys")
-        return _cached(secret_id, keys).current
-    logger.info("webhook signing secret initialised", extra={"secret_id": secret_id})
-    return _cached(secret_id, fresh).current
-
-
 def load_signing_keys(
     secret_id: str | None = None, *, client: Any = None, refresh: bool = False
 ) -> SigningKeys:
@@ -228,11 +232,7 @@ def load_signing_keys(
     hit = _cache.get(secret_id)
     if hit is not None and not refresh and time.monotonic() - hit[0] < CACHE_TTL.total_seconds():
         return hit[1]
-    client = client or aws.client("secretsmanager")
-    keys, _ = _read(secret_id, client)
-    if keys is None:
-        ensure_secret(secret_id, client)
-        return _cache[secret_id][1]
+    keys, _ = _read(secret_id, client or aws.client("secretsmanager"))
     return _cached(secret_id, keys)
 
 
@@ -253,22 +253,43 @@ def rotate_secret(
 ) -> str:
     """Make a new current secret; the old current keeps signing for ``grace``. Returns the new secret.
 
-    A previous key still in its grace period is dropped: rotate at most once per grace period."""
+    A previous key still in its grace period is dropped: rotate at most once per grace period. A value
+    that cannot be read is refused (``InvalidWebhookSecret``): fix or restore it first."""
     if grace < timedelta(0):
         raise ValueError(f"grace must not be negative, got {grace}")
     client = client or aws.client("secretsmanager")
     now = now or datetime.now(UTC)
     keys, version = _read(secret_id, client)
-    if keys is None:  # nothing to keep: the first secret is the new one
-        return ensure_secret(secret_id, client)
     rotated = SigningKeys(current=new_secret(), previous=keys.current, previous_valid_until=now + grace)
     if not _write(secret_id, client, rotated, _token("rotate", version)):
         winner, _ = _read(secret_id, client)  # a concurrent rotation from the same version won
-        if winner is None:
-            raise InvalidWebhookSecret(f"webhook secret {secret_id} holds a value that is not signing keys")
         return _cached(secret_id, winner).current
     logger.info(
         "webhook signing secret rotated",
         extra={"secret_id": secret_id, "previous_valid_until": _iso(now + grace)},
     )
     return _cached(secret_id, rotated).current
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m shared.webhooks rotate --secret-id ARN [--grace-hours H]``, with an operator's credentials."""
+    parser = argparse.ArgumentParser(prog="python -m shared.webhooks", description=main.__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    rotate = commands.add_parser(
+        "rotate", help="make a new signing key; the old one signs for the grace period"
+    )
+    rotate.add_argument("--secret-id", required=True, help="the stack output WebhookSecretArn")
+    rotate.add_argument("--grace-hours", type=float, default=DEFAULT_GRACE.total_seconds() / 3600)
+    args = parser.parse_args(argv)
+    try:
+        rotate_secret(args.secret_id, grace=timedelta(hours=args.grace_hours))
+    except (InvalidWebhookSecret, ClientError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    # The new key itself is not printed (it would land in terminal logs): receivers read it from the secret.
+    print(f"rotated {args.secret_id}; the previous key signs for {args.grace_hours:g} more hours")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

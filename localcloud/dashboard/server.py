@@ -1,9 +1,11 @@
 """The dashboard's HTTP server: the page, its JSON endpoints and a server-sent-event stream.
 
 Served on loopback only, to a browser on the same machine. Reading needs nothing; the actions
-(redrive, cancel) are POSTs that carry the local key in ``X-Api-Key``. A request naming another
-host is refused (a DNS-rebinding page cannot reach it), and a page on another origin cannot send
-the key header without a CORS preflight, which is never granted.
+(redrive, cancel) are POSTs that carry the key of this run in ``X-Api-Key`` (saved for the user
+only, see ``localcloud.state``). A request naming another host is refused (a DNS-rebinding page
+cannot reach it), and a page on another origin cannot send the key header without a CORS
+preflight, which is never granted. A refused request closes its connection, and only a plain
+``Content-Length`` frames a body, so no part of a request is ever read as another one.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 
 from localcloud.dashboard.data import DashboardData, NotFound
 from localcloud.server import LocalCloudError
+from localcloud.state import dashboard_key_file, save_secret
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +31,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css", ".js": "text/javascript"}
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 MAX_BODY_BYTES = 4096
+CONTENT_LENGTH = re.compile(r"[0-9]{1,9}")
 SECURITY_HEADERS = (
     ("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"),
     ("X-Content-Type-Options", "nosniff"),
@@ -60,6 +65,7 @@ class Dashboard:
                 f"dashboard port {port} on 127.0.0.1 is in use ({error.strerror}): stop what runs there or pick another port"
             ) from error
         self._server.dashboard = self
+        self.key_file = dashboard_key_file(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, name="dashboard", daemon=True)
 
     @property
@@ -67,6 +73,14 @@ class Dashboard:
         return f"http://127.0.0.1:{self._server.server_address[1]}/"
 
     def start(self) -> Dashboard:
+        try:
+            save_secret(self.key_file, self.api_key)  # `python -m localcloud dashboard-key` reads it
+        except OSError as error:
+            self._server.server_close()
+            raise LocalCloudError(
+                f"cannot save the dashboard key in {self.key_file.parent} ({error.strerror}): "
+                "set LOCALCLOUD_STATE_DIR to a directory you can write"
+            ) from error
         self._thread.start()
         return self
 
@@ -75,6 +89,7 @@ class Dashboard:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+        self.key_file.unlink(missing_ok=True)
 
     # -- routing ---------------------------------------------------------------------------------
 
@@ -105,10 +120,15 @@ class Dashboard:
         if not key:
             raise Problem(
                 HTTPStatus.UNAUTHORIZED,
-                "actions need the local key in X-Api-Key (`make up` prints it; `python -m localcloud status` shows it)",
+                "actions need the local key in X-Api-Key (`make up` prints it; "
+                "`python -m localcloud dashboard-key` shows it)",
             )
         if not hmac.compare_digest(key.encode(), self.api_key.encode()):
-            raise Problem(HTTPStatus.FORBIDDEN, "X-Api-Key is not the local key of this cloud")
+            raise Problem(
+                HTTPStatus.FORBIDDEN,
+                "X-Api-Key is not the local key of this cloud (it is new every run: "
+                "`python -m localcloud dashboard-key` prints it)",
+            )
 
 
 class _Server(ThreadingHTTPServer):
@@ -119,6 +139,7 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    timeout = 30  # seconds a client may stall mid-request before its connection is dropped
 
     def do_GET(self) -> None:
         self._serve(self._get)
@@ -128,21 +149,40 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, answer: Any) -> None:
         try:
+            body = self._body()
             self._check_host()
-            answer(urlsplit(self.path).path)
+            answer(urlsplit(self.path).path, body)
         except Problem as problem:
             self._problem(problem)
         except LocalCloudError as error:  # something the user can fix: a missing item, a refused action
             status = HTTPStatus.NOT_FOUND if isinstance(error, NotFound) else HTTPStatus.CONFLICT
             self._problem(Problem(status, str(error)))
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the browser went away
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            self.close_connection = True  # the browser went away, or stalled mid-body
         except Exception as error:  # one bad request never stops the dashboard
             log.exception("dashboard request %s %s failed", self.command, self.path)
             self._problem(Problem(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(error).__name__}: {error}"))
 
     def _problem(self, problem: Problem) -> None:
+        # Never reused: what is left of a refused request (a body past the cap, framing we cannot
+        # trust) would be read as the next request.
+        self.close_connection = True
         self._send(problem.status, problem.body(), content_type="application/problem+json")
+
+    def _body(self) -> bytes:
+        """The whole body, read before anything can refuse the request, so none of it is left on a
+        connection. Only one plain Content-Length frames it (no sign, no chunks)."""
+        if "Transfer-Encoding" in self.headers:
+            raise Problem(
+                HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length, not Transfer-Encoding"
+            )
+        lengths = self.headers.get_all("Content-Length") or ["0"]
+        if len(lengths) != 1 or not CONTENT_LENGTH.fullmatch(lengths[0].strip(" \t")):
+            raise Problem(HTTPStatus.BAD_REQUEST, "Content-Length must be one number of bytes")
+        length = int(lengths[0])
+        if length > MAX_BODY_BYTES:
+            raise Problem(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is over {MAX_BODY_BYTES} bytes")
+        return self.rfile.read(length)
 
     def _check_host(self) -> None:
         host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
@@ -151,7 +191,7 @@ class _Handler(BaseHTTPRequestHandler):
                 HTTPStatus.MISDIRECTED_REQUEST, "the dashboard answers only on 127.0.0.1 or localhost"
             )
 
-    def _get(self, path: str) -> None:
+    def _get(self, path: str, body: bytes) -> None:
         dashboard = self.server.dashboard
         if path == "/":
             self._static("index.html")
@@ -162,13 +202,8 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(HTTPStatus.OK, dashboard.get(path))
 
-    def _post(self, path: str) -> None:
+    def _post(self, path: str, body: bytes) -> None:
         dashboard = self.server.dashboard
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            self.close_connection = True  # the body stays unread
-            raise Problem(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is over {MAX_BODY_BYTES} bytes")
-        body = self.rfile.read(length)  # read before anything can refuse: the connection is reused
         dashboard.check_key(self.headers.get("X-Api-Key"))
         try:
             request = json.loads(body or b"{}")
@@ -215,6 +250,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         for name, value in SECURITY_HEADERS:
             self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(data)
 

@@ -149,7 +149,7 @@ def test_redrive_moves_one_message_or_all_back_and_the_consumer_processes_them(c
     first = next(m["message_id"] for m in listed["messages"] if orders[0] in m["body"])
     # When the first is redriven by its id
     status, _, moved = call(
-        cloud, "POST", f"/api/queues/{quoted(dlq)}/redrive", {"message_id": first}, key=cloud.api_key
+        cloud, "POST", f"/api/queues/{quoted(dlq)}/redrive", {"message_id": first}, key=cloud.dashboard_key
     )
     # Then only it moved to the source queue, and the consumer reserved stock for it
     assert status == 200, moved
@@ -158,14 +158,14 @@ def test_redrive_moves_one_message_or_all_back_and_the_consumer_processes_them(c
     _, _, left = call(cloud, "GET", f"/api/queues/{quoted(dlq)}/messages")
     assert [orders[1] in m["body"] for m in left["messages"]] == [True]
     # When the rest is redriven
-    status, _, moved = call(cloud, "POST", f"/api/queues/{quoted(dlq)}/redrive", {}, key=cloud.api_key)
+    status, _, moved = call(cloud, "POST", f"/api/queues/{quoted(dlq)}/redrive", {}, key=cloud.dashboard_key)
     # Then the DLQ is empty and the second order is processed too
     assert status == 200, moved
     assert (moved["moved"], moved["remaining"]) == (1, 0)
     cloud.wait_until(lambda: inventory.reservation(orders[1]) is not None, 60, "the second redriven order")
     # And a message id that is no longer there is a 404, not a silent success
     status, _, problem = call(
-        cloud, "POST", f"/api/queues/{quoted(dlq)}/redrive", {"message_id": first}, key=cloud.api_key
+        cloud, "POST", f"/api/queues/{quoted(dlq)}/redrive", {"message_id": first}, key=cloud.dashboard_key
     )
     assert status == 404 and first in problem["detail"]
 
@@ -226,7 +226,7 @@ def test_a_pending_delayed_job_is_listed_with_its_due_time_and_can_be_cancelled(
     assert call(cloud, "POST", f"/api/schedules/{key}/cancel", {}, key="not-the-key")[0] == 403
     assert reminder["job_key"] in pending()
     # When it is cancelled with the local key
-    status, _, answer = call(cloud, "POST", f"/api/schedules/{key}/cancel", {}, key=cloud.api_key)
+    status, _, answer = call(cloud, "POST", f"/api/schedules/{key}/cancel", {}, key=cloud.dashboard_key)
     # Then it is cancelled: no longer pending, its schedule deleted, the other job untouched
     assert (status, answer["outcome"]) == (200, "cancelled")
     assert set(pending()) == {f"{user}.trial-expiry"}
@@ -235,9 +235,9 @@ def test_a_pending_delayed_job_is_listed_with_its_due_time_and_can_be_cancelled(
     )
     assert reminder["schedule_name"] not in {s["Name"] for s in schedules["Schedules"]}
     # And cancelling it again says why it cannot be
-    status, _, problem = call(cloud, "POST", f"/api/schedules/{key}/cancel", {}, key=cloud.api_key)
+    status, _, problem = call(cloud, "POST", f"/api/schedules/{key}/cancel", {}, key=cloud.dashboard_key)
     assert status == 409 and "already cancelled" in problem["detail"]
-    assert call(cloud, "POST", "/api/schedules/no-such-job/cancel", {}, key=cloud.api_key)[0] == 404
+    assert call(cloud, "POST", "/api/schedules/no-such-job/cancel", {}, key=cloud.dashboard_key)[0] == 404
 
 
 def test_the_jobs_list_shows_an_export_as_its_status_endpoint_does(cloud: LocalCloud) -> None:
@@ -264,12 +264,13 @@ def test_the_dashboard_refuses_what_it_should(cloud: LocalCloud) -> None:
     assert (status, headers["Content-Type"], problem["status"]) == (401, "application/problem+json", 401)
     assert "X-Api-Key" in problem["detail"]
     assert call(cloud, "POST", f"/api/queues/{dlq}/redrive", {}, key="guess")[0] == 403
-    # A refused action leaves its connection usable: the next request on it is answered as its own
+    # A refused action closes its connection (nothing of it is read as another request); a client
+    # that reconnects has the next request answered as its own
     assert cloud.dashboard is not None
     connection = http.client.HTTPConnection(
         "127.0.0.1", int(cloud.dashboard.url.rsplit(":", 1)[1].strip("/"))
     )
-    for key, expected in (("guess", 403), (cloud.api_key, 409)):
+    for key, expected in (("guess", 403), (cloud.dashboard_key, 409)):
         connection.request(
             "POST", f"/api/queues/{undeliverable}/redrive", body=b"{}", headers={"X-Api-Key": key}
         )
@@ -279,14 +280,19 @@ def test_the_dashboard_refuses_what_it_should(cloud: LocalCloud) -> None:
     # A request for another host name (a DNS-rebinding page) is refused
     assert call(cloud, "GET", "/api/overview", host="attacker.example:80")[0] == 421
     # Bad bodies, unknown queues and endpoints, and redrives that cannot work are clear 4xx problems
-    assert call(cloud, "POST", f"/api/queues/{dlq}/redrive", raw=b"{nope", key=cloud.api_key)[0] == 400
-    assert call(cloud, "POST", f"/api/queues/{dlq}/redrive", {"message_id": 7}, key=cloud.api_key)[0] == 400
+    assert call(cloud, "POST", f"/api/queues/{dlq}/redrive", raw=b"{nope", key=cloud.dashboard_key)[0] == 400
+    assert (
+        call(cloud, "POST", f"/api/queues/{dlq}/redrive", {"message_id": 7}, key=cloud.dashboard_key)[0]
+        == 400
+    )
     assert call(cloud, "GET", "/api/queues/no-such-queue/messages")[0] == 404
     assert call(cloud, "GET", "/api/nothing-here")[0] == 404
-    status, _, problem = call(cloud, "POST", f"/api/queues/{undeliverable}/redrive", {}, key=cloud.api_key)
+    status, _, problem = call(
+        cloud, "POST", f"/api/queues/{undeliverable}/redrive", {}, key=cloud.dashboard_key
+    )
     assert status == 409 and "no single source queue" in problem["detail"]
     source = quoted(queue_name(cloud, "InventoryQueueUrl"))
-    assert call(cloud, "POST", f"/api/queues/{source}/redrive", {}, key=cloud.api_key)[0] == 409
+    assert call(cloud, "POST", f"/api/queues/{source}/redrive", {}, key=cloud.dashboard_key)[0] == 409
     # The page itself is served with a content security policy that allows no inline script or style
     status, headers, page = call(cloud, "GET", "/")
     assert status == 200 and "<title>asyncstack" in page

@@ -183,14 +183,14 @@ def test_redrive_empties_the_dead_letter_queue_and_the_message_is_processed(
     assert "not the local key" in page.inner_text("#toast")
     assert number(page, f"{row} td[data-field=visible]") == 2
     first.locator("button[data-action=redrive-one]").click()
-    confirm_with_key(page, cloud.api_key)
+    confirm_with_key(page, cloud.dashboard_key)
     # Then it leaves the DLQ and the fixed function reserves stock for it
     first.wait_for(state="detached")
     cloud.wait_until(lambda: inventory.reservation(orders[0]) is not None, 60, "the first redriven order")
     # When the rest is redriven with "Redrive all" (the key is remembered)
     page.click(f"{row} button[data-action=redrive-all]")
     page.wait_for_selector("dialog#confirm[open]")
-    assert page.input_value("#confirm-key") == cloud.api_key
+    assert page.input_value("#confirm-key") == cloud.dashboard_key
     page.click("#confirm-ok")
     # Then the DLQ is empty, and the second order is processed too
     page.wait_for_function(
@@ -246,7 +246,7 @@ def test_a_pending_delayed_job_is_cancelled_from_the_schedules_view(page: Page, 
     screenshot(page, "schedules")
     # When the reminder is cancelled, with the confirmation
     reminder.locator("button[data-action=cancel]").click()
-    confirm_with_key(page, cloud.api_key)
+    confirm_with_key(page, cloud.dashboard_key)
     # Then it leaves the pending list, the other job stays, and the job is cancelled in the jobs table
     reminder.wait_for(state="detached")
     assert page.locator(f"tr[data-job-key='{user}.trial-expiry']").count() == 1

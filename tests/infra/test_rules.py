@@ -14,12 +14,13 @@ import pytest
 from aws_cdk import App, Aspects, Duration, Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
-from aws_cdk.assertions import Annotations, Match
+from aws_cdk.assertions import Annotations, Match, Template
 from aws_cdk.aws_lambda_event_sources import SqsEventSource
 from aws_cdk.cx_api import CloudAssembly
 
+from infra.alarms import AlarmsNotify, AlarmTopic
 from infra.rules import QueueConsumerRules
-from infra.work_queue import WorkQueue
+from infra.work_queue import WorkQueue, any_message_alarm
 from tests.infra.conftest import STACK_NAME, SynthesizedApp
 
 pytestmark = pytest.mark.infra
@@ -61,6 +62,7 @@ def consumer_stack(
     max_concurrency: int = 2,
     reserved_concurrency: int | None = 5,
     l1_mapping: bool = False,
+    shutdown_margin: Duration | None = None,
 ) -> Stack:
     """A queue, its DLQ and a consumer, correct by default; each argument can introduce one mistake."""
     stack = Stack(App(), "Rules")
@@ -73,6 +75,8 @@ def consumer_stack(
         dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=5) if dlq else None,
     )
     consumer = inline_consumer(stack, function_timeout, reserved_concurrency)
+    if shutdown_margin is not None:  # the longest one record can take, as WorkQueue declares it
+        consumer.add_environment("SHUTDOWN_MARGIN_MS", str(int(shutdown_margin.to_milliseconds())))
     if l1_mapping:
         # A mapping built without SqsEventSource: the rules read L1 properties, so they still apply.
         lambda_.EventSourceMapping(
@@ -173,6 +177,41 @@ def test_a_mapping_allowed_more_concurrency_than_the_function_has_reserved_is_an
     )
 
 
+def test_a_batch_of_worst_case_records_that_outlasts_the_timeout_is_an_error() -> None:
+    """The defect this guards: webhook deliveries (up to ~21 s each) came 10 to a 60 s function, so a
+    batch of slow receivers timed it out, and records released at the deadline gained a receive each
+    time until they reached the DLQ without ever being attempted."""
+    # Given a consumer that declares records of up to 2 s, 10 to a batch, with a 10 s timeout
+    stack = consumer_stack(shutdown_margin=Duration.seconds(2))
+    # Then the rule names the sizes and the largest batch that fits
+    assert_only_error(
+        stack, r"a batch of 10 records of up to 2 s each needs 20 s, more than the function timeout \(10 s\)"
+    )
+    assert "batch_size at most 5" in error_messages(stack)[0]
+
+
+def test_a_shutdown_margin_as_long_as_the_timeout_is_an_error() -> None:
+    stack = consumer_stack(shutdown_margin=TEN_SECONDS)
+    assert_only_error(stack, r"its shutdown margin \(10 s, the longest one record can take\) is not below")
+
+
+def test_a_work_queue_sizes_its_batch_from_the_longest_record() -> None:
+    # Given a 60 s consumer whose records take up to 21 s (a webhook delivery to a slow receiver)
+    stack = Stack(App(), "Rules")
+    consumer = inline_consumer(stack, Duration.seconds(60), reserved_concurrency=5)
+    work = WorkQueue(stack, "Work", consumer=consumer, max_record_duration=Duration.seconds(21))
+    Aspects.of(stack).add(QueueConsumerRules())
+    # Then the batch is as large as fits (2), the margin is the record's worst case, and no rule complains
+    template = Template.from_stack(stack)
+    template.has_resource_properties("AWS::Lambda::EventSourceMapping", {"BatchSize": 2})
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {"Environment": {"Variables": Match.object_like({"SHUTDOWN_MARGIN_MS": "21000"})}},
+    )
+    assert work.consumer is consumer
+    assert error_messages(stack) == []
+
+
 @pytest.mark.parametrize(
     ("fifo", "function_timeout"),
     [(False, Duration.seconds(30)), (True, None)],
@@ -241,3 +280,18 @@ def test_a_consumer_behind_an_alias_is_checked_too() -> None:
     Aspects.of(stack).add(QueueConsumerRules())
     # Then the rules see through the alias to the function and report the missing DLQ
     Annotations.from_stack(stack).has_error("*", Match.string_like_regexp("no dead-letter queue.*Fix: "))
+
+
+def test_an_alarm_that_notifies_nobody_is_an_error_and_one_on_the_alarm_topic_is_not() -> None:
+    # Given two alarms on a queue, one of them given the alarm topic's actions
+    stack = Stack(App(), "Alarms")
+    queue = sqs.Queue(stack, "Queue")
+    any_message_alarm(stack, "Silent", queue, "nobody hears this one")
+    heard = any_message_alarm(stack, "Heard", queue, "this one notifies the topic")
+    heard.add_alarm_action(*AlarmTopic(stack, "Alarms").actions)
+    Aspects.of(stack).add(AlarmsNotify())
+    # Then only the silent one is an error, naming it and the fix
+    assert error_messages(stack) == [
+        "alarm Alarms/Silent/Resource notifies nobody. Fix: pass the stack's alarm actions "
+        "(AlarmTopic.actions) as alarm_actions to the construct that creates it."
+    ]

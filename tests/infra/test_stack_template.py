@@ -41,7 +41,8 @@ MAPPING_SETTINGS = {
     "jobs": (10, 1, 5),
     # Request-reply: a caller is waiting, so no batching window and one request per invocation.
     "image_resize": (1, 0, 5),
-    "webhook_delivery": (10, 0, 5),
+    # Deliveries of up to 30 s each (infra/webhooks.py) to a 60 s function: two to a batch.
+    "webhook_delivery": (2, 0, 5),
 }
 # The workers fed by a topic (the jobs worker is fed by SQS delays and schedules), and their filters.
 FILTER_POLICIES = {
@@ -227,6 +228,83 @@ def test_alarms_watch_the_dead_letter_queue_and_the_oldest_message(
     )
     # And that alarm fires before the message could expire from the queue
     assert 0 < threshold.as_number() < view.queue.get("MessageRetentionPeriod", SQS_DEFAULT_RETENTION)
+
+
+def alarm_topic(template_json: Json) -> str:
+    topic_id = output_target(template_json, "AlarmTopicArn")
+    assert type_of(template_json, topic_id) == "AWS::SNS::Topic"
+    return topic_id
+
+
+def test_every_alarm_notifies_the_alarm_topic(template_json: Json) -> None:
+    """The defect this guards: none of the stack's alarms had an action, so an alarm notified nobody."""
+    # Given the stack's alarm topic and every alarm of the template
+    topic_id = alarm_topic(template_json)
+    alarms = resources_of(template_json, "AWS::CloudWatch::Alarm")
+    # Then there are alarms, and each one's only action is the topic
+    assert len(alarms) >= 28
+    assert {
+        name: [target(action) for action in alarm.get("AlarmActions", [])] for name, alarm in alarms.items()
+    } == {name: [topic_id] for name in alarms}
+
+
+def test_the_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use(
+    template_json: Json, template: Template
+) -> None:
+    # Given the alarm topic
+    topic_id = alarm_topic(template_json)
+    key_id = target(properties(template_json, topic_id)["KmsMasterKeyId"])
+    assert key_id is not None and type_of(template_json, key_id) == "AWS::KMS::Key"
+    key = properties(template_json, key_id)
+    # Then its key rotates and lets CloudWatch (from this account) encrypt what it publishes
+    assert key["EnableKeyRotation"] is True
+    [cloudwatch] = [
+        statement for statement in key["KeyPolicy"]["Statement"]
+        if statement.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
+    ]  # fmt: skip
+    assert set(as_list(cloudwatch["Action"])) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    assert "aws:SourceAccount" in cloudwatch["Condition"]["StringEquals"]
+    # And the topic refuses plain HTTP
+    policies = [
+        statement
+        for policy in resources_of(template_json, "AWS::SNS::TopicPolicy").values()
+        if topic_id in referenced_ids(policy["Topics"])
+        for statement in statements(policy["PolicyDocument"])
+    ]
+    assert any(
+        st["Effect"] == "Deny" and st["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        for st in policies
+    )
+
+
+# --- webhooks ----------------------------------------------------------------------------------
+
+
+def test_the_webhook_secret_is_generated_at_deploy_and_the_worker_may_only_read_it(
+    template_json: Json, queues: dict[str, WorkQueueView]
+) -> None:
+    """The defects this guards: the worker wrote the secret's first value (and replaced a value it could not
+    parse, so every receiver rejected every delivery), with write access it never needs."""
+    secret_id = output_target(template_json, "WebhookSecretArn")
+    generated = properties(template_json, secret_id)["GenerateSecretString"]
+    assert generated["GenerateStringKey"] == "current"
+    assert generated["ExcludePunctuation"] is True and generated["PasswordLength"] == 44
+    worker = queues["webhook_delivery"]
+    actions = {
+        action
+        for statement in role_statements(template_json, worker.role_id)
+        if secret_id in referenced_ids(statement["Resource"])
+        for action in as_list(statement["Action"])
+    }
+    assert actions == {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}
+
+
+def test_the_webhook_worker_budgets_each_record_at_its_worst_case(queues: dict[str, WorkQueueView]) -> None:
+    worker = queues["webhook_delivery"]
+    margin_ms = int(worker.environment["SHUTDOWN_MARGIN_MS"])
+    timeout = worker.function["Timeout"]
+    assert margin_ms == 30_000
+    assert worker.mapping["BatchSize"] * margin_ms / 1000 <= timeout
 
 
 # --- fan-out topic -----------------------------------------------------------------------------

@@ -497,6 +497,13 @@ def test_an_https_callback_url_is_kept_with_the_job(env: Env, call: Call) -> Non
     }
 
 
+def test_a_callback_url_with_a_non_ascii_path_is_kept_percent_encoded(env: Env, call: Call) -> None:
+    response = call(request("api-post-export.json", body={"callback_url": "https://hooks.example.com/café"}))
+    assert response["statusCode"] == 202, response["body"]
+    job = ExportJobs().get(body(response)["job_id"])
+    assert job is not None and job["webhook"]["callback_url"] == "https://hooks.example.com/caf%C3%A9"
+
+
 def test_an_http_callback_url_is_allowed_when_insecure_webhooks_are(
     env: Env, call: Call, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -661,7 +661,30 @@ def test_from_environment_and_module_default(
     assert job.created is True
     assert configured.job_types == JOB_TYPES
     assert configured.schedule_group == GROUP
+    assert configured.claim_lease == jobs.DEFAULT_CLAIM_LEASE
     assert len(schedules()) == 1
+
+
+def test_the_claim_lease_is_the_workers_timeout_the_stack_passes(
+    scheduler: JobScheduler, monkeypatch: pytest.MonkeyPatch, clock: time_machine.Traveller
+) -> None:
+    """A run cannot outlive its function's timeout, so a claim of a worker that died is taken over after it."""
+    monkeypatch.setenv("JOBS_TABLE_NAME", TABLE)
+    monkeypatch.setenv("JOBS_CLAIM_LEASE_SECONDS", "60")
+    schedule_job("expire_cart", {}, key="lease", delay=timedelta(seconds=1), scheduler=scheduler)
+    # Given a worker whose run holds the job (the worker's scheduler comes from its environment)
+    with run_once("lease") as first:
+        assert first is True
+        # When another delivery comes within the 60 s lease, and another after it
+        clock.move_to(T0 + timedelta(seconds=30))
+        with pytest.raises(JobBusyError) as busy, run_once("lease"):
+            pytest.fail("a held job must not run twice")
+        clock.move_to(T0 + timedelta(seconds=61))
+        with run_once("lease") as taken_over:
+            # Then the first must come back when the lease ends, and the second takes the job over
+            assert busy.value.retry_after_seconds == 30
+            assert taken_over is True
+    assert item("lease")["status"] == {"S": "done"}  # type: ignore[index]
 
 
 def test_missing_environment_names_the_variable() -> None:

@@ -384,6 +384,54 @@ def test_a_connect_timeout_is_a_delivery_error(monkeypatch: pytest.MonkeyPatch) 
         post("https://hooks.example.com/cb", b"{}", {})
 
 
+def test_a_resolver_that_never_answers_is_a_delivery_error_within_the_dns_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """getaddrinfo has no timeout of its own: a hung resolver held the worker with no bound at all."""
+    release = threading.Event()
+
+    def hung(*_args: Any, **_kwargs: Any) -> Any:
+        release.wait(5)
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hung)
+    started = time.monotonic()
+    try:
+        with pytest.raises(DeliveryError, match=r"no answer within 0.2 s"):
+            post("https://hooks.example.com/cb", b"{}", {}, dns_timeout=0.2)
+        elapsed = time.monotonic() - started
+    finally:
+        release.set()
+    assert elapsed < 2
+
+
+def test_the_worst_case_of_one_request_is_the_sum_of_its_timeouts() -> None:
+    assert ssrf.MAX_REQUEST_SECONDS == ssrf.DNS_TIMEOUT + 3 * ssrf.CONNECT_TIMEOUT + ssrf.READ_TIMEOUT == 21
+
+
+# -- URLs beyond ASCII --------------------------------------------------------------------------
+
+
+def test_a_callback_url_with_a_non_ascii_path_is_percent_encoded_when_checked() -> None:
+    """The defect this guards: such a URL was accepted as given, and each delivery attempt then failed with
+    UnicodeEncodeError (an HTTP request line is ASCII), for the whole 17.5 hours of retries."""
+    url = "https://hooks.example.com/crochets/café/ünïcode?name=Zoë&tag=%E2%9C%93#ß"
+    checked = check_callback_url(url)
+    assert checked == (
+        "https://hooks.example.com/crochets/caf%C3%A9/%C3%BCn%C3%AFcode?name=Zo%C3%AB&tag=%E2%9C%93#%C3%9F"
+    )
+    assert checked.isascii()
+    assert check_callback_url(checked) == checked  # already encoded: unchanged
+
+
+def test_a_post_to_a_non_ascii_path_reaches_the_server() -> None:
+    with serve() as server:
+        port = server.server_address[1]
+        response = post(f"http://127.0.0.1:{port}/hooks/café?q=é", b"{}", {}, allow_insecure=True)
+    assert response.status == 200
+    assert [request["path"] for request in server.seen] == ["/hooks/caf%C3%A9?q=%C3%A9"]
+
+
 # -- TLS against the original host name --------------------------------------------------------
 
 

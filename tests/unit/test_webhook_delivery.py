@@ -43,7 +43,7 @@ from shared.webhook_delivery import (
     event_body,
     next_delay,
 )
-from shared.webhooks import clear_secret_cache, ensure_secret
+from shared.webhooks import clear_secret_cache, new_secret
 from tests.unit.conftest import REGION, AwsFaults, WorkQueueFixture, context, make_table, make_work_queue
 
 pytestmark = pytest.mark.unit
@@ -157,7 +157,10 @@ def stack(
     sqs = _client("sqs")
     dlq_arn = sqs.get_queue_attributes(QueueUrl=queue.dlq_url, AttributeNames=["QueueArn"])["Attributes"]
     webhook_dlq = sqs.create_queue(QueueName="webhook-dlq")["QueueUrl"]
-    secret_arn = _client("secretsmanager").create_secret(Name="webhook-signing")["ARN"]
+    secret = new_secret()  # the stack generates the secret's value at deploy time
+    secret_arn = _client("secretsmanager").create_secret(
+        Name="webhook-signing", SecretString=json.dumps({"current": secret, "previous": None})
+    )["ARN"]
     for name, value in {
         "EXPORT_SOURCE_TABLE_NAME": SOURCE,
         "EXPORT_JOBS_TABLE_NAME": EXPORT_JOBS,
@@ -178,7 +181,6 @@ def stack(
     }.items():
         monkeypatch.setenv(name, value)
     clear_secret_cache()
-    secret = ensure_secret(secret_arn)
     receiver.secrets = [secret]
     yield Stack(queue=queue, webhook_dlq=webhook_dlq, secret_arn=secret_arn, secret=secret)
     clear_secret_cache()

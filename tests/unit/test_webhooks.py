@@ -19,7 +19,6 @@ from shared.webhooks import (
     InvalidWebhookSecret,
     SigningKeys,
     clear_secret_cache,
-    ensure_secret,
     headers_for,
     new_secret,
     rotate_secret,
@@ -63,14 +62,23 @@ def verify(secret: str, body: bytes, headers: dict[str, str]) -> bool:
     return True
 
 
+# What CloudFormation generates for the stack's secret (infra/webhooks.py): 44 letters and digits.
+DEPLOYED_KEY = "Zm9yIHRoZSB0ZXN0czogYSBrZXkgb2YgMzMgYnl0ZXMh"
+
+
 @pytest.fixture
 def secret_arn(aws: None, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """An empty secret, as the stack creates it, named by WEBHOOK_SECRET_ARN; no cached keys."""
-    arn = _secrets_client().create_secret(Name="webhook-signing")["ARN"]
+    """The secret as the stack deploys it, named by WEBHOOK_SECRET_ARN; no cached keys."""
+    value = json.dumps({"previous": None, "previous_valid_until": None, "current": DEPLOYED_KEY})
+    arn = _secrets_client().create_secret(Name="webhook-signing", SecretString=value)["ARN"]
     monkeypatch.setenv("WEBHOOK_SECRET_ARN", arn)
     clear_secret_cache()
     yield arn
     clear_secret_cache()
+
+
+def versions(arn: str) -> int:
+    return len(_secrets_client().list_secret_version_ids(SecretId=arn)["Versions"])
 
 
 def stored(arn: str) -> dict[str, Any]:
@@ -137,39 +145,56 @@ def test_signing_refuses_missing_or_malformed_secrets(secrets: Any, error: type[
         sign(secrets, MSG_ID, 1, BODY)
 
 
-# -- the stored secret: initialisation ----------------------------------------------------------
+# -- the stored secret ---------------------------------------------------------------------------
 
 
-def test_ensure_secret_initialises_an_empty_secret_once(secret_arn: str) -> None:
-    # Given the stack's secret, which has no value yet
-    # When it is ensured twice
-    first = ensure_secret(secret_arn)
-    second = ensure_secret(secret_arn)
-    # Then it holds our JSON with one current key, which both calls return
-    assert first == second
-    assert stored(secret_arn) == {"current": first, "previous": None, "previous_valid_until": None}
-    assert signing_secrets(secret_id=secret_arn, refresh=True) == [first]
+def test_the_deploy_time_key_signs_and_receivers_verify_with_it_with_or_without_the_prefix(
+    secret_arn: str,
+) -> None:
+    # Given the value the stack generated at deploy time
+    assert len(DEPLOYED_KEY) == 44 and DEPLOYED_KEY.isalnum()
+    # When the worker signs a delivery with it
+    [secret] = signing_secrets()
+    headers = headers_for([secret], MSG_ID, int(time.time()), BODY)
+    # Then it signs in the whsec_ form, and a receiver given either form of the stored key accepts it
+    assert secret == "whsec_" + DEPLOYED_KEY
+    assert verify(DEPLOYED_KEY, BODY, headers)
+    assert verify("whsec_" + DEPLOYED_KEY, BODY, headers)
+    assert versions(secret_arn) == 1  # read, never written
 
 
-def test_ensure_secret_replaces_a_value_that_is_not_ours(secret_arn: str) -> None:
-    # Given a secret holding what Secrets Manager generated (a random password, not our JSON)
-    _secrets_client().put_secret_value(SecretId=secret_arn, SecretString="x9!generated-password")
-    # When the worker first signs (signing_secrets initialises it)
-    secrets = signing_secrets()
-    # Then the secret now holds a fresh key, the one used
-    assert stored(secret_arn)["current"] == secrets[0]
-    assert secrets[0].startswith("whsec_")
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [(" ", "not JSON"), ("x9!generated-password", "not JSON"), ("[]", "not a JSON object"),
+     ('{"current": 5}', '"current" is missing'), ('{"current": "whsec_%%%"}', "must be base64"),
+     ('{"current": "whsec_AAAA", "previous": "whsec_AAAA", "previous_valid_until": "2030-01-01T00:00:00"}',
+      "no time zone"),
+     ('{"current": "whsec_AAAA", "previous": "whsec_AAAA", "previous_valid_until": "soon"}', "not an ISO 8601")],
+    ids=["blank", "text", "list", "number", "bad-key", "naive-until", "bad-until"],
+)  # fmt: skip
+def test_an_unreadable_value_is_refused_loudly_and_never_replaced(
+    secret_arn: str, text: str, reason: str
+) -> None:
+    """The defect this guards: a value the worker could not parse (a previous_valid_until without a time
+    zone, say) was silently replaced by a fresh key, so every receiver then rejected every delivery."""
+    # Given a stored value that is not valid signing keys (an operator's mistake)
+    _secrets_client().put_secret_value(SecretId=secret_arn, SecretString=text)
+    # When the worker reads it to sign
+    with pytest.raises(InvalidWebhookSecret) as refused:
+        signing_secrets()
+    # Then the error names the secret and what is wrong, and the value is left as it was
+    assert secret_arn in str(refused.value) and reason in str(refused.value)
+    assert _secrets_client().get_secret_value(SecretId=secret_arn)["SecretString"] == text
+    assert versions(secret_arn) == 2
 
 
-def test_two_workers_initialising_at_once_agree_on_one_key(secret_arn: str) -> None:
-    # Given a worker whose write comes just after another worker initialised the secret
-    racing = RacingClient(lambda client: ensure_secret(secret_arn, client=client))
-    # When the racing worker initialises
-    mine = ensure_secret(secret_arn, client=racing)
-    # Then it uses the winner's key: the secret was written once
-    assert mine == stored(secret_arn)["current"]
-    versions = _secrets_client().list_secret_version_ids(SecretId=secret_arn)["Versions"]
-    assert len(versions) == 1
+def test_a_secret_without_a_value_is_refused(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    arn = _secrets_client().create_secret(Name="webhook-empty")["ARN"]
+    monkeypatch.setenv("WEBHOOK_SECRET_ARN", arn)
+    clear_secret_cache()
+    with pytest.raises(InvalidWebhookSecret, match="has no value"):
+        signing_secrets()
+    assert versions(arn) == 0
 
 
 # -- rotation -----------------------------------------------------------------------------------
@@ -177,7 +202,7 @@ def test_two_workers_initialising_at_once_agree_on_one_key(secret_arn: str) -> N
 
 def test_rotation_signs_with_both_keys_during_the_grace_period(secret_arn: str) -> None:
     # Given a receiver that has the original key
-    old = ensure_secret(secret_arn)
+    [old] = signing_secrets()
     # When the secret is rotated with a 24 h grace period
     new = rotate_secret(secret_arn, grace=timedelta(hours=24))
     # Then the stored value keeps the old key as previous, valid for 24 h
@@ -194,7 +219,7 @@ def test_rotation_signs_with_both_keys_during_the_grace_period(secret_arn: str) 
 
 def test_after_the_grace_period_only_the_new_key_signs(secret_arn: str) -> None:
     # Given a rotation whose grace period has passed
-    old = ensure_secret(secret_arn)
+    [old] = signing_secrets()
     new = rotate_secret(secret_arn, grace=timedelta(hours=24))
     later = datetime.now(UTC) + timedelta(hours=24, seconds=1)
     # When a delivery is signed then
@@ -206,14 +231,28 @@ def test_after_the_grace_period_only_the_new_key_signs(secret_arn: str) -> None:
     assert not verify(old, BODY, headers)
 
 
-def test_rotating_an_empty_secret_initialises_it(secret_arn: str) -> None:
-    new = rotate_secret(secret_arn)
-    assert stored(secret_arn) == {"current": new, "previous": None, "previous_valid_until": None}
+def test_rotating_an_unreadable_value_is_refused(secret_arn: str) -> None:
+    _secrets_client().put_secret_value(SecretId=secret_arn, SecretString="not json")
+    with pytest.raises(InvalidWebhookSecret, match="cannot be read"):
+        rotate_secret(secret_arn)
+    assert versions(secret_arn) == 2
+
+
+def test_the_rotate_command_rotates_without_printing_the_key(
+    secret_arn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert webhooks.main(["rotate", "--secret-id", secret_arn, "--grace-hours", "2"]) == 0
+    value = stored(secret_arn)
+    assert value["previous"] == "whsec_" + DEPLOYED_KEY
+    printed = capsys.readouterr().out
+    assert "2 more hours" in printed and value["current"] not in printed
+    _secrets_client().put_secret_value(SecretId=secret_arn, SecretString="[]")
+    assert webhooks.main(["rotate", "--secret-id", secret_arn]) == 1
+    assert "not a JSON object" in capsys.readouterr().err
 
 
 def test_two_rotations_from_the_same_version_make_one_new_key(secret_arn: str) -> None:
-    # Given an initialised secret, and an operator whose rotation is overtaken by another one
-    ensure_secret(secret_arn)
+    # Given the deployed secret, and an operator whose rotation is overtaken by another one
     other: dict[str, str] = {}
 
     def overtake(client: Any) -> None:
@@ -248,20 +287,9 @@ def test_the_keys_are_cached_per_environment_until_refreshed(
 
 
 def test_a_rotation_here_is_used_at_once_without_waiting_for_the_cache(secret_arn: str) -> None:
-    ensure_secret(secret_arn)
     signing_secrets()
     new = rotate_secret(secret_arn)
     assert signing_secrets()[0] == new
-
-
-@pytest.mark.parametrize(
-    "text",
-    ["", "not json", "[]", '{"current": 5}', '{"current": "whsec_%%%"}',
-     '{"current": "whsec_AAAA", "previous_valid_until": "2030-01-01T00:00:00"}'],
-    ids=["empty", "text", "list", "number", "bad-key", "naive-until"],
-)  # fmt: skip
-def test_values_that_are_not_our_json_are_not_keys(text: str) -> None:
-    assert SigningKeys.parse(text) is None
 
 
 def test_the_secret_arn_must_be_configured(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
