@@ -89,7 +89,7 @@ bootstrap: install layer
 	$(CDK) bootstrap
 
 deploy: install layer
-	$(CDK) deploy --require-approval broadening
+	$(CDK) deploy --require-approval broadening $(CDK_ARGS)
 
 clean:
 	rm -rf cdk.out .build .pytest_cache .mypy_cache .ruff_cache test-output

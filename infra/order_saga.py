@@ -32,8 +32,11 @@ LAMBDA_TRANSIENT_ERRORS = (
     "Lambda.TooManyRequestsException",
 )
 # What the step functions raise for "try again" (shared.errors.TransientError and its named kinds),
-# plus a step that timed out: every step is idempotent, so running it again is safe.
-STEP_TRANSIENT_ERRORS = ("TransientError", "PaymentProviderUnavailable", "States.Timeout", "Sandbox.Timedout")
+# plus a step that timed out or whose process died: every step is idempotent, so running it again is safe.
+STEP_TRANSIENT_ERRORS = (
+    "TransientError", "PaymentProviderUnavailable", "States.Timeout", "Sandbox.Timedout", "Runtime.ExitError",
+    "Runtime.Unknown",
+)  # fmt: skip
 
 
 def step(

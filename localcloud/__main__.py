@@ -248,7 +248,13 @@ def cmd_chaos(args: argparse.Namespace) -> int:
         raise LocalCloudError(
             "--events must be at least 100 (faults are shares of the events): try --events 500"
         )
-    config = ChaosConfig(events=args.events, kills=args.kills, timeouts=args.timeouts, seed=args.seed)
+    config = ChaosConfig(
+        events=args.events,
+        kills=args.kills,
+        timeouts=args.timeouts,
+        seed=args.seed,
+        patterns=not args.no_patterns,
+    )
     return 0 if run_chaos(config, port=args.port, timeout=args.timeout).ok else 1
 
 
@@ -262,6 +268,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from bench.__main__ import main as bench_main
 
     return bench_main(args.bench_args)
+
+
+def _chaos_arguments(chaos: argparse.ArgumentParser) -> None:
+    chaos.add_argument("--events", type=int, default=10_000, help="messages to publish (default 10000)")
+    chaos.add_argument("--kills", type=int, help="environments to kill mid-batch (default 1 per 1000 events)")
+    chaos.add_argument("--timeouts", type=int, help="invocations to time out (default 1 per 5000 events)")
+    chaos.add_argument("--seed", type=int, default=7, help="the random seed of events and faults")
+    chaos.add_argument(
+        "--no-patterns", action="store_true", help="only the order pipeline, not the other stateful patterns"
+    )
+    chaos.add_argument("--port", type=int, default=None, help="AWS endpoint port (default: a free one)")
+    chaos.add_argument(
+        "--timeout", type=float, default=1800.0, help="seconds to wait for everything to finish"
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -355,17 +375,10 @@ def parser() -> argparse.ArgumentParser:
     )
     chaos = command(
         "chaos", cmd_chaos,
-        "order events through the deployed pipeline with faults injected, then the invariants checked",
+        "order events and every stateful pattern with faults injected, then the invariants checked",
         endpoint=False,
     )  # fmt: skip
-    chaos.add_argument("--events", type=int, default=10_000, help="messages to publish (default 10000)")
-    chaos.add_argument("--kills", type=int, help="environments to kill mid-batch (default 1 per 1000 events)")
-    chaos.add_argument("--timeouts", type=int, help="invocations to time out (default 1 per 5000 events)")
-    chaos.add_argument("--seed", type=int, default=7, help="the random seed of events and faults")
-    chaos.add_argument("--port", type=int, default=None, help="AWS endpoint port (default: a free one)")
-    chaos.add_argument(
-        "--timeout", type=float, default=1800.0, help="seconds to wait for the pipeline to drain"
-    )
+    _chaos_arguments(chaos)
     cost = command(
         "cost", cmd_cost, "estimate the monthly AWS bill at a volume (python -m localcloud cost --help)",
         endpoint=False,

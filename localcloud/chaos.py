@@ -1,13 +1,16 @@
-"""``python -m localcloud chaos``: order events through the deployed pipeline while faults are
-injected, then the invariants "nothing lost, nothing applied twice" checked and printed.
+"""``python -m localcloud chaos``: order events through the deployed pipeline, and the stack's other
+stateful patterns (delayed jobs, webhook deliveries, exports, the saga, request-reply) at the same
+time, while faults are injected; then every invariant checked and printed.
 
 The events carry duplicates (the same event published twice, as SNS may deliver it) and poison
 (malformed, schema-invalid, unknown type). The local cloud, configured explicitly with a
-``FaultInjector``, adds transient write failures, DynamoDB throttling, environments killed
-mid-batch and invocations held past their timeout. Records of a crashed batch come back after
-the queue's visibility timeout (3 minutes); instead of waiting, the run advances the local
-clock, which SQS follows, once the pipeline has nothing else to do and the in-progress
-idempotency records of the crashed invocations have expired.
+``FaultInjector`` and ``PatternFaults``, adds transient write failures, DynamoDB throttling,
+environments killed mid-batch and invocations held past their timeout. Records of a crashed batch
+come back after the queue's visibility timeout; instead of waiting, the run advances the local
+clock, which SQS and the scheduler follow, once nothing else can run and the leases and in-progress
+idempotency records of the cut-short invocations have expired (functions read real time). Scheduled
+work (follow-ups days ahead, webhook retries hours apart) is reached the same way: the clock moves to
+the next due time.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from localcloud import logs
+from localcloud.chaos_patterns import Invariant, PatternFaults, Workload, workloads
 from localcloud.cloud import LocalCloud, running_cloud
 from localcloud.faults import FaultInjector, FaultPlan
 from localcloud.pipeline import (
@@ -36,6 +40,7 @@ from localcloud.pipeline import (
     matches,
     read_dead_letters,
 )
+from localcloud.pollers import sqs_mappings
 from localcloud.server import LocalCloudError, free_port
 from shared.events import OrderCreated
 from shared.inventory import InventoryRepository
@@ -55,6 +60,7 @@ class ChaosConfig:
     kills: int | None = None  # environments killed mid-batch (default: 1 per 1,000 events, at least 2)
     timeouts: int | None = None  # invocations held past their timeout (default: 1 per 5,000, at least 1)
     seed: int = 7
+    patterns: bool = True  # the other stateful patterns too (delayed jobs, webhooks, exports, saga, RPC)
 
     @property
     def kill_count(self) -> int:
@@ -63,14 +69,6 @@ class ChaosConfig:
     @property
     def timeout_count(self) -> int:
         return self.timeouts if self.timeouts is not None else max(1, self.events // 5000)
-
-
-@dataclass(frozen=True)
-class Invariant:
-    name: str
-    expected: str
-    observed: str
-    ok: bool
 
 
 @dataclass
@@ -115,6 +113,9 @@ class ChaosRun:
         self.transient = frozenset(chosen)
         self.injector = FaultInjector(self._plan(), cloud.runtime)
         self.clock_advances = 0
+        self.first, self.later = workloads(cloud, self.run, config.events) if config.patterns else ([], [])
+        self.patterns: list[Workload] = [*self.first, *self.later]
+        self.pattern_faults = PatternFaults([t for w in self.patterns for t in w.targets()], cloud.runtime)
 
     def _table(self, consumer: Consumer) -> str:
         return self.outputs[EFFECT_TABLES[consumer.name]]
@@ -137,65 +138,102 @@ class ChaosRun:
 
     def execute(self, timeout: float) -> ChaosReport:
         started = time.monotonic()
+        deadline = started + timeout
         inventory = InventoryRepository(self.outputs["InventoryTableName"], client=self.dynamodb)
         for sku in SKUS:
             inventory.put_stock(sku, CHAOS_STOCK)
-        with self.cloud.request_hook(self.injector):
-            self.pipeline.publish(self.published)
-            self.say(f"published {len(self.published.all)} messages; faults on, draining ...")
-            self._drain(timeout)
-        report = ChaosReport(self.config, self.published, self._faults(), clock_advances=self.clock_advances)
-        report.invariants = self._invariants(inventory)
+        try:
+            with self.cloud.request_hook(self.injector), self.cloud.request_hook(self.pattern_faults):
+                self.pipeline.publish(self.published)
+                for workload in self.first:
+                    workload.start()
+                self.say(
+                    f"published {len(self.published.all)} messages"
+                    + (f"; started {', '.join(w.name for w in self.first)}" if self.first else "")
+                    + "; faults on, draining ..."
+                )
+                self._drain(deadline, self.cloud.idle)
+                if self.later:
+                    for workload in self.later:
+                        workload.start()
+                    self.say(f"pipeline drained; started {', '.join(w.name for w in self.later)}")
+                self._drain(deadline, self._finished)
+            report = ChaosReport(
+                self.config, self.published, self._faults(), clock_advances=self.clock_advances
+            )
+            report.invariants = self._invariants(inventory)
+            for workload in self.patterns:
+                report.invariants += workload.invariants()
+        finally:
+            for workload in self.patterns:
+                workload.close()
         report.seconds = time.monotonic() - started
         return report
 
+    def _finished(self) -> bool:
+        return self.cloud.idle() and all(w.done() for w in self.patterns)
+
     def _consumed(self) -> list[dict[str, Any]]:
-        names = {c.queue_url.rsplit("/", 1)[-1] for c in self.pipeline.consumers}
+        names = {mapping.queue_arn.rsplit(":", 1)[-1] for mapping in sqs_mappings().values()}
         return [q for name, q in self.cloud.queues().items() if name in names]
 
-    def _waiting_only_on_visibility(self, queues: list[dict[str, Any]]) -> bool:
-        """Nothing to receive and nobody working, but messages still invisible (a crashed batch)."""
+    def _nothing_runs(self, queues: list[dict[str, Any]]) -> bool:
+        """Nobody working and nothing to receive now: what is left waits on the clock (hidden or delayed
+        messages, schedules), or on a client in real time."""
         return (
             self.cloud.mappings.idle
-            and not any(q["visible"] or q["delayed"] for q in queues)
-            and any(q["in_flight"] for q in queues)
+            and self.cloud.async_invoker.pending == 0
+            and not any(q["visible"] for q in queues)
+            and not any(w.busy() for w in self.patterns)
         )
 
     def _visibility_timeout(self) -> int:
         return max(
-            int(self.sqs.get_queue_attributes(QueueUrl=c.queue_url, AttributeNames=["VisibilityTimeout"])[
+            int(self.sqs.get_queue_attributes(QueueUrl=q["url"], AttributeNames=["VisibilityTimeout"])[
                 "Attributes"]["VisibilityTimeout"])
-            for c in self.pipeline.consumers
+            for q in self._consumed()
         )  # fmt: skip
 
-    def _drain(self, timeout: float) -> None:
+    def _advance(self, queues: list[dict[str, Any]], visibility: int) -> str | None:
+        """Move the clock to the next thing that waits on it; what it moved for, or None."""
+        if any(q["in_flight"] or q["delayed"] for q in queues):
+            self.cloud.clock.advance(visibility + 1)
+            return "visibility"
+        due = self.cloud.scheduler.next_due() if self.patterns else None
+        if due is None:
+            return None
+        self.cloud.clock.advance(max(1.0, (due - self.cloud.clock.now()).total_seconds() + 1))
+        self.cloud.scheduler.fire_due()
+        return "schedule"
+
+    def _drain(self, deadline: float, finished: Callable[[], bool]) -> None:
         visibility = self._visibility_timeout()
-        started = time.monotonic()
         stuck_since: float | None = None
-        next_report = started
-        while not self.cloud.idle():
+        next_report = time.monotonic()
+        while not finished():
             now = time.monotonic()
-            if now - started > timeout:
+            if now > deadline:
                 raise LocalCloudError(
-                    f"the chaos run did not drain in {timeout:.0f} s: raise --timeout or use fewer --events"
+                    "the chaos run did not finish in time: raise --timeout or use fewer --events"
                 )
             queues = self._consumed()  # one look per round: each takes moto's lock
-            if not self._waiting_only_on_visibility(queues):
+            settled = now >= max(self.injector.log.settled_at, self.pattern_faults.log.settled_at)
+            if not self._nothing_runs(queues):
                 stuck_since = None
             elif stuck_since is None:
                 stuck_since = now
-            elif now - stuck_since >= 1.0 and now >= self.injector.log.settled_at:
-                self.cloud.clock.advance(visibility + 1)
+            elif now - stuck_since >= 1.0 and settled and self._advance(queues, visibility):
                 self.clock_advances += 1
                 stuck_since = None
             if now >= next_report:
                 backlog = sum(q["visible"] + q["in_flight"] for q in queues)
-                log = self.injector.log
+                log, patterns = self.injector.log, self.pattern_faults.log
                 self.say(
-                    f"  {now - started:6.1f} s  backlog {backlog:5d}  handled "
+                    f"  {backlog:5d} queued  handled "
                     + "  ".join(f"{k} {v}" for k, v in sorted(self.pipeline.handled().items()))
-                    + f"  | faults: transient {log.transient_requests}, throttled {log.throttled}, "
-                    f"kills {log.kills}, timeouts {log.timeouts}, clock +{self.clock_advances}"
+                    + f"  | faults: transient {log.transient_requests + sum(patterns.transient.values())}, "
+                    f"throttled {log.throttled}, kills {log.kills + sum(patterns.kills.values())}, "
+                    f"timeouts {log.timeouts + sum(patterns.timeouts.values())}, clock +{self.clock_advances}"
                 )
                 next_report = now + 5
             time.sleep(1.0)
@@ -211,6 +249,9 @@ class ChaosRun:
             "crashes (environments killed mid-batch)": log.kills,
             "environments killed": log.environments_killed,
             "invocations timed out": log.timeouts,
+            **{f"{target}: failed transiently": n for target, n in self.pattern_faults.log.transient.items()},
+            **{f"{target}: crashes": n for target, n in self.pattern_faults.log.kills.items()},
+            **{f"{target}: timeouts": n for target, n in self.pattern_faults.log.timeouts.items()},
         }
 
     # -- the invariants --------------------------------------------------------------------

@@ -221,6 +221,23 @@ class SchedulerEngine:
                     self._complain(schedule, error)
             return count
 
+    def next_due(self) -> datetime | None:
+        """When the next firing or retry is due on the clock, or None if nothing will fire."""
+        with self._lock:
+            due = [i.next_at for i in self._retries if i.next_at]
+            for schedule in self._schedules():
+                if (schedule.state or "ENABLED") != "ENABLED":
+                    continue
+                tracked = self._track(schedule)
+                try:
+                    first = next(_occurrences(schedule, tracked.created, tracked.mark), None)
+                except Exception as error:
+                    self._complain(schedule, error)
+                    continue
+                if first is not None:
+                    due.append(first)
+            return min(due, default=None)
+
     def _schedules(self) -> list[Schedule]:
         backend = scheduler_backends[self._account_id][self._region]
         schedules = [

@@ -121,6 +121,23 @@ def test_one_time_schedule_fires_once_at_its_time(local: Local, action: str, kep
     assert local.engine.pending() == 0
 
 
+def test_next_due_is_the_earliest_firing_still_to_come(local: Local) -> None:
+    """What a driver moving the clock jumps to: the next due time of any schedule, none once all fired."""
+    # Given two one-time schedules and nothing else
+    _, arn = make_queue("due")
+    assert local.engine.next_due() is None
+    schedule("later", "at(2030-01-03T00:00:00)", {"Arn": arn, "Input": "{}"})
+    schedule("sooner", "at(2030-01-01T06:00:00)", {"Arn": arn, "Input": "{}"})
+    # When the clock moves to each next due time and the engine fires
+    seen = []
+    while (due := local.engine.next_due()) is not None:
+        seen.append(due)
+        local.clock.advance((due - local.clock.now()).total_seconds())
+        local.engine.fire_due()
+    # Then it went to each due time in order, and nothing is left to come
+    assert seen == [T0 + timedelta(hours=6), T0 + timedelta(days=2)]
+
+
 def test_rate_schedule_fires_once_per_period_counted_from_creation(local: Local) -> None:
     """rate(5 minutes) invokes every five minutes after creation, and once per period missed by a clock jump."""
     # Given a rate schedule created at T0
