@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from localcloud import logs
@@ -48,6 +49,9 @@ from shared.publisher import OutgoingMessage
 
 # Enough that no order of a 10,000-event run is refused for stock: every reservation must land.
 CHAOS_STOCK = 10**9
+# How far the clock may move for the patterns' schedules: their latest is a follow-up 3 days after a
+# signup; webhook retries end 17.5 hours after a job.
+CLOCK_HORIZON = timedelta(days=4)
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,7 @@ class ChaosRun:
         self.transient = frozenset(chosen)
         self.injector = FaultInjector(self._plan(), cloud.runtime)
         self.clock_advances = 0
+        self.horizon = cloud.clock.now() + CLOCK_HORIZON
         self.first, self.later = workloads(cloud, self.run, config.events) if config.patterns else ([], [])
         self.patterns: list[Workload] = [*self.first, *self.later]
         self.pattern_faults = PatternFaults([t for w in self.patterns for t in w.targets()], cloud.runtime)
@@ -200,7 +205,7 @@ class ChaosRun:
             self.cloud.clock.advance(visibility + 1)
             return "visibility"
         due = self.cloud.scheduler.next_due() if self.patterns else None
-        if due is None:
+        if due is None or due > self.horizon:  # beyond it only recurring schedules fire, nothing of ours
             return None
         self.cloud.clock.advance(max(1.0, (due - self.cloud.clock.now()).total_seconds() + 1))
         self.cloud.scheduler.fire_due()
@@ -222,7 +227,9 @@ class ChaosRun:
                 stuck_since = None
             elif stuck_since is None:
                 stuck_since = now
-            elif now - stuck_since >= 1.0 and settled and self._advance(queues, visibility):
+            elif now - stuck_since >= 1.0 and settled:
+                if not self._advance(queues, visibility):
+                    return  # nothing will happen any more: the invariants say whether all was done
                 self.clock_advances += 1
                 stuck_since = None
             if now >= next_report:

@@ -167,7 +167,7 @@ class Workload(Protocol):
     def targets(self) -> list[FaultTarget]: ...
     def start(self) -> None: ...
     def busy(self) -> bool:
-        """Work in progress that ends without the clock moving (a running execution)."""
+        """Work in progress that ends without the clock moving (a running execution, a waiting client)."""
 
     def done(self) -> bool: ...
     def invariants(self) -> list[Invariant]: ...
@@ -626,7 +626,7 @@ class RpcCalls:
             )
 
     def busy(self) -> bool:
-        return False  # a call waiting on a crashed request times out in real time, whatever the clock does
+        return not self.done()  # calls wait in real time; their crashed requests time out
 
     def done(self) -> bool:
         return self._thread is not None and not self._thread.is_alive()
