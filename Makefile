@@ -29,6 +29,7 @@ $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade 'pip>=25.1'
 	$(PY) -m pip install --quiet --disable-pip-version-check --group dev
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --editable .
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -47,7 +48,7 @@ $(CHROMIUM):
 browser: $(CHROMIUM)
 
 layer: $(STAMP)
-	$(PY) -m infra.packaging
+	$(PY) -m asyncstack.cdk.packaging
 
 synth: install layer
 	$(CDK) synth --quiet

@@ -8,10 +8,10 @@ import os
 from aws_cdk import Acknowledgment, App, Aspects, Environment, Validations
 from cdk_nag import AwsSolutionsChecks
 
-from infra.alarms import AlarmsNotify
-from infra.job_api import ApiAuth
-from infra.packaging import LambdaTarget, default_target, host_target
-from infra.rules import QueueConsumerRules
+from asyncstack.cdk.alarms import AlarmsNotify
+from asyncstack.cdk.job_api import ApiAuth
+from asyncstack.cdk.packaging import LambdaTarget, default_target, host_target
+from asyncstack.cdk.rules import QueueConsumerRules
 from infra.stack import AsyncStack
 
 LOCAL_CLOUD_CONTEXT = "asyncstack:localCloud"

@@ -1,6 +1,6 @@
 """AWS API calls per processed record, by service, made by each handler (idempotency included).
 
-Every client ``shared.aws.client`` hands out is replaced by one with a ``before-call`` hook that
+Every client ``asyncstack.runtime.aws.client`` hands out is replaced by one with a ``before-call`` hook that
 counts the call (once per API call, not per HTTP retry). The event source mapping's own
 ReceiveMessage and DeleteMessageBatch are made by Lambda, not by the handler, and are not counted.
 
@@ -26,13 +26,14 @@ from dataclasses import dataclass
 from typing import Any
 from unittest import mock
 
+from asyncstack.runtime import aws
+from asyncstack.runtime.errors import NonRetryableError
+from asyncstack.runtime.events import decode_event
 from bench.environment import quiet_stdout
 from bench.localaws import lambda_context, local_aws
 from bench.orders import POISON_BODIES, order_body
 from bench.results import Metric, command, ratio
-from shared import aws
-from shared.errors import NonRetryableError
-from shared.events import EVENT_MODELS, decode_event
+from shared.events import EVENT_MODELS
 
 GROUP = "api_calls"
 SERVICES = ("dynamodb", "sqs")
@@ -91,7 +92,7 @@ def bodies_for(scenario: Scenario, records: int, seed: int = 7) -> list[str]:
 
 @contextlib.contextmanager
 def counting_clients() -> Iterator[Counter[tuple[str, str]]]:
-    """Make ``shared.aws.client`` hand out clients that count their API calls by (service, operation)."""
+    """Make ``asyncstack.runtime.aws.client`` hand out clients that count their API calls by (service, operation)."""
     counts: Counter[tuple[str, str]] = Counter()
     factory = aws.client.__wrapped__  # the uncached original: makes a fresh client
 

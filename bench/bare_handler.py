@@ -11,7 +11,7 @@ import boto3
 
 @cache
 def _dynamodb() -> Any:
-    """A client made on first use, never at import, as ``shared.aws`` does (the bare handler needs none)."""
+    """A client made on first use, never at import, as ``asyncstack.runtime.aws`` does (the bare handler needs none)."""
     return boto3.session.Session().client("dynamodb")
 
 

@@ -1,6 +1,6 @@
 """Framework overhead per record: the inventory handler vs a bare loop doing the same business work.
 
-Both run in-process against the same moto DynamoDB (through the same ``shared.aws`` client), so
+Both run in-process against the same moto DynamoDB (through the same ``asyncstack.runtime.aws`` client), so
 moto's own cost is inside both figures. Per batch of 10 records, only the call is timed (CPU time
 of the process); building events and cleaning up is not.
 
@@ -27,11 +27,11 @@ from unittest import mock
 
 from moto.core.models import botocore_stubber
 
+from asyncstack.runtime import aws
 from bench.environment import quiet_stdout
 from bench.localaws import LocalAws, lambda_context, local_aws
 from bench.orders import order_body
 from bench.results import Metric, command, median, ratio
-from shared import aws
 from shared.events import OrderCreated, OrderLine
 from shared.inventory import InventoryRepository
 

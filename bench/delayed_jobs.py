@@ -19,10 +19,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from asyncstack.runtime.jobs import JobScheduler
 from bench.results import Metric, command, percentile, ratio
 from localcloud.cloud import LocalCloud
 from localcloud.server import free_port
-from shared.jobs import JobScheduler
 
 GROUP = "jobs"
 

@@ -1,6 +1,6 @@
 """The process environment every benchmark runs in: fake AWS credentials, quiet Powertools.
 
-Powertools reads its variables when ``shared.observability`` is first imported, so
+Powertools reads its variables when ``asyncstack.runtime.observability`` is first imported, so
 ``configure`` must run before that; ``bench/__init__.py`` calls it.
 """
 

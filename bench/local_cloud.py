@@ -38,6 +38,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from asyncstack.runtime.publisher import AWS_MAX_BATCH_ENTRIES, BatchPublisher, OutgoingMessage
 from bench.results import Metric, command, median, ratio
 from localcloud.cloud import CDK, ROOT, LocalCloud
 from localcloud.dashboard import DashboardData
@@ -46,7 +47,6 @@ from localcloud.server import ACCOUNT, REGION, ApiCallCounter, LocalCloudError, 
 from shared.events import OrderCreated, OrderLine
 from shared.inventory import InventoryRepository
 from shared.orders import event_message, order_created
-from shared.publisher import AWS_MAX_BATCH_ENTRIES, BatchPublisher, OutgoingMessage
 
 GROUP = "localcloud"
 READY_TARGET_SECONDS = 30.0

@@ -12,12 +12,12 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
+from asyncstack.runtime.aws import reset_clients
+from asyncstack.runtime.settings import load as load_settings
 from bench.environment import REGION
 from localcloud.lambda_context import LocalLambdaContext
 from localcloud.sqs_events import lambda_event
-from shared.aws import reset_clients
 from shared.inventory import InventoryRepository
-from shared.settings import consumer_settings
 
 # environment variable -> (table name, hash key); the idempotency table as Powertools expects it
 TABLES = {
@@ -141,7 +141,7 @@ def local_aws() -> Iterator[LocalAws]:
         saved = {name: os.environ.get(name) for name in variables}
         os.environ.update(variables)
         reset_clients()
-        consumer_settings.cache_clear()
+        load_settings.cache_clear()
         try:
             yield LocalAws(queue_url=url, queue_arn=arn, dlq_url=dlq_url)
         finally:
@@ -151,7 +151,7 @@ def local_aws() -> Iterator[LocalAws]:
                 else:
                     os.environ[name] = value
             reset_clients()
-            consumer_settings.cache_clear()
+            load_settings.cache_clear()
 
 
 def lambda_context(name: str = "bench-function") -> LocalLambdaContext:

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from asyncstack.runtime.publisher import AWS_MAX_BATCH_ENTRIES
 from bench.api_calls import HANDLERS, minimum_calls
 from bench.results import Metric, command, ratio
 from localcloud.cloud import LocalCloud
@@ -46,7 +47,6 @@ from localcloud.pipeline import (
 from localcloud.scenarios import finished_execution, history
 from localcloud.server import free_port
 from shared.inventory import InventoryRepository
-from shared.publisher import AWS_MAX_BATCH_ENTRIES
 
 GROUP = "requests"
 SERVICES = ("sns", "sqs", "dynamodb")

@@ -21,12 +21,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from asyncstack.runtime.rpc import RpcClient
 from bench.results import Metric, command, percentile, ratio
 from localcloud.cloud import LocalCloud
 from localcloud.server import free_port
 from shared.exports import ExportJobs, ExportRequest, run_export, start_export
 from shared.png import encode, gradient
-from shared.rpc import RpcClient
 
 GROUP = "workflows"
 CRASH_CHUNK = 8

@@ -22,7 +22,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from infra.workflow import Workflow
+from asyncstack.cdk.workflow import Workflow
 
 # Lambda's own transient failures, per the Step Functions guidance for Lambda tasks.
 LAMBDA_TRANSIENT_ERRORS = (
@@ -31,7 +31,7 @@ LAMBDA_TRANSIENT_ERRORS = (
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
 )
-# What the step functions raise for "try again" (shared.errors.TransientError and its named kinds),
+# What the step functions raise for "try again" (asyncstack.runtime.errors.TransientError and its named kinds),
 # plus a step that timed out or whose process died: every step is idempotent, so running it again is safe.
 STEP_TRANSIENT_ERRORS = (
     "TransientError", "PaymentProviderUnavailable", "States.Timeout", "Sandbox.Timedout", "Runtime.ExitError",

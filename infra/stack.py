@@ -10,20 +10,21 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from infra.alarms import AlarmTopic
-from infra.buckets import access_log_bucket, private_bucket
-from infra.delayed_jobs import DelayedJobs
-from infra.fan_out_topic import FanOutTopic
-from infra.job_api import ApiAuth, JobApi
-from infra.long_running_jobs import LongRunningJobs
-from infra.nag import acknowledge_wildcard, arn_of
+from asyncstack import contract
+from asyncstack.cdk.alarms import AlarmTopic
+from asyncstack.cdk.buckets import access_log_bucket, private_bucket
+from asyncstack.cdk.delayed_jobs import DelayedJobs
+from asyncstack.cdk.fan_out_topic import FanOutTopic
+from asyncstack.cdk.job_api import ApiAuth, JobApi
+from asyncstack.cdk.long_running_jobs import LongRunningJobs
+from asyncstack.cdk.nag import acknowledge_wildcard, arn_of
+from asyncstack.cdk.packaging import LambdaTarget
+from asyncstack.cdk.python_function import LambdaPlatform, PythonFunction
+from asyncstack.cdk.request_reply import RequestReply
+from asyncstack.cdk.tables import on_demand_table
+from asyncstack.cdk.webhooks import WebhookDelivery
+from asyncstack.cdk.work_queue import WorkQueue
 from infra.order_saga import OrderSaga
-from infra.packaging import LambdaTarget
-from infra.python_function import LambdaPlatform, PythonFunction
-from infra.request_reply import RequestReply
-from infra.tables import on_demand_table
-from infra.webhooks import WebhookDelivery
-from infra.work_queue import WorkQueue
 
 ORDER_CREATED = "order.created"
 USER_EVENTS = ["user.signed_up", "user.converted"]
@@ -64,7 +65,7 @@ class AsyncStack(Stack):
         self._job_api(api_auth)
         if allow_insecure_callbacks:  # the local cloud's receivers listen on http://127.0.0.1
             for function in (self.api, self.export_worker, self.webhook_worker):
-                function.function.add_environment("WEBHOOK_ALLOW_INSECURE", "true")
+                function.function.add_environment(contract.WEBHOOK_ALLOW_INSECURE, "true")
         self.outputs |= {
             "AlarmTopicArn": self.alarm_topic.topic.topic_arn,
             "InventoryTableName": self.inventory_table.table_name,

@@ -18,8 +18,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from asyncstack.runtime.workflows import execution_name
 from localcloud.server import LocalCloudError, local_client
-from shared.workflows import execution_name
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:4566"
 

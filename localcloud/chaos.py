@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from asyncstack.runtime.publisher import OutgoingMessage
 from localcloud import logs
 from localcloud.chaos_patterns import Invariant, PatternFaults, Workload, workloads
 from localcloud.cloud import LocalCloud, running_cloud
@@ -45,7 +46,6 @@ from localcloud.pollers import sqs_mappings
 from localcloud.server import LocalCloudError, free_port
 from shared.events import OrderCreated
 from shared.inventory import InventoryRepository
-from shared.publisher import OutgoingMessage
 
 # Enough that no order of a 10,000-event run is refused for stock: every reservation must land.
 CHAOS_STOCK = 10**9

@@ -30,26 +30,19 @@ from typing import Any, Protocol
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from asyncstack.runtime.aws import SDK_MAX_ATTEMPTS
+from asyncstack.runtime.events import new_envelope
+from asyncstack.runtime.rpc import RpcClient, RpcTimeout
+from asyncstack.runtime.workflows import start_once
 from localcloud.cloud import LocalCloud
 from localcloud.faults import WRITES, dynamodb_error
 from localcloud.runtime import LocalRuntime
 from localcloud.server import HookResponse, free_port
-from shared.aws import SDK_MAX_ATTEMPTS
-from shared.events import (
-    USER_CONVERTED,
-    USER_SIGNED_UP,
-    OrderCreated,
-    OrderLine,
-    UserConverted,
-    UserSignedUp,
-    new_envelope,
-)
+from shared.events import USER_CONVERTED, USER_SIGNED_UP, OrderCreated, OrderLine, UserConverted, UserSignedUp
 from shared.exports import ExportJobs, ExportRequest, start_export
 from shared.inventory import InventoryRepository
 from shared.png import decode, encode, fit_size, gradient
-from shared.rpc import RpcClient, RpcTimeout
 from shared.webhook_delivery import MAX_ATTEMPTS
-from shared.workflows import start_once
 
 Say = Callable[[str], None]
 

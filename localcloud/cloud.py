@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from asyncstack.contract import DEAD_LETTER_QUEUE_TAG
 from localcloud import moto_patches
 from localcloud.api_gateway import FunctionError, LocalApi
 from localcloud.async_invoke import AsyncInvoker
@@ -39,7 +40,6 @@ from localcloud.server import (
     local_client,
     serve_moto,
 )  # fmt: skip
-from shared.settings import DEAD_LETTER_QUEUE_TAG
 
 if TYPE_CHECKING:
     from localcloud.dashboard import Dashboard
@@ -241,7 +241,7 @@ class LocalCloud:
         context: Mapping[str, str] | None = None,
     ) -> DeployReport:  # fmt: skip
         """``cdk bootstrap`` (once) and ``cdk deploy`` with the pinned CLI against this endpoint."""
-        from infra.packaging import build_dependency_layer, host_target
+        from asyncstack.cdk.packaging import build_dependency_layer, host_target
 
         if app is None:
             build_dependency_layer(host_target())
@@ -273,7 +273,7 @@ class LocalCloud:
 
     def webhook_secret(self) -> str | None:
         """The current webhook signing secret (``whsec_...``) of the deployed stack (generated at deploy)."""
-        from shared.webhooks import load_signing_keys
+        from asyncstack.runtime.webhooks import load_signing_keys
 
         arn = self.stack_outputs().get("WebhookSecretArn")
         if arn is None:

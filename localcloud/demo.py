@@ -19,12 +19,12 @@ from functools import partial
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from asyncstack.runtime.observability import logger as shared_logger
+from asyncstack.runtime.rpc import RpcError
 from localcloud import logs
 from localcloud.cloud import LocalCloud, running_cloud
 from localcloud.scenarios import SCENARIOS, ScenarioResult, pub_sub
 from localcloud.server import LocalCloudError, free_port
-from shared.observability import logger as shared_logger
-from shared.rpc import RpcError
 
 
 def print_summary(results: list[ScenarioResult], say: Callable[[str], None]) -> None:

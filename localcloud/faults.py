@@ -25,10 +25,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from asyncstack.runtime.aws import SDK_MAX_ATTEMPTS
 from localcloud.runtime import LocalRuntime
 from localcloud.server import HookResponse, HookRewrite
 from shared.analytics import UNPROCESSED_ATTEMPTS
-from shared.aws import SDK_MAX_ATTEMPTS
 
 # The operations handlers make; the chaos run's own reads (Scan) are never disturbed.
 HANDLER_OPERATIONS = frozenset(

@@ -16,12 +16,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from asyncstack.runtime.publisher import BatchPublisher, OutgoingMessage
 from localcloud.cloud import LocalCloud
 from localcloud.server import LocalCloudError
 from shared.events import ORDER_CREATED, OrderCreated, OrderLine
 from shared.inventory import InventoryRepository
 from shared.orders import event_message, order_created
-from shared.publisher import BatchPublisher, OutgoingMessage
 
 SKUS = ["SKU-RED-MUG", "SKU-TEA-100G", "SKU-NOTEBOOK", "SKU-PEN-BLUE", "SKU-TOTE-BAG"]
 STOCK_PER_SKU = 700

@@ -27,6 +27,10 @@ from typing import Any, Self
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from asyncstack.runtime.events import new_envelope
+from asyncstack.runtime.publisher import BatchPublisher, OutgoingMessage
+from asyncstack.runtime.rpc import RpcClient, RpcError
+from asyncstack.runtime.workflows import start_once
 from localcloud import logs
 from localcloud.cloud import LocalCloud
 from localcloud.faults import dynamodb_error
@@ -38,14 +42,11 @@ from localcloud.pipeline import (
     read_dead_letters,
 )
 from localcloud.server import HookResponse, LocalCloudError, free_port
-from shared.events import ORDER_CREATED, USER_SIGNED_UP, OrderCreated, OrderLine, UserSignedUp, new_envelope
+from shared.events import ORDER_CREATED, USER_SIGNED_UP, OrderCreated, OrderLine, UserSignedUp
 from shared.exports import ExportJobs, ExportRequest, new_job_id, start_export
 from shared.inventory import InventoryRepository
 from shared.orders import event_message, order_created
 from shared.png import decode, encode, fit_size, gradient
-from shared.publisher import BatchPublisher, OutgoingMessage
-from shared.rpc import RpcClient, RpcError
-from shared.workflows import start_once
 
 Say = Callable[[str], None]
 # How long a scenario waits for any one outcome before it reports the scenario as failed.

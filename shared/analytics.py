@@ -13,11 +13,11 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from shared import aws
-from shared.consumer import Decoded
+from asyncstack.runtime import aws
+from asyncstack.runtime.consumer import Decoded
+from asyncstack.runtime.observability import logger
+from asyncstack.runtime.settings import table_name
 from shared.events import OrderCreated
-from shared.observability import logger
-from shared.settings import table_name
 
 BATCH_WRITE_LIMIT = 25
 

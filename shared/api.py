@@ -64,8 +64,10 @@ from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import D
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared import aws
-from shared.events import ORDER_CREATED, OrderCreated, new_envelope
+from asyncstack.runtime import aws
+from asyncstack.runtime.events import new_envelope
+from asyncstack.runtime.observability import logger, metrics
+from shared.events import ORDER_CREATED, OrderCreated
 from shared.exports import (
     JOB_ID_PATTERN,
     ExportJobs,
@@ -77,7 +79,6 @@ from shared.exports import (
     new_job_id,
     start_export,
 )
-from shared.observability import logger, metrics
 from shared.orders import publish_order_created
 
 __all__ = [

@@ -1,44 +1,34 @@
-"""The event envelope and the domain events carried in it.
-
-Every event carries a stable ``event_id`` chosen by its producer. Consumers key idempotency
-on it, never on the SQS or SNS message id: a redelivery or a republish gets a new message id
-but keeps the ``event_id``.
-"""
+"""The example's domain events: orders and signups, carried in the framework's envelope."""
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from aws_lambda_powertools.utilities.parser import parse
-from aws_lambda_powertools.utilities.parser.exceptions import InvalidModelTypeError
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, Field, StringConstraints
 
-from shared.errors import MalformedJsonError, SchemaInvalidError, UnknownEventTypeError
+from asyncstack.runtime.events import StrictModel
 
 ORDER_CREATED = "order.created"
+USER_SIGNED_UP = "user.signed_up"
+USER_CONVERTED = "user.converted"
+USER_EVENTS = (USER_SIGNED_UP, USER_CONVERTED)
 
-EventId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
 Sku = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class OrderLine(_Strict):
+class OrderLine(StrictModel):
     sku: Sku
     quantity: int = Field(gt=0, le=1000)
     unit_price_cents: int = Field(ge=0)
 
 
-class OrderCreated(_Strict):
+class OrderCreated(StrictModel):
     order_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     customer_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    customer_email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+    customer_email: Email
     lines: list[OrderLine] = Field(min_length=1, max_length=50)
     currency: Literal["EUR", "USD", "GBP"] = "EUR"
 
@@ -47,29 +37,13 @@ class OrderCreated(_Strict):
         return sum(line.quantity * line.unit_price_cents for line in self.lines)
 
 
-class EventEnvelope(_Strict):
-    """What travels on topics and queues: metadata plus a typed ``data`` payload."""
-
-    event_id: EventId
-    type: Annotated[str, StringConstraints(min_length=1, max_length=128)]
-    source: Annotated[str, StringConstraints(min_length=1, max_length=128)]
-    occurred_at: AwareDatetime
-    data: dict[str, Any]
-
-
-USER_SIGNED_UP = "user.signed_up"
-USER_CONVERTED = "user.converted"
-Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
-UserId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
-
-
-class UserSignedUp(_Strict):
+class UserSignedUp(StrictModel):
     user_id: UserId
     email: Email
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
-class UserConverted(_Strict):
+class UserConverted(StrictModel):
     user_id: UserId
     plan: Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
@@ -79,58 +53,3 @@ EVENT_MODELS: Mapping[str, type[BaseModel]] = {
     USER_SIGNED_UP: UserSignedUp,
     USER_CONVERTED: UserConverted,
 }
-
-
-def new_envelope(
-    event_type: str, data: BaseModel, *, source: str, event_id: str | None = None
-) -> EventEnvelope:
-    """Wrap ``data`` for publishing; ``event_id`` defaults to a fresh UUID."""
-    return EventEnvelope(
-        event_id=event_id or str(uuid.uuid4()),
-        type=event_type,
-        source=source,
-        occurred_at=datetime.now(UTC),
-        data=data.model_dump(mode="json"),
-    )
-
-
-def unwrap_sns_notification(body: Mapping[str, Any]) -> Any:
-    """Accept subscriptions without raw delivery too: SNS then wraps the event in a notification."""
-    if body.get("Type") == "Notification" and "TopicArn" in body and isinstance(body.get("Message"), str):
-        return _loads(body["Message"])
-    return body
-
-
-def decode_event(body: str, accepted_types: Mapping[str, type[BaseModel]]) -> tuple[EventEnvelope, BaseModel]:
-    """Parse a message body into its envelope and typed data, or raise a ``NonRetryableError``."""
-    raw = _loads(body)
-    if not isinstance(raw, dict):
-        raise SchemaInvalidError(f"body must be a JSON object, got {type(raw).__name__}")
-    raw = unwrap_sns_notification(raw)
-    try:
-        envelope = parse(event=raw, model=EventEnvelope)
-    except (ValidationError, InvalidModelTypeError) as error:
-        raise SchemaInvalidError(_describe(error)) from error
-    model = accepted_types.get(envelope.type)
-    if model is None:
-        raise UnknownEventTypeError(f"event type {envelope.type!r} is not one of {sorted(accepted_types)}")
-    try:
-        return envelope, parse(event=envelope.data, model=model)
-    except (ValidationError, InvalidModelTypeError) as error:
-        raise SchemaInvalidError(f"{envelope.type}: {_describe(error)}") from error
-
-
-def _loads(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except (json.JSONDecodeError, TypeError) as error:
-        raise MalformedJsonError(f"body is not valid JSON: {error}") from error
-
-
-def _describe(error: Exception) -> str:
-    """A field-by-field summary, short enough for an SQS message attribute."""
-    if not isinstance(error, ValidationError):
-        return str(error)
-    parts = [f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in error.errors()[:5]]
-    more = error.error_count() - len(parts)
-    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")

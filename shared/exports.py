@@ -50,14 +50,14 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared import aws
-from shared.errors import NonRetryableError, TransientError
-from shared.jobs import JobScheduler, ScheduledJob, schedule_job
-from shared.observability import logger
-from shared.progress import Progress
-from shared.settings import table_name
-from shared.ssrf import MAX_URL_LENGTH, check_callback_url, insecure_allowed
-from shared.workflows import transient_aws_errors
+from asyncstack.runtime import aws
+from asyncstack.runtime.errors import NonRetryableError, TransientError
+from asyncstack.runtime.jobs import JobScheduler, ScheduledJob, schedule_job
+from asyncstack.runtime.observability import logger
+from asyncstack.runtime.progress import Progress
+from asyncstack.runtime.settings import table_name
+from asyncstack.runtime.ssrf import MAX_URL_LENGTH, check_callback_url, insecure_allowed
+from asyncstack.runtime.workflows import transient_aws_errors
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

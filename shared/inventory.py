@@ -15,11 +15,12 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
-from shared import aws
-from shared.errors import TransientError
-from shared.events import EventEnvelope, OrderCreated
-from shared.observability import logger
-from shared.settings import table_name
+from asyncstack.runtime import aws
+from asyncstack.runtime.errors import TransientError
+from asyncstack.runtime.events import EventEnvelope
+from asyncstack.runtime.observability import logger
+from asyncstack.runtime.settings import table_name
+from shared.events import OrderCreated
 
 ReservationStatus = Literal["reserved", "insufficient_stock", "already_reserved"]
 ReleaseStatus = Literal["released", "nothing_to_release"]

@@ -13,10 +13,11 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from shared import aws
-from shared.events import EventEnvelope, OrderCreated
-from shared.observability import logger
-from shared.settings import table_name
+from asyncstack.runtime import aws
+from asyncstack.runtime.events import EventEnvelope
+from asyncstack.runtime.observability import logger
+from asyncstack.runtime.settings import table_name
+from shared.events import OrderCreated
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,14 @@ from typing import Annotated, Any
 
 from pydantic import StringConstraints, ValidationError
 
-from shared.errors import NonRetryableError
-from shared.events import OrderCreated, _describe
+from asyncstack.runtime.errors import NonRetryableError
+from asyncstack.runtime.events import describe_validation_error
+from asyncstack.runtime.observability import logger
+from asyncstack.runtime.settings import table_name
+from asyncstack.runtime.workflows import transient_aws_errors
+from shared.events import OrderCreated
 from shared.inventory import InventoryRepository
 from shared.mailer import EmailMessage, EmailProvider, OutboxEmailProvider
-from shared.observability import logger
 from shared.payments import (
     VISA,
     BusinessRuleViolation,
@@ -34,8 +37,6 @@ from shared.payments import (
     PaymentProviderUnavailable,
     SimulatedPaymentProvider,
 )
-from shared.settings import table_name
-from shared.workflows import transient_aws_errors
 
 __all__ = [
     "BusinessRuleViolation",
@@ -105,7 +106,7 @@ def parse_order(raw: Any) -> SagaOrder:
     try:
         return SagaOrder.model_validate(raw)
     except ValidationError as error:
-        raise InvalidOrder(f"order: {_describe(error)}") from error
+        raise InvalidOrder(f"order: {describe_validation_error(error)}") from error
 
 
 def _action(event: Mapping[str, Any], actions: tuple[str, ...]) -> str:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
-from shared.events import ORDER_CREATED, EventEnvelope, OrderCreated, new_envelope
-from shared.publisher import BatchPublisher, EntryResult, OutgoingMessage
+from asyncstack.runtime.events import EventEnvelope, new_envelope
+from asyncstack.runtime.publisher import BatchPublisher, EntryResult, OutgoingMessage
+from shared.events import ORDER_CREATED, OrderCreated
 
 SOURCE = "asyncstack.orders"
 

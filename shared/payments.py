@@ -19,8 +19,8 @@ from typing import Any, Literal, Protocol
 
 from botocore.exceptions import ClientError
 
-from shared import aws
-from shared.errors import NonRetryableError, TransientError
+from asyncstack.runtime import aws
+from asyncstack.runtime.errors import NonRetryableError, TransientError
 
 
 class BusinessRuleViolation(NonRetryableError):

@@ -1,5 +1,5 @@
 """The signup journey: a welcome email now, a reminder after a day, a trial-expiry warning after three
-days, both cancelled when the user converts. The delayed emails are jobs (``shared.jobs``); the jobs
+days, both cancelled when the user converts. The delayed emails are jobs (``asyncstack.runtime.jobs``); the jobs
 worker sends them once, however often a schedule fires."""
 
 from __future__ import annotations
@@ -9,11 +9,12 @@ from typing import Any
 
 from pydantic import AwareDatetime
 
-from shared.events import Email, EventEnvelope, UserConverted, UserId, UserSignedUp, _Strict
-from shared.jobs import cancel_job, run_once, schedule_job
+from asyncstack.runtime.events import EventEnvelope, StrictModel
+from asyncstack.runtime.jobs import cancel_job, run_once, schedule_job
+from asyncstack.runtime.observability import logger
+from asyncstack.runtime.settings import table_name
+from shared.events import Email, UserConverted, UserId, UserSignedUp
 from shared.mailer import EmailMessage, EmailProvider, OutboxEmailProvider
-from shared.observability import logger
-from shared.settings import table_name
 
 SIGNUP_REMINDER = "job.signup_reminder"
 TRIAL_EXPIRY_WARNING = "job.trial_expiry_warning"
@@ -22,14 +23,14 @@ REMINDER_AFTER = timedelta(hours=24)
 TRIAL_WARNING_AFTER = timedelta(days=3)
 
 
-class UserJob(_Strict):
+class UserJob(StrictModel):
     user_id: UserId
     email: Email
     name: str
     due_at: AwareDatetime
 
 
-class SummaryJob(_Strict):
+class SummaryJob(StrictModel):
     due_at: AwareDatetime
 
 

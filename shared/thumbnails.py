@@ -17,9 +17,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from shared import aws, png
-from shared.observability import logger
-from shared.rpc import ActionError, Heartbeat, InvalidRequestError
+from asyncstack.runtime import aws
+from asyncstack.runtime.observability import logger
+from asyncstack.runtime.rpc import ActionError, Heartbeat, InvalidRequestError
+from shared import png
 
 __all__ = [
     "IMAGES_BUCKET_ENV",

@@ -1,6 +1,6 @@
 """Webhook delivery: POST a finished export job's signed event to its callback, with retries.
 
-Each attempt is a delayed job (``shared.jobs``) of type ``webhook.deliver`` keyed
+Each attempt is a delayed job (``asyncstack.runtime.jobs``) of type ``webhook.deliver`` keyed
 ``<job_id>.webhook.<attempt>``: the export worker queues attempt 1 when the job ends, and a failed
 attempt n schedules attempt n+1 after ``next_delay(n)``. Retries of a minute or more go through
 EventBridge Scheduler (``max_sqs_delay_seconds=60``), the 5 s one through an SQS delay. After the
@@ -25,8 +25,13 @@ from urllib.parse import urlsplit
 
 from pydantic import AwareDatetime, Field, StringConstraints
 
-from shared import aws, ssrf
-from shared.events import EventEnvelope, _Strict
+from asyncstack import contract
+from asyncstack.runtime import aws, ssrf
+from asyncstack.runtime.events import EventEnvelope, StrictModel
+from asyncstack.runtime.jobs import JobScheduler, run_once, schedule_job
+from asyncstack.runtime.observability import logger
+from asyncstack.runtime.settings import table_name
+from asyncstack.runtime.webhooks import SigningKeys, headers_for, load_signing_keys
 from shared.exports import (
     JOB_ID_PATTERN,
     WEBHOOK_JOB_TYPE,
@@ -35,10 +40,6 @@ from shared.exports import (
     WebhookStatus,
     webhook_job_key,
 )
-from shared.jobs import JobScheduler, run_once, schedule_job
-from shared.observability import logger
-from shared.settings import table_name
-from shared.webhooks import SigningKeys, headers_for, load_signing_keys
 
 __all__ = [
     "DEAD_LETTER_VARIABLE",
@@ -67,17 +68,17 @@ RETRY_DELAYS = (
 MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
 # The longest one delivery record can take: the POST at its worst (DNS, three connects, the read) and
 # the AWS calls around it. The consumer's batch and shutdown margin are sized from it.
-MAX_DELIVERY_DURATION = timedelta(seconds=ssrf.MAX_REQUEST_SECONDS + 9)
+MAX_DELIVERY_DURATION = timedelta(seconds=contract.WEBHOOK_DELIVERY_MAX_SECONDS)
 JITTER = 0.10
 WEBHOOK_MAX_SQS_DELAY_SECONDS = 60
-DEAD_LETTER_VARIABLE = "WEBHOOK_DEAD_LETTER_QUEUE_URL"
+DEAD_LETTER_VARIABLE = contract.WEBHOOK_DEAD_LETTER_QUEUE_URL
 EVENT_TYPES = {ExportStatus.SUCCEEDED: "export.completed", ExportStatus.FAILED: "export.failed"}
 _FINAL = frozenset({WebhookStatus.DELIVERED, WebhookStatus.CALLBACK_FAILED})
 _ERROR_LIMIT = 512  # an attempt's error as stored on the job
 _DLQ_MESSAGE_LIMIT = 1024
 
 
-class DeliveryJob(_Strict):
+class DeliveryJob(StrictModel):
     """The payload of a ``webhook.deliver`` job."""
 
     job_id: Annotated[str, StringConstraints(pattern=JOB_ID_PATTERN.pattern)]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-# Powertools reads these when shared.observability is first imported, as Lambda would at cold start.
+# Powertools reads these when asyncstack.runtime.observability is first imported, as Lambda would at cold start.
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "AsyncStackTest")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "tests")

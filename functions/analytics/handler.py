@@ -4,10 +4,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from asyncstack.runtime.consumer import EventConsumer
+from asyncstack.runtime.observability import logger, metrics, tracer
 from shared.analytics import AnalyticsSink
-from shared.consumer import EventConsumer
 from shared.events import ORDER_CREATED, OrderCreated
-from shared.observability import logger, metrics, tracer
 
 consumer = EventConsumer(
     name="analytics", accepts={ORDER_CREATED: OrderCreated}, bulk=AnalyticsSink(), idempotent=False

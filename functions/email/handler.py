@@ -4,10 +4,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.consumer import EventConsumer
+from asyncstack.runtime.consumer import EventConsumer
+from asyncstack.runtime.observability import logger, metrics, tracer
 from shared.events import ORDER_CREATED, OrderCreated
 from shared.mailer import send_confirmation
-from shared.observability import logger, metrics, tracer
 
 consumer = EventConsumer(name="email", accepts={ORDER_CREATED: OrderCreated}, process=send_confirmation)
 

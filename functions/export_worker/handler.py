@@ -7,8 +7,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from asyncstack.runtime.observability import logger, metrics, tracer
 from shared.exports import handle
-from shared.observability import logger, metrics, tracer
 
 
 @logger.inject_lambda_context

@@ -4,8 +4,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.observability import logger, metrics, tracer
-from shared.rpc import RpcServer
+from asyncstack.runtime.observability import logger, metrics, tracer
+from asyncstack.runtime.rpc import RpcServer
 from shared.thumbnails import IMAGE_RESIZE, resize_image
 
 server = RpcServer(actions={IMAGE_RESIZE: resize_image})

@@ -4,10 +4,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.consumer import EventConsumer
+from asyncstack.runtime.consumer import EventConsumer
+from asyncstack.runtime.observability import logger, metrics, tracer
 from shared.events import ORDER_CREATED, OrderCreated
 from shared.inventory import reserve_stock
-from shared.observability import logger, metrics, tracer
 
 consumer = EventConsumer(name="inventory", accepts={ORDER_CREATED: OrderCreated}, process=reserve_stock)
 

@@ -4,8 +4,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.consumer import EventConsumer
-from shared.observability import logger, metrics, tracer
+from asyncstack.runtime.consumer import EventConsumer
+from asyncstack.runtime.observability import logger, metrics, tracer
 from shared.signup import DAILY_SUMMARY, SIGNUP_REMINDER, TRIAL_EXPIRY_WARNING, SummaryJob, UserJob, run_job
 
 consumer = EventConsumer(

@@ -4,7 +4,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.observability import logger, metrics, tracer
+from asyncstack.runtime.observability import logger, metrics, tracer
 from shared.order_saga import run_payment_step
 
 

@@ -4,9 +4,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.consumer import EventConsumer
+from asyncstack.runtime.consumer import EventConsumer
+from asyncstack.runtime.observability import logger, metrics, tracer
 from shared.events import USER_CONVERTED, USER_SIGNED_UP, UserConverted, UserSignedUp
-from shared.observability import logger, metrics, tracer
 from shared.signup import handle_user_event
 
 consumer = EventConsumer(

@@ -8,9 +8,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.consumer import EventConsumer
+from asyncstack.runtime.consumer import EventConsumer
+from asyncstack.runtime.observability import logger, metrics, tracer
 from shared.exports import WEBHOOK_JOB_TYPE
-from shared.observability import logger, metrics, tracer
 from shared.webhook_delivery import DeliveryJob, deliver
 
 consumer = EventConsumer(name="webhook-delivery", accepts={WEBHOOK_JOB_TYPE: DeliveryJob}, process=deliver)

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from asyncstack.runtime.jobs import CancelOutcome, JobScheduler
 from localcloud.redrive import redrive
 from localcloud.server import ACCOUNT, MOTO_LOCK, REGION, LocalCloudError
 from shared.exports import view_of_item
-from shared.jobs import CancelOutcome, JobScheduler
 
 if TYPE_CHECKING:
     from localcloud.cloud import LocalCloud

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from asyncstack.runtime.events import new_envelope
 from localcloud.cloud import LocalCloud
-from shared.events import ORDER_CREATED, OrderCreated, OrderLine, new_envelope
+from shared.events import ORDER_CREATED, OrderCreated, OrderLine
 
 
 def order_event(event_id: str, order_id: str, lines: list[OrderLine]) -> str:

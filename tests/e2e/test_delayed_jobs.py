@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from asyncstack.runtime.jobs import schedule_name_for
 from localcloud.cloud import LocalCloud
-from shared.jobs import schedule_name_for
 
 pytestmark = pytest.mark.e2e
 

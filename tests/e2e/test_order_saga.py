@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from asyncstack.runtime.workflows import start_once
 from localcloud.__main__ import main as localcloud_cli
 from localcloud.cloud import LocalCloud
 from localcloud.scenarios import finished_execution, history, states_entered
-from shared.workflows import start_once
 
 pytestmark = pytest.mark.e2e
 

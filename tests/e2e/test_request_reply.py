@@ -9,10 +9,10 @@ import uuid
 
 import pytest
 
+from asyncstack.runtime.rpc import RpcClient, RpcTimeout
 from localcloud.cloud import LocalCloud
 from localcloud.scenarios import finished_execution
 from shared.png import encode, gradient
-from shared.rpc import RpcClient, RpcTimeout
 
 pytestmark = pytest.mark.e2e
 

@@ -25,7 +25,7 @@ from aws_cdk import App
 from aws_cdk.assertions import Template
 
 from app import build_app
-from infra.packaging import PackagingError
+from asyncstack.cdk.packaging import PackagingError
 from tests.infra.template_model import Json, WorkQueueView, work_queues
 
 STACK_NAME = "AsyncStack"

@@ -11,7 +11,7 @@ from aws_cdk import App, Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Match, Template
 
-from infra.delayed_jobs import DelayedJobs
+from asyncstack.cdk.delayed_jobs import DelayedJobs
 
 pytestmark = pytest.mark.infra
 

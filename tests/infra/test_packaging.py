@@ -1,4 +1,4 @@
-"""What Lambda runs: the staged function assets and the dependency layer (infra/packaging.py).
+"""What Lambda runs: the staged function assets and the dependency layer (asyncstack/cdk/packaging.py).
 
 The function assets are checked where they are deployed from (the folders of the synthesized
 cloud assembly that the template's Code points at) and where ``stage_function`` builds them.
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from infra import packaging
-from infra.packaging import (
+from asyncstack.cdk import packaging
+from asyncstack.cdk.packaging import (
     ROOT,
     LambdaTarget,
     PackagingError,
@@ -107,7 +107,8 @@ def test_the_deployed_asset_holds_the_handler_and_shared_code_only(
     # Then it has the handler at its root (handler.handler) and the shared package
     assert (asset / "handler.py").is_file()
     assert (asset / "shared" / "__init__.py").is_file()
-    assert (asset / "shared" / "consumer.py").is_file()
+    assert (asset / "asyncstack" / "runtime" / "consumer.py").is_file()
+    assert not (asset / "asyncstack" / "cdk").exists()  # the constructs never run in Lambda
     # And no bytecode, and none of the third-party packages (those come from the layer)
     assert [p for p in asset.rglob("*") if p.name == "__pycache__" or p.suffix == ".pyc"] == []
     assert {p.name for p in asset.iterdir()} & {p.name for p in layer.iterdir()} == set()
@@ -139,7 +140,7 @@ def test_stage_function_leaves_bytecode_out(tmp_path: Path, monkeypatch: pytest.
     # When the function is staged from it
     staged = stage_function("inventory")
     # Then the asset has the code but neither __pycache__ nor .pyc files
-    assert (staged / "handler.py").is_file() and (staged / "shared" / "consumer.py").is_file()
+    assert (staged / "handler.py").is_file() and (staged / "asyncstack" / "runtime" / "consumer.py").is_file()
     assert [p for p in staged.rglob("*") if p.name == "__pycache__" or p.suffix == ".pyc"] == []
 
 

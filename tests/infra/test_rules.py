@@ -1,4 +1,4 @@
-"""The synth rules of infra/rules.py: each misconfigured queue consumer gets an error that says how to fix it.
+"""The synth rules of asyncstack/cdk/rules.py: each misconfigured queue consumer gets an error that says how to fix it.
 
 Every test builds a tiny stack (an inline function, no assets, no cdk-nag) that is correct but
 for one mistake, so each rule is shown to fire on its own and only for its own reason.
@@ -18,9 +18,9 @@ from aws_cdk.assertions import Annotations, Match, Template
 from aws_cdk.aws_lambda_event_sources import SqsEventSource
 from aws_cdk.cx_api import CloudAssembly
 
-from infra.alarms import AlarmsNotify, AlarmTopic
-from infra.rules import QueueConsumerRules
-from infra.work_queue import WorkQueue, any_message_alarm
+from asyncstack.cdk.alarms import AlarmsNotify, AlarmTopic
+from asyncstack.cdk.rules import QueueConsumerRules
+from asyncstack.cdk.work_queue import WorkQueue, any_message_alarm
 from tests.infra.conftest import STACK_NAME, SynthesizedApp
 
 pytestmark = pytest.mark.infra

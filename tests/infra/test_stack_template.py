@@ -41,7 +41,7 @@ MAPPING_SETTINGS = {
     "jobs": (10, 1, 5),
     # Request-reply: a caller is waiting, so no batching window and one request per invocation.
     "image_resize": (1, 0, 5),
-    # Deliveries of up to 30 s each (infra/webhooks.py) to a 60 s function: two to a batch.
+    # Deliveries of up to 30 s each (asyncstack/cdk/webhooks.py) to a 60 s function: two to a batch.
     "webhook_delivery": (2, 0, 5),
 }
 # The workers fed by a topic (the jobs worker is fed by SQS delays and schedules), and their filters.

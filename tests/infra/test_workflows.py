@@ -14,10 +14,10 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk.assertions import Match, Template
 
-from infra.long_running_jobs import LongRunningJobs
+from asyncstack.cdk.long_running_jobs import LongRunningJobs
+from asyncstack.cdk.request_reply import RequestReply
+from asyncstack.cdk.workflow import Workflow
 from infra.order_saga import OrderSaga
-from infra.request_reply import RequestReply
-from infra.workflow import Workflow
 
 pytestmark = pytest.mark.infra
 

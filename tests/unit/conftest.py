@@ -12,10 +12,10 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from asyncstack.runtime import settings
+from asyncstack.runtime.aws import client, reset_clients
 from localcloud.lambda_context import LocalLambdaContext
 from localcloud.sqs_events import lambda_event
-from shared.aws import client, reset_clients
-from shared.settings import consumer_settings
 
 REGION = "us-east-1"
 
@@ -42,10 +42,10 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.delenv(name, raising=False)
     with mock_aws():
         reset_clients()
-        consumer_settings.cache_clear()
+        settings.load.cache_clear()
         yield
     reset_clients()
-    consumer_settings.cache_clear()
+    settings.load.cache_clear()
 
 
 @dataclass
@@ -164,7 +164,7 @@ def context(remaining_seconds: float = 30.0, name: str = "unit-test-function") -
 
 @dataclass
 class AwsFaults:
-    """Fails the code's own AWS calls (the cached ``shared.aws`` clients) as a throttled or failing service
+    """Fails the code's own AWS calls (the cached ``asyncstack.runtime.aws`` clients) as a throttled or failing service
     does once the SDK's retries are spent: the call raises ``ClientError`` with ``code``."""
 
     injected: list[str]

@@ -21,10 +21,10 @@ import pytest
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventModel
 
+from asyncstack.runtime.progress import Progress
 from shared import api
 from shared.events import OrderCreated
 from shared.exports import ExportJobs, ExportRequest
-from shared.progress import Progress
 from tests.conftest import EVENTS, load_event
 from tests.unit.conftest import REGION, context, make_table
 

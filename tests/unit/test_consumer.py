@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
-from shared.consumer import EventConsumer, backoff_seconds
-from shared.errors import TransientError
-from shared.events import ORDER_CREATED, EventEnvelope, OrderCreated
+from asyncstack.runtime.consumer import EventConsumer, backoff_seconds
+from asyncstack.runtime.errors import TransientError
+from asyncstack.runtime.events import EventEnvelope
+from shared.events import ORDER_CREATED, OrderCreated
 from tests.unit.builders import order_json
 from tests.unit.conftest import WorkQueueFixture, context
 

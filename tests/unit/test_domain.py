@@ -8,9 +8,10 @@ from unittest import mock
 import boto3
 import pytest
 
+from asyncstack.runtime.errors import TransientError
+from asyncstack.runtime.events import EventEnvelope
 from shared.analytics import AnalyticsSink
-from shared.errors import TransientError
-from shared.events import EventEnvelope, OrderCreated
+from shared.events import OrderCreated
 from shared.inventory import InventoryRepository
 from shared.mailer import OutboxEmailProvider, confirmation_for
 from tests.unit.builders import order_envelope

@@ -13,9 +13,11 @@ from typing import Any
 import boto3
 import pytest
 
+from asyncstack.runtime.errors import TransientError
+from asyncstack.runtime.events import decode_event
+from asyncstack.runtime.progress import NOT_DONE_CAP
 from shared.analytics import AnalyticsSink
-from shared.errors import TransientError
-from shared.events import EVENT_MODELS, decode_event
+from shared.events import EVENT_MODELS
 from shared.exports import (
     COLUMNS,
     FAILURE_MESSAGES,
@@ -33,7 +35,6 @@ from shared.exports import (
     run_export,
     start_export,
 )
-from shared.progress import NOT_DONE_CAP
 from tests.unit.builders import order_envelope
 from tests.unit.conftest import REGION, AwsFaults, context, make_table
 

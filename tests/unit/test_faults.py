@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from asyncstack.runtime.aws import SDK_MAX_ATTEMPTS
 from localcloud.faults import FaultInjector, FaultPlan
 from localcloud.server import HookResponse, HookRewrite
 from shared.analytics import UNPROCESSED_ATTEMPTS
-from shared.aws import SDK_MAX_ATTEMPTS
 
 pytestmark = pytest.mark.unit
 

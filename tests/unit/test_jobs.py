@@ -1,4 +1,4 @@
-"""Unit tests for the delayed-jobs API (shared/jobs.py) on moto: SQS, EventBridge Scheduler, DynamoDB."""
+"""Unit tests for the delayed-jobs API (asyncstack/runtime/jobs.py) on moto: SQS, EventBridge Scheduler, DynamoDB."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import pytest
 import time_machine
 from botocore.exceptions import ClientError
 
-from shared import jobs
-from shared.errors import MalformedJsonError, SchemaInvalidError
-from shared.jobs import (
+from asyncstack.runtime import jobs
+from asyncstack.runtime.errors import MalformedJsonError, SchemaInvalidError
+from asyncstack.runtime.jobs import (
     MAX_SQS_DELAY_SECONDS,
     CancelOutcome,
     InvalidJobKeyError,

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from shared.errors import TransientError
+from asyncstack.runtime.errors import TransientError
 from shared.inventory import InventoryRepository
 from shared.mailer import OutboxEmailProvider
 from shared.order_saga import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.errors import NonRetryableError, TransientError
+from asyncstack.runtime.errors import NonRetryableError, TransientError
 from shared.payments import (
     BusinessRuleViolation,
     InvalidOrder,

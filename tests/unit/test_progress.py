@@ -1,4 +1,4 @@
-"""Unit tests for the progress arithmetic (shared/progress.py): pure functions, no AWS."""
+"""Unit tests for the progress arithmetic (asyncstack/runtime/progress.py): pure functions, no AWS."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from shared.progress import NOT_DONE_CAP, Progress, eta_seconds, percent_done
+from asyncstack.runtime.progress import NOT_DONE_CAP, Progress, eta_seconds, percent_done
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""Unit tests for the producer-side batch publisher (shared/publisher.py)."""
+"""Unit tests for the producer-side batch publisher (asyncstack/runtime/publisher.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from botocore.stub import Stubber
 
-from shared import publisher as publisher_module
-from shared.publisher import (
+from asyncstack.runtime import publisher as publisher_module
+from asyncstack.runtime.publisher import (
     BatchEntry,
     BatchOutcome,
     BatchPublisher,

@@ -18,9 +18,8 @@ import time_machine
 from botocore.exceptions import ClientError
 from moto.core.config import default_user_config
 
-from shared import png
-from shared.errors import TransientError
-from shared.rpc import (
+from asyncstack.runtime.errors import TransientError
+from asyncstack.runtime.rpc import (
     ActionError,
     Heartbeat,
     RemoteError,
@@ -29,6 +28,7 @@ from shared.rpc import (
     RpcServer,
     RpcTimeout,
 )
+from shared import png
 from shared.thumbnails import resize_image
 from tests.unit.conftest import REGION, WorkQueueFixture, context, make_work_queue
 

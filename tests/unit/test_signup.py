@@ -11,8 +11,9 @@ from typing import Any
 import boto3
 import pytest
 
-from shared.events import USER_CONVERTED, USER_SIGNED_UP, EventEnvelope, UserConverted, UserSignedUp
-from shared.jobs import default_scheduler
+from asyncstack.runtime.events import EventEnvelope
+from asyncstack.runtime.jobs import default_scheduler
+from shared.events import USER_CONVERTED, USER_SIGNED_UP, UserConverted, UserSignedUp
 from shared.signup import SummaryJob, UserJob
 from tests.unit.conftest import REGION, AwsFaults, WorkQueueFixture, context, make_table, make_work_queue
 

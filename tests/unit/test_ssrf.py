@@ -1,4 +1,4 @@
-"""Unit tests for callback URL checks and the safe POST (shared/ssrf.py). No real network: names resolve
+"""Unit tests for callback URL checks and the safe POST (asyncstack/runtime/ssrf.py). No real network: names resolve
 through a patched ``socket.getaddrinfo``, and the servers listen on 127.0.0.1."""
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from shared import ssrf
-from shared.ssrf import (
+from asyncstack.runtime import ssrf
+from asyncstack.runtime.ssrf import (
     DeliveryError,
     UnsafeCallbackUrl,
     check_callback_url,

@@ -10,8 +10,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from asyncstack.runtime.rpc import ActionError, InvalidRequestError
 from shared import png
-from shared.rpc import ActionError, InvalidRequestError
 from shared.thumbnails import (
     InvalidImageError,
     SourceNotFoundError,

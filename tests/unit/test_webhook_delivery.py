@@ -24,7 +24,15 @@ import time_machine
 from botocore.exceptions import ClientError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from shared.events import EventEnvelope, decode_event
+from asyncstack.runtime.events import EventEnvelope, decode_event
+from asyncstack.runtime.jobs import (
+    MAX_SQS_DELAY_SECONDS,
+    JobBusyError,
+    JobConfigError,
+    JobScheduler,
+    schedule_job,
+)
+from asyncstack.runtime.webhooks import clear_secret_cache, new_secret
 from shared.exports import (
     WEBHOOK_JOB_TYPE,
     ExportJobs,
@@ -33,7 +41,6 @@ from shared.exports import (
     run_export,
     webhook_job_key,
 )
-from shared.jobs import MAX_SQS_DELAY_SECONDS, JobBusyError, JobConfigError, JobScheduler, schedule_job
 from shared.webhook_delivery import (
     MAX_ATTEMPTS,
     RETRY_DELAYS,
@@ -43,7 +50,6 @@ from shared.webhook_delivery import (
     event_body,
     next_delay,
 )
-from shared.webhooks import clear_secret_cache, new_secret
 from tests.unit.conftest import REGION, AwsFaults, WorkQueueFixture, context, make_table, make_work_queue
 
 pytestmark = pytest.mark.unit

@@ -1,4 +1,4 @@
-"""Unit tests for Standard Webhooks signing and the signing secret (shared/webhooks.py), verified with the
+"""Unit tests for Standard Webhooks signing and the signing secret (asyncstack/runtime/webhooks.py), verified with the
 reference receiver library ``standardwebhooks`` and moto's Secrets Manager."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import boto3
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from shared import webhooks
-from shared.webhooks import (
+from asyncstack.runtime import webhooks
+from asyncstack.runtime.webhooks import (
     InvalidWebhookSecret,
     SigningKeys,
     clear_secret_cache,
@@ -62,7 +62,7 @@ def verify(secret: str, body: bytes, headers: dict[str, str]) -> bool:
     return True
 
 
-# What CloudFormation generates for the stack's secret (infra/webhooks.py): 44 letters and digits.
+# What CloudFormation generates for the stack's secret (asyncstack/cdk/webhooks.py): 44 letters and digits.
 DEPLOYED_KEY = "Zm9yIHRoZSB0ZXN0czogYSBrZXkgb2YgMzMgYnl0ZXMh"
 
 

@@ -1,4 +1,4 @@
-"""Which AWS failures a workflow step retries (shared.workflows.transient_aws_errors)."""
+"""Which AWS failures a workflow step retries (asyncstack.runtime.workflows.transient_aws_errors)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from shared.errors import TransientError
-from shared.workflows import is_transient_aws_error, transient_aws_errors
+from asyncstack.runtime.errors import TransientError
+from asyncstack.runtime.workflows import is_transient_aws_error, transient_aws_errors
 
 pytestmark = pytest.mark.unit
 

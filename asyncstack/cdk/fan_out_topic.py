@@ -17,7 +17,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.work_queue import WorkQueue, any_message_alarm, tag_dead_letter_queue
+from asyncstack.cdk.work_queue import WorkQueue, any_message_alarm, tag_dead_letter_queue
 
 
 class FanOutTopic(Construct):

@@ -27,6 +27,8 @@ from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass
 from urllib.parse import SplitResult, quote, urlsplit, urlunsplit
 
+from asyncstack import contract
+
 __all__ = [
     "ALLOW_INSECURE_VARIABLE",
     "MAX_REQUEST_SECONDS",
@@ -40,7 +42,7 @@ __all__ = [
     "resolve_safe",
 ]
 
-ALLOW_INSECURE_VARIABLE = "WEBHOOK_ALLOW_INSECURE"
+ALLOW_INSECURE_VARIABLE = contract.WEBHOOK_ALLOW_INSECURE
 MAX_URL_LENGTH = 2048
 MAX_ADDRESSES_TRIED = 3  # of a host's addresses, so a dead host cannot hold a worker for long
 DNS_TIMEOUT = 2.0

@@ -42,9 +42,10 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 from botocore.exceptions import ClientError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from shared import aws
-from shared.errors import MalformedJsonError, SchemaInvalidError, TransientError
-from shared.events import EventEnvelope
+from asyncstack import contract
+from asyncstack.runtime import aws
+from asyncstack.runtime.errors import MalformedJsonError, SchemaInvalidError, TransientError
+from asyncstack.runtime.events import EventEnvelope
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -99,7 +100,7 @@ ITEM_RETENTION = timedelta(days=7)
 # How long a claim blocks other claims; a worker that died mid-job lets a redelivery take over after.
 # The stack sets the worker's own timeout (JOBS_CLAIM_LEASE_SECONDS): no run outlives it.
 DEFAULT_CLAIM_LEASE = timedelta(minutes=15)
-CLAIM_LEASE_VARIABLE = "JOBS_CLAIM_LEASE_SECONDS"
+CLAIM_LEASE_VARIABLE = contract.JOBS_CLAIM_LEASE_SECONDS
 MAX_JOB_KEY_LENGTH = 128  # the job key is the job message's event_id
 
 # Scheduler names: 1..64 of [0-9A-Za-z_.-]. "job-" + slug + "-" + 16 hex chars of SHA-256.
@@ -246,14 +247,16 @@ class JobMessage(BaseModel):
 class _JobsSettings(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
-    queue_url: str = Field(alias="JOBS_QUEUE_URL", min_length=1)
-    queue_arn: str = Field(alias="JOBS_QUEUE_ARN", min_length=1)
-    schedule_group: str = Field(alias="JOBS_SCHEDULE_GROUP", min_length=1)
-    role_arn: str = Field(alias="JOBS_SCHEDULER_ROLE_ARN", min_length=1)
-    dead_letter_arn: str = Field(alias="JOBS_DEAD_LETTER_ARN", min_length=1)
-    jobs_table: str = Field(alias="JOBS_TABLE_NAME", min_length=1)
-    job_types: frozenset[str] = Field(alias="JOB_TYPES", min_length=1)
-    claim_lease_seconds: int | None = Field(default=None, alias="JOBS_CLAIM_LEASE_SECONDS", gt=0)
+    queue_url: str = Field(validation_alias=contract.JOBS_QUEUE_URL, min_length=1)
+    queue_arn: str = Field(validation_alias=contract.JOBS_QUEUE_ARN, min_length=1)
+    schedule_group: str = Field(validation_alias=contract.JOBS_SCHEDULE_GROUP, min_length=1)
+    role_arn: str = Field(validation_alias=contract.JOBS_SCHEDULER_ROLE_ARN, min_length=1)
+    dead_letter_arn: str = Field(validation_alias=contract.JOBS_DEAD_LETTER_ARN, min_length=1)
+    jobs_table: str = Field(validation_alias=contract.JOBS_TABLE_NAME, min_length=1)
+    job_types: frozenset[str] = Field(validation_alias=contract.JOB_TYPES, min_length=1)
+    claim_lease_seconds: int | None = Field(
+        default=None, validation_alias=contract.JOBS_CLAIM_LEASE_SECONDS, gt=0
+    )
 
     @field_validator("job_types", mode="before")
     @classmethod
@@ -741,9 +744,11 @@ def cancel_job(key: str, *, scheduler: JobScheduler | None = None) -> CancelOutc
 
 def _job_state_only() -> JobScheduler:
     """What the jobs worker is given: the jobs table to record state in, nothing to schedule with."""
-    table = os.environ.get("JOBS_TABLE_NAME")
+    table = os.environ.get(contract.JOBS_TABLE_NAME)
     if not table:
-        raise JobConfigError("JOBS_TABLE_NAME is not set (the stack passes it to the jobs worker)")
+        raise JobConfigError(
+            f"{contract.JOBS_TABLE_NAME} is not set (the stack passes it to the jobs worker)"
+        )
     lease = os.environ.get(CLAIM_LEASE_VARIABLE)
     return JobScheduler(queue_url="", queue_arn="", schedule_group="", role_arn="", dead_letter_arn="",
                         jobs_table=table, job_types=frozenset(),

@@ -25,11 +25,11 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from infra.buckets import private_bucket
-from infra.nag import acknowledge_wildcard, arn_of
+from asyncstack.cdk.buckets import private_bucket
+from asyncstack.cdk.nag import acknowledge_wildcard, arn_of
+from asyncstack.cdk.tables import on_demand_table
+from asyncstack.cdk.workflow import Workflow
 from infra.order_saga import LAMBDA_TRANSIENT_ERRORS
-from infra.tables import on_demand_table
-from infra.workflow import Workflow
 
 # A run that died (killed environment, out of memory), timed out, or hit a retryable error.
 RUN_FAILURES = (

@@ -19,7 +19,7 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from shared.settings import DEAD_LETTER_QUEUE_TAG, SHUTDOWN_MARGIN_VARIABLE
+from asyncstack import contract
 
 LAMBDA_DEFAULT_TIMEOUT = Duration.seconds(3)
 
@@ -48,7 +48,7 @@ def any_message_alarm(
 
 def tag_dead_letter_queue(queue: sqs.IQueue) -> None:
     """Mark a queue as a dead-letter queue, for tools that list them (the local dashboard)."""
-    Tags.of(queue).add(DEAD_LETTER_QUEUE_TAG, "true")
+    Tags.of(queue).add(contract.DEAD_LETTER_QUEUE_TAG, "true")
 
 
 def standalone_dead_letter_queue(
@@ -90,7 +90,7 @@ class WorkQueue(Construct):
     """An SQS queue consumed by ``consumer`` through an event source mapping, with a DLQ and alarms.
 
     The consumer gets ``QUEUE_URL``, ``DEAD_LETTER_QUEUE_URL`` and ``IDEMPOTENCY_TTL_SECONDS``
-    in its environment (read by ``shared.consumer.EventConsumer``), permission to consume the
+    in its environment (read by ``asyncstack.runtime.consumer.EventConsumer``), permission to consume the
     queue and to send poison messages straight to the DLQ.
 
     ``max_record_duration``: the longest one record can take (a worker that calls slow third parties).
@@ -158,12 +158,12 @@ class WorkQueue(Construct):
         )
         consumer.add_event_source(self.event_source)
         self.dead_letter_queue.grant_send_messages(consumer)
-        consumer.add_environment("QUEUE_URL", self.queue.queue_url)
-        consumer.add_environment("DEAD_LETTER_QUEUE_URL", self.dead_letter_queue.queue_url)
-        consumer.add_environment("IDEMPOTENCY_TTL_SECONDS", str(int(retention_period.to_seconds())))
+        consumer.add_environment(contract.QUEUE_URL, self.queue.queue_url)
+        consumer.add_environment(contract.DEAD_LETTER_QUEUE_URL, self.dead_letter_queue.queue_url)
+        consumer.add_environment(contract.IDEMPOTENCY_TTL_SECONDS, str(int(retention_period.to_seconds())))
         if max_record_duration is not None:
             consumer.add_environment(
-                SHUTDOWN_MARGIN_VARIABLE, str(int(max_record_duration.to_milliseconds()))
+                contract.SHUTDOWN_MARGIN_MS, str(int(max_record_duration.to_milliseconds()))
             )
 
         self.dead_letter_alarm = any_message_alarm(

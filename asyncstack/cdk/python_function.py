@@ -16,7 +16,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra.packaging import LambdaTarget, dependency_layer_dir, stage_function
+from asyncstack.cdk.packaging import LambdaTarget, dependency_layer_dir, stage_function
 
 _ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
 

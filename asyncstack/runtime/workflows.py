@@ -23,8 +23,8 @@ from typing import Any, ParamSpec, TypeVar
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as AwsConnectionError
 
-from shared import aws
-from shared.errors import TransientError
+from asyncstack.runtime import aws
+from asyncstack.runtime.errors import TransientError
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -3,7 +3,7 @@
 * The dependency layer: the packages in ``functions/requirements.txt`` installed with
   pip's ``--platform``/``--python-version`` options, so the wheels match the runtime and
   architecture the stack declares, not the machine that builds them. Built by
-  ``python -m infra.packaging`` (``make layer``) so that ``cdk synth`` stays offline.
+  ``python -m asyncstack.cdk.packaging`` (``make layer``) so that ``cdk synth`` stays offline.
 * Each function's asset: its own folder plus ``shared/``, staged at synth time. Small,
   because the heavy packages live in the layer.
 """
@@ -20,8 +20,20 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+
+def _project_root(start: Path) -> Path:
+    """The CDK app's folder: the nearest one holding ``cdk.json`` (the CLI runs apps from there)."""
+    for folder in (start, *start.parents):
+        if (folder / "cdk.json").is_file():
+            return folder
+    return start
+
+
+ROOT = _project_root(Path.cwd().resolve())
 BUILD = ROOT / ".build"
+FRAMEWORK = (
+    Path(__file__).resolve().parent.parent
+)  # the asyncstack package: its runtime goes into every function
 REQUIREMENTS = ROOT / "functions" / "requirements.txt"
 _LAYER_RECIPE = b"no-compile,without-runtime-packages"  # change it when the build changes
 _PLATFORM_TAGS = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
@@ -99,21 +111,26 @@ def dependency_layer_dir(target: LambdaTarget) -> Path:
     if not (layer / "python").is_dir():
         raise PackagingError(
             f"the dependency layer for Python {target.python} on {target.architecture} is not built: "
-            f"run `make layer` (or `python -m infra.packaging --python {target.python} "
+            f"run `make layer` (or `python -m asyncstack.cdk.packaging --python {target.python} "
             f"--architecture {target.architecture}`)"
         )
     return layer
 
 
 def stage_function(name: str) -> Path:
-    """Copy ``functions/<name>`` and ``shared/`` into one asset folder for that function."""
+    """Copy ``functions/<name>``, the framework's runtime and the app's ``shared/`` into one asset folder."""
     source = ROOT / "functions" / name
     if not (source / "handler.py").is_file():
         raise PackagingError(f"functions/{name}/handler.py does not exist")
     staged = BUILD / "functions" / name
     shutil.rmtree(staged, ignore_errors=True)
     shutil.copytree(source, staged, ignore=_IGNORED)
-    shutil.copytree(ROOT / "shared", staged / "shared", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    code = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(
+        FRAMEWORK, staged / "asyncstack", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "cdk")
+    )
+    if (ROOT / "shared").is_dir():
+        shutil.copytree(ROOT / "shared", staged / "shared", ignore=code)
     return staged
 
 

@@ -1,6 +1,6 @@
 """Delayed and scheduled jobs: SQS delays for the next 15 minutes, EventBridge Scheduler beyond.
 
-``shared.jobs.schedule_job`` picks the path; this construct provides what both need.
+``asyncstack.runtime.jobs.schedule_job`` picks the path; this construct provides what both need.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_scheduler as scheduler
 from constructs import Construct
 
-from infra.tables import on_demand_table
-from infra.work_queue import WorkQueue, standalone_dead_letter_queue
-from shared.jobs import CLAIM_LEASE_VARIABLE
+from asyncstack import contract
+from asyncstack.cdk.tables import on_demand_table
+from asyncstack.cdk.work_queue import WorkQueue, standalone_dead_letter_queue
 
 
 class DelayedJobs(Construct):
@@ -77,24 +77,24 @@ class DelayedJobs(Construct):
         self.work_queue.queue.grant_send_messages(self.role)
         self.target_dead_letter_queue.grant_send_messages(self.role)
         self.table.grant(worker, "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem")
-        worker.add_environment("JOBS_TABLE_NAME", self.table.table_name)
+        worker.add_environment(contract.JOBS_TABLE_NAME, self.table.table_name)
         # A claim must outlast the run that holds it, and no run outlasts the worker's timeout.
         worker.add_environment(
-            CLAIM_LEASE_VARIABLE, str(int((worker.timeout or Duration.seconds(3)).to_seconds()))
+            contract.JOBS_CLAIM_LEASE_SECONDS, str(int((worker.timeout or Duration.seconds(3)).to_seconds()))
         )
-        worker.add_environment("JOB_TYPES", ",".join(self.job_types))
+        worker.add_environment(contract.JOB_TYPES, ",".join(self.job_types))
 
     def grant_scheduling(self, function: lambda_.Function) -> None:
-        """Let ``function`` schedule and cancel jobs with ``shared.jobs`` (its configuration in env vars)."""
+        """Let ``function`` schedule and cancel jobs with ``asyncstack.runtime.jobs`` (its configuration in env vars)."""
         queue = self.work_queue.queue
         for name, value in {
-            "JOBS_QUEUE_URL": queue.queue_url,
-            "JOBS_QUEUE_ARN": queue.queue_arn,
-            "JOBS_SCHEDULE_GROUP": self.group.ref,
-            "JOBS_SCHEDULER_ROLE_ARN": self.role.role_arn,
-            "JOBS_DEAD_LETTER_ARN": self.target_dead_letter_queue.queue_arn,
-            "JOBS_TABLE_NAME": self.table.table_name,
-            "JOB_TYPES": ",".join(self.job_types),
+            contract.JOBS_QUEUE_URL: queue.queue_url,
+            contract.JOBS_QUEUE_ARN: queue.queue_arn,
+            contract.JOBS_SCHEDULE_GROUP: self.group.ref,
+            contract.JOBS_SCHEDULER_ROLE_ARN: self.role.role_arn,
+            contract.JOBS_DEAD_LETTER_ARN: self.target_dead_letter_queue.queue_arn,
+            contract.JOBS_TABLE_NAME: self.table.table_name,
+            contract.JOB_TYPES: ",".join(self.job_types),
         }.items():
             function.add_environment(name, value)
         queue.grant_send_messages(function)
@@ -140,7 +140,7 @@ class DelayedJobs(Construct):
         time, so a firing delivered twice runs once."""
         if job_type not in self.job_types:
             raise ValueError(f"{job_type!r} is not one of this construct's job types {list(self.job_types)}")
-        # The message shape of shared.jobs: an event envelope keyed by the job key.
+        # The message shape of asyncstack.runtime.jobs: an event envelope keyed by the job key.
         body = {
             "event_id": f"{construct_id}:<aws.scheduler.scheduled-time>",
             "type": job_type,

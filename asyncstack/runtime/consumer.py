@@ -42,11 +42,16 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from shared import aws
-from shared.errors import ConflictingDuplicateError, DeadlineReachedError, NonRetryableError, TransientError
-from shared.events import EventEnvelope, decode_event
-from shared.observability import logger, metrics
-from shared.settings import ConsumerSettings, consumer_settings
+from asyncstack.runtime import aws
+from asyncstack.runtime.errors import (
+    ConflictingDuplicateError,
+    DeadlineReachedError,
+    NonRetryableError,
+    TransientError,
+)
+from asyncstack.runtime.events import EventEnvelope, decode_event
+from asyncstack.runtime.observability import logger, metrics
+from asyncstack.runtime.settings import ConsumerSettings, consumer_settings
 
 ProcessFn = Callable[[EventEnvelope, Any], Mapping[str, Any] | None]
 Decoded = tuple[EventEnvelope, BaseModel]
@@ -232,7 +237,7 @@ class EventConsumer:
         release(self._sqs, records, settings)
 
 
-# -- failure handling, shared with other SQS workers (shared.rpc) ----------------------------
+# -- failure handling, shared with other SQS workers (asyncstack.runtime.rpc) ----------------------------
 
 
 def dead_letter(

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Self
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
-from shared import aws
+from asyncstack.runtime import aws
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient

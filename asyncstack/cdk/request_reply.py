@@ -1,7 +1,7 @@
 """Request-reply over SQS, and the same worker behind a Step Functions ``.waitForTaskToken`` task.
 
 Callers send to the request queue with ``reply_to`` and ``correlation_id`` attributes and wait on
-their own reply queue (``shared.rpc.RpcClient``). The worker answers only to the reply queues
+their own reply queue (``asyncstack.runtime.rpc.RpcClient``). The worker answers only to the reply queues
 declared here (``RPC_REPLY_QUEUE_URLS``): a request cannot make it write anywhere else.
 
 The workflow variant sends the request with the task token instead of a reply queue; the worker
@@ -22,8 +22,9 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from infra.work_queue import WorkQueue
-from infra.workflow import Workflow
+from asyncstack import contract
+from asyncstack.cdk.work_queue import WorkQueue
+from asyncstack.cdk.workflow import Workflow
 
 
 class RequestReply(Construct):
@@ -68,7 +69,7 @@ class RequestReply(Construct):
             queue.grant_send_messages(worker)
             self.reply_queues[client] = queue
         worker.add_environment(
-            "RPC_REPLY_QUEUE_URLS", ",".join(queue.queue_url for queue in self.reply_queues.values())
+            contract.RPC_REPLY_QUEUE_URLS, ",".join(queue.queue_url for queue in self.reply_queues.values())
         )
 
         call = tasks.SqsSendMessage(

@@ -24,7 +24,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infra.nag import acknowledge_wildcard, arn_of
+from asyncstack.cdk.nag import acknowledge_wildcard, arn_of
 
 
 class Workflow(Construct):

@@ -10,7 +10,7 @@ The secrets live in one Secrets Manager secret (``WEBHOOK_SECRET_ARN``) as JSON
 the stack is deployed (``current``: 44 random letters and digits, a base64 key, which receivers may
 use with or without the ``whsec_`` prefix). The delivery worker only reads it: a value it cannot
 read is an error that names the secret, never a reason to write a new one (every receiver would
-then reject every delivery). Rotation is an operator's action (``python -m shared.webhooks rotate``)
+then reject every delivery). Rotation is an operator's action (``python -m asyncstack.runtime.webhooks rotate``)
 with the operator's credentials. After a rotation both keys sign until ``previous_valid_until``:
 receivers can switch to the new key whenever they like within that grace period, as every
 delivery verifies with either. Warm environments cache the value for ``CACHE_TTL``, so a rotation
@@ -35,9 +35,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from shared import aws
-from shared.observability import logger
-from shared.settings import table_name
+from asyncstack import contract
+from asyncstack.runtime import aws
+from asyncstack.runtime.observability import logger
+from asyncstack.runtime.settings import table_name
 
 __all__ = [
     "CACHE_TTL",
@@ -58,7 +59,7 @@ SECRET_PREFIX = "whsec_"  # noqa: S105 (the format's prefix, not a secret)
 SECRET_BYTES = 32  # the spec asks for 24 to 64 random bytes
 DEFAULT_GRACE = timedelta(hours=24)
 CACHE_TTL = timedelta(minutes=5)
-SECRET_ARN_VARIABLE = "WEBHOOK_SECRET_ARN"  # noqa: S105 (a variable name)
+SECRET_ARN_VARIABLE = contract.WEBHOOK_SECRET_ARN
 
 # Warm-environment cache: secret id -> (time.monotonic() when read, keys).
 _cache: dict[str, tuple[float, SigningKeys]] = {}
@@ -199,7 +200,7 @@ def _read(secret_id: str, client: Any) -> tuple[SigningKeys, str]:
     except InvalidWebhookSecret as exc:
         raise InvalidWebhookSecret(
             f"webhook secret {secret_id} cannot be read ({exc}); nothing is signed with it until it is "
-            "fixed: restore the previous version, or write a new value with `python -m shared.webhooks rotate`"
+            "fixed: restore the previous version, or write a new value with `python -m asyncstack.runtime.webhooks rotate`"
         ) from None
 
 
@@ -272,8 +273,8 @@ def rotate_secret(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m shared.webhooks rotate --secret-id ARN [--grace-hours H]``, with an operator's credentials."""
-    parser = argparse.ArgumentParser(prog="python -m shared.webhooks", description=main.__doc__)
+    """``python -m asyncstack.runtime.webhooks rotate --secret-id ARN [--grace-hours H]``, with an operator's credentials."""
+    parser = argparse.ArgumentParser(prog="python -m asyncstack.runtime.webhooks", description=main.__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     rotate = commands.add_parser(
         "rotate", help="make a new signing key; the old one signs for the grace period"

@@ -1,6 +1,6 @@
 """Signed webhook delivery: the signing secret, the delivery worker's retries, and the webhook DLQ.
 
-Deliveries are delayed jobs (``infra.delayed_jobs``): the first is queued when a job ends, each
+Deliveries are delayed jobs (``asyncstack.cdk.delayed_jobs``): the first is queued when a job ends, each
 retry is scheduled after the last failure (5 s through an SQS delay, the longer ones through
 EventBridge Scheduler), and after the last attempt the delivery lands in the webhook DLQ.
 """
@@ -16,9 +16,9 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from infra.delayed_jobs import DelayedJobs
-from infra.work_queue import standalone_dead_letter_queue
-from shared.webhook_delivery import MAX_DELIVERY_DURATION
+from asyncstack import contract
+from asyncstack.cdk.delayed_jobs import DelayedJobs
+from asyncstack.cdk.work_queue import standalone_dead_letter_queue
 
 WEBHOOK_JOB_TYPES = ["webhook.deliver"]
 # Letters and digits only: 44 of them are a base64 key of 33 bytes (262 bits), what Standard Webhooks asks.
@@ -38,7 +38,7 @@ class WebhookDelivery(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         # The value is JSON {"current": <key>, "previous": ..., "previous_valid_until": ...}, generated
-        # here at deploy time and rotated by an operator with shared.webhooks.rotate_secret, which keeps
+        # here at deploy time and rotated by an operator with asyncstack.runtime.webhooks.rotate_secret, which keeps
         # the previous key valid for a grace period. The worker may only read it.
         self.secret = secretsmanager.Secret(
             self,
@@ -55,14 +55,14 @@ class WebhookDelivery(Construct):
             Acknowledgment(
                 id="AwsSolutions::AwsSolutions-SMG4",
                 reason="Rotation needs a grace period in which both keys sign (receivers update their copy); "
-                "shared.webhooks.rotate_secret does that, a Secrets Manager rotation function would not.",
+                "asyncstack.runtime.webhooks.rotate_secret does that, a Secrets Manager rotation function would not.",
             )
         )
         # No batching window: a receiver is waiting for each delivery. A batch holds only as many
         # deliveries as can all run to their worst case before the function's deadline.
         self.jobs = DelayedJobs(
             self, "Jobs", worker=worker, job_types=WEBHOOK_JOB_TYPES, max_batching_window=Duration.seconds(0),
-            max_record_duration=Duration.seconds(MAX_DELIVERY_DURATION.total_seconds()),
+            max_record_duration=Duration.seconds(contract.WEBHOOK_DELIVERY_MAX_SECONDS),
             alarm_actions=alarm_actions,
         )  # fmt: skip
         self.jobs.grant_scheduling(worker)
@@ -76,8 +76,8 @@ class WebhookDelivery(Construct):
         )
         self.secret.grant_read(worker)
         self.dead_letter_queue.grant_send_messages(worker)
-        worker.add_environment("WEBHOOK_SECRET_ARN", self.secret.secret_arn)
-        worker.add_environment("WEBHOOK_DEAD_LETTER_QUEUE_URL", self.dead_letter_queue.queue_url)
+        worker.add_environment(contract.WEBHOOK_SECRET_ARN, self.secret.secret_arn)
+        worker.add_environment(contract.WEBHOOK_DEAD_LETTER_QUEUE_URL, self.dead_letter_queue.queue_url)
 
     def grant_queueing(self, function: lambda_.Function) -> None:
         """Let ``function`` queue first deliveries (it gets the delayed-jobs settings it needs)."""

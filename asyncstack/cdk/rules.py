@@ -15,7 +15,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from constructs import IConstruct
 
-from shared.settings import SHUTDOWN_MARGIN_VARIABLE
+from asyncstack import contract
 
 T = TypeVar("T", bound=CfnResource)
 
@@ -113,7 +113,7 @@ def _shutdown_problems(
     # show from Python; the resource's resolved properties hold what will be synthesized.
     properties = stack.resolve(function._cfn_properties)
     variables = (properties.get("environment") or {}).get("variables") or {}
-    margin_ms = _number(variables.get(SHUTDOWN_MARGIN_VARIABLE), None)
+    margin_ms = _number(variables.get(contract.SHUTDOWN_MARGIN_MS), None)
     batch_size = _number(mapping.batch_size, SQS_DEFAULT_BATCH_SIZE)
     if margin_ms is None or timeout is None or batch_size is None:
         return []

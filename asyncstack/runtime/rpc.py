@@ -17,7 +17,7 @@ The contract (the stack and any other client rely on it exactly):
 Server rules: a request is answered exactly when it can be. Business errors (``ActionError``)
 become an error reply and the record succeeds; a request that cannot be answered (no address,
 bad JSON without an address, a ``reply_to`` outside ``RPC_REPLY_QUEUE_URLS``) goes to the
-dead-letter queue at once with the reason, like ``shared.consumer`` poison pills; a request past
+dead-letter queue at once with the reason, like ``asyncstack.runtime.consumer`` poison pills; a request past
 its deadline is dropped unworked; anything else is transient and retried with backoff. Close
 to the function's own timeout, records not yet started are released for another invocation.
 """
@@ -41,11 +41,17 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared import aws
-from shared.consumer import backoff_seconds, dead_letter, release, retry_later
-from shared.errors import DeadlineReachedError, MalformedJsonError, NonRetryableError, SchemaInvalidError
-from shared.observability import logger, metrics
-from shared.settings import ConsumerSettings, consumer_settings
+from asyncstack import contract
+from asyncstack.runtime import aws
+from asyncstack.runtime.consumer import backoff_seconds, dead_letter, release, retry_later
+from asyncstack.runtime.errors import (
+    DeadlineReachedError,
+    MalformedJsonError,
+    NonRetryableError,
+    SchemaInvalidError,
+)
+from asyncstack.runtime.observability import logger, metrics
+from asyncstack.runtime.settings import ConsumerSettings, consumer_settings
 
 __all__ = [
     "CORRELATION_ID",
@@ -81,11 +87,11 @@ __all__ = [
 REPLY_TO = "reply_to"
 CORRELATION_ID = "correlation_id"
 DEADLINE = "deadline"
-REPLY_QUEUES_ENV = "RPC_REPLY_QUEUE_URLS"
+REPLY_QUEUES_ENV = contract.RPC_REPLY_QUEUE_URLS
 
 DEFAULT_TIMEOUT = 10.0
 MAX_WAIT_SECONDS = 20  # the SQS long-poll maximum
-# A long poll holds the HTTP response open: the read timeout must outlast it (shared.aws uses 10 s).
+# A long poll holds the HTTP response open: the read timeout must outlast it (asyncstack.runtime.aws uses 10 s).
 _LONG_POLL_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=MAX_WAIT_SECONDS + 10
 )
@@ -528,7 +534,7 @@ class RpcServer:
 
         def record_handler(record: SQSRecord) -> Mapping[str, Any]:
             if context.get_remaining_time_in_millis() < settings.shutdown_margin_ms:
-                untouched.append(record)  # as in shared.consumer: released below, retried at once
+                untouched.append(record)  # as in asyncstack.runtime.consumer: released below, retried at once
                 raise DeadlineReachedError("stopped before the function deadline; will be retried")
             try:
                 return self._serve(record, allowed)
@@ -545,7 +551,9 @@ class RpcServer:
                 raise
 
         processor = BatchProcessor(EventType.SQS)
-        processor.raise_on_entire_batch_failure = False  # as in shared.consumer: a valid partial response
+        processor.raise_on_entire_batch_failure = (
+            False  # as in asyncstack.runtime.consumer: a valid partial response
+        )
         response = process_partial_response(
             event=dict(event), record_handler=record_handler, processor=processor, context=context
         )

@@ -1,0 +1,1 @@
+"""What runs in Lambda: the reliable async patterns, with nothing of any particular app."""
