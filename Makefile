@@ -13,11 +13,11 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export NODE_NO_WARNINGS := 1
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: help install browser layer synth lint test test-unit test-infra test-e2e up demo chaos cost bench bootstrap deploy clean
+.PHONY: help install browser synth lint test test-unit test-infra test-e2e up demo chaos cost bench bootstrap deploy clean
 
 help:
 	@echo "make demo    - deploy the stack to the local cloud with the CDK CLI, run every async pattern, print a summary"
-	@echo "make up      - the local cloud in the foreground: AWS endpoint :4566, local API :3000, dashboard :3001, stack deployed"
+	@echo "make up      - the local cloud in the foreground (localcloud up): AWS endpoint :4566, local API :3000, dashboard :3001, the example deployed"
 	@echo "make test    - lint, type-check and run every test"
 	@echo "make chaos   - 10,000 order events with faults injected, then the invariants checked"
 	@echo "make cost    - the monthly AWS bill at EVENTS_PER_MONTH (default 1000000) order events"
@@ -47,10 +47,9 @@ $(CHROMIUM):
 
 browser: $(CHROMIUM)
 
-layer: $(STAMP)
-	$(PY) -m asyncstack.cdk.packaging
-
-synth: install layer
+# The Lambda dependency layer is built during synthesis (CDK local bundling, pip; no Docker) and
+# cached in .build/ under the hash of its requirements: no separate build step.
+synth: install
 	$(CDK) synth --quiet
 
 lint: $(STAMP)
@@ -58,38 +57,38 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-test: install layer browser lint
+test: install browser lint
 	$(PY) -m pytest
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -m unit
 
-test-infra: install layer
+test-infra: install
 	$(PY) -m pytest -m infra
 
-test-e2e: install layer browser
+test-e2e: install browser
 	$(PY) -m pytest -m e2e
 
 up: install
 	$(PY) -m localcloud up
 
 demo: install
-	$(PY) -m localcloud demo
+	$(PY) -m demo run
 
 chaos: install
-	$(PY) -m localcloud chaos
+	$(PY) -m demo chaos
 
 EVENTS_PER_MONTH ?= 1000000
 cost: synth
-	$(PY) -m localcloud cost --events-per-month $(EVENTS_PER_MONTH)
+	$(PY) -m bench.cost --events-per-month $(EVENTS_PER_MONTH)
 
 bench: install
 	$(PY) -m bench
 
-bootstrap: install layer
+bootstrap: install
 	$(CDK) bootstrap
 
-deploy: install layer
+deploy: install
 	$(CDK) deploy --require-approval broadening $(CDK_ARGS)
 
 clean:

@@ -1,9 +1,6 @@
 """Benchmarks for asyncstack: ``python -m bench`` (or ``make bench``) writes ``bench/results.json``.
 
-Importing the package sets the environment Lambda and Powertools read at import time, so it
-runs before any ``shared`` or ``functions`` module is imported (see ``bench.environment``).
+Importing the package (or ``bench.cost``) changes nothing: ``python -m bench`` sets the process
+environment the benchmarks need (``bench.environment.configure``) when it runs, before it imports
+them.
 """
-
-from bench.environment import configure
-
-configure()

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from asyncstack.runtime.jobs import JobScheduler
-from bench.results import Metric, command, percentile, ratio
+from bench.results import Metric, command, ratio
 from localcloud.cloud import LocalCloud
 from localcloud.server import free_port
+from localcloud.stats import percentile
 
 GROUP = "jobs"
 

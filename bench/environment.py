@@ -1,7 +1,7 @@
 """The process environment every benchmark runs in: fake AWS credentials, quiet Powertools.
 
 Powertools reads its variables when ``asyncstack.runtime.observability`` is first imported, so
-``configure`` must run before that; ``bench/__init__.py`` calls it.
+``configure`` must run before that; ``python -m bench`` calls it first, then imports the benchmarks.
 """
 
 from __future__ import annotations

@@ -27,11 +27,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from bench.results import Metric, command, percentile, ratio
+from bench.results import Metric, command, ratio
 from bench.workflows import Unhurried, seed_analytics
 from localcloud.cloud import LocalCloud
 from localcloud.server import REGION, free_port
-from localcloud.sqs_events import lambda_event
+from localcloud.sqs.records import lambda_event
+from localcloud.stats import percentile
 from shared.exports import ExportJobs, ExportRequest, run_export
 
 GROUP = "api"

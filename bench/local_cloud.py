@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import math
 import os
 import subprocess
 import tempfile
@@ -40,10 +39,12 @@ from typing import Any
 
 from asyncstack.runtime.publisher import AWS_MAX_BATCH_ENTRIES, BatchPublisher, OutgoingMessage
 from bench.results import Metric, command, median, ratio
-from localcloud.cloud import CDK, ROOT, LocalCloud
+from demo.example import CDK, ROOT
+from demo.pipeline import SKUS, Consumer, OrderPipeline, Published, build_events, matches
+from localcloud.cloud import LocalCloud
 from localcloud.dashboard import DashboardData
-from localcloud.pipeline import SKUS, Consumer, OrderPipeline, Published, build_events, matches
 from localcloud.server import ACCOUNT, REGION, ApiCallCounter, LocalCloudError, free_port
+from localcloud.stats import percentile
 from shared.events import OrderCreated, OrderLine
 from shared.inventory import InventoryRepository
 from shared.orders import event_message, order_created
@@ -93,12 +94,6 @@ QUICK = Sizes(
     synth_runs=1,
     dashboard_reads=30,
 )
-
-
-def percentile(values: Sequence[float], share: float) -> float:
-    """Nearest-rank percentile (``share`` in 0..1)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))]
 
 
 def say(message: str) -> None:

@@ -15,8 +15,8 @@ from moto import mock_aws
 from asyncstack.runtime.aws import reset_clients
 from asyncstack.runtime.settings import load as load_settings
 from bench.environment import REGION
-from localcloud.lambda_context import LocalLambdaContext
-from localcloud.sqs_events import lambda_event
+from localcloud.awslambda.lambda_context import LocalLambdaContext
+from localcloud.sqs.records import lambda_event
 from shared.inventory import InventoryRepository
 
 # environment variable -> (table name, hash key); the idempotency table as Powertools expects it

@@ -13,7 +13,8 @@ and deletes included, as SQS bills them). The same events go through the stack t
 Each run also records what the cost model needs: Lambda invocations and mean duration per
 function, DynamoDB request units (from the request bodies: 1 KB write units, 4 KB read units,
 doubled inside transactions), and, for the order saga, state transitions per execution. They are
-written to ``localcloud/cost_profile.json``, which ``python -m localcloud cost`` reads.
+written to ``bench/profile.json`` (untracked), which ``python -m bench.cost`` reads in preference to the
+committed ``bench/reference_profile.json``.
 """
 
 from __future__ import annotations
@@ -33,10 +34,9 @@ from typing import Any
 
 from asyncstack.runtime.publisher import AWS_MAX_BATCH_ENTRIES
 from bench.api_calls import HANDLERS, minimum_calls
+from bench.cost import MEASURED_PROFILE
 from bench.results import Metric, command, ratio
-from localcloud.cloud import LocalCloud
-from localcloud.cost import DEFAULT_PROFILE
-from localcloud.pipeline import (
+from demo.pipeline import (
     SKUS,
     Consumer,
     OrderPipeline,
@@ -44,7 +44,8 @@ from localcloud.pipeline import (
     build_events,
     matches,
 )
-from localcloud.scenarios import finished_execution, history
+from demo.scenarios import finished_execution, history
+from localcloud.cloud import LocalCloud
 from localcloud.server import free_port
 from shared.inventory import InventoryRepository
 
@@ -294,7 +295,7 @@ class RequestsBench:
         self.notes.append(f"{GROUP}: wrote the cost profile to {path}")
 
 
-def run(*, quick: bool = False, profile_path: Path = DEFAULT_PROFILE) -> tuple[list[Metric], list[str]]:
+def run(*, quick: bool = False, profile_path: Path = MEASURED_PROFILE) -> tuple[list[Metric], list[str]]:
     events = 200 if quick else 600
     with (
         tempfile.TemporaryDirectory(prefix="bench-requests-") as tmp,

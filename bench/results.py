@@ -27,12 +27,6 @@ def ratio(value: float, baseline: float) -> float | None:
     return value / baseline
 
 
-def percentile(values: Sequence[float], share: float) -> float:
-    """The value ``share`` of the way up the sorted values (nearest rank, no interpolation)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
-
 def median(values: Iterable[float]) -> float:
     return float(statistics.median(values))
 

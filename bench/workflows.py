@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from asyncstack.runtime.rpc import RpcClient
-from bench.results import Metric, command, percentile, ratio
+from bench.results import Metric, command, ratio
 from localcloud.cloud import LocalCloud
 from localcloud.server import free_port
+from localcloud.stats import percentile
 from shared.exports import ExportJobs, ExportRequest, run_export, start_export
 from shared.png import encode, gradient
 

@@ -22,57 +22,39 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from asyncstack.cdk.workflow import Workflow
+from asyncstack.cdk.workflow import Workflow, step
+from shared.order_saga import OutOfStockError
+from shared.payments import InvalidOrderError, PaymentDeclinedError, PaymentProviderUnavailableError
 
-# Lambda's own transient failures, per the Step Functions guidance for Lambda tasks.
-LAMBDA_TRANSIENT_ERRORS = (
-    "Lambda.ServiceException",
-    "Lambda.AWSLambdaException",
-    "Lambda.SdkClientException",
-    "Lambda.TooManyRequestsException",
-)
-# What the step functions raise for "try again" (asyncstack.runtime.errors.TransientError and its named kinds),
-# plus a step that timed out or whose process died: every step is idempotent, so running it again is safe.
-STEP_TRANSIENT_ERRORS = (
-    "TransientError", "PaymentProviderUnavailable", "States.Timeout", "Sandbox.Timedout", "Runtime.ExitError",
-    "Runtime.Unknown",
-)  # fmt: skip
+# The workflow matches errors by class name (Lambda reports it as errorType): named from the classes,
+# a rename cannot leave the workflow matching a name nothing raises.
+RETRIED = (PaymentProviderUnavailableError.__name__,)
+CHARGE_REFUSED = (PaymentDeclinedError.__name__, InvalidOrderError.__name__)
+RESERVATION_REFUSED = (OutOfStockError.__name__, InvalidOrderError.__name__)
 
 
-def step(
+def saga_step(
     scope: Construct,
     construct_id: str,
     *,
     function: lambda_.IFunction,
     action: str,
     result_path: str | None,
-    timeout: Duration = Duration.seconds(30),
     retries: int = 3,
     max_delay: Duration = Duration.seconds(8),
     extra_payload: dict[str, object] | None = None,
 ) -> tasks.LambdaInvoke:
     """One saga step: ``{"action": action, "order": $.order}`` to ``function``, retried when transient."""
-    task = tasks.LambdaInvoke(
+    return step(
         scope,
         construct_id,
-        lambda_function=function,
-        payload=sfn.TaskInput.from_object(
-            {"action": action, "order": sfn.JsonPath.object_at("$.order"), **(extra_payload or {})}
-        ),
-        result_selector={"result": sfn.JsonPath.object_at("$.Payload")},
-        result_path=result_path if result_path is not None else sfn.JsonPath.DISCARD,
-        task_timeout=sfn.Timeout.duration(timeout),
-        retry_on_service_exceptions=False,
-    )
-    task.add_retry(
-        errors=[*STEP_TRANSIENT_ERRORS, *LAMBDA_TRANSIENT_ERRORS],
-        interval=Duration.seconds(1),
-        backoff_rate=2,
-        max_attempts=retries,
+        function=function,
+        payload={"action": action, "order": sfn.JsonPath.object_at("$.order"), **(extra_payload or {})},
+        result_path=result_path,
+        retries=retries,
         max_delay=max_delay,
-        jitter_strategy=sfn.JitterType.FULL,
+        retry_on=RETRIED,
     )
-    return task
 
 
 class OrderSaga(Construct):
@@ -91,18 +73,18 @@ class OrderSaga(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         accept = sfn.Pass(self, "AcceptOrder", parameters={"order": sfn.JsonPath.entire_payload})
-        charge = step(self, "ChargePayment", function=payments, action="charge", result_path="$.payment")
-        reserve = step(
+        charge = saga_step(self, "ChargePayment", function=payments, action="charge", result_path="$.payment")
+        reserve = saga_step(
             self, "ReserveInventory", function=inventory, action="reserve", result_path="$.reservation"
         )
-        confirm = step(
+        confirm = saga_step(
             self, "SendConfirmation", function=notifications, action="confirm", result_path="$.confirmation"
         )
 
         # Compensations must eventually succeed: more, longer retries; if they still fail, an operator
         # has to finish the job, and the execution fails with a name that says so.
         def compensation(construct_id: str, function: lambda_.IFunction, action: str) -> tasks.LambdaInvoke:
-            return step(
+            return saga_step(
                 self,
                 construct_id,
                 function=function,
@@ -114,7 +96,7 @@ class OrderSaga(Construct):
 
         release = compensation("ReleaseInventory", inventory, "release")
         refund = compensation("RefundPayment", payments, "refund")
-        notify = step(
+        notify = saga_step(
             self,
             "NotifyFailure",
             function=notifications,
@@ -142,9 +124,9 @@ class OrderSaga(Construct):
         # failure (a timeout, retries exhausted) leaves it unknown whether the step took effect, so its
         # own compensation runs too; refund and release are idempotent and cost nothing when there is
         # nothing to undo, and a void stops a late charge from going through.
-        charge.add_catch(notify, errors=["PaymentDeclined", "InvalidOrder"], result_path="$.failure")
+        charge.add_catch(notify, errors=list(CHARGE_REFUSED), result_path="$.failure")
         charge.add_catch(refund, errors=["States.ALL"], result_path="$.failure")
-        reserve.add_catch(refund, errors=["OutOfStock", "InvalidOrder"], result_path="$.failure")
+        reserve.add_catch(refund, errors=list(RESERVATION_REFUSED), result_path="$.failure")
         reserve.add_catch(release, errors=["States.ALL"], result_path="$.failure")
         confirm.add_catch(release, errors=["States.ALL"], result_path="$.failure")
 

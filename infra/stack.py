@@ -1,12 +1,21 @@
-"""The asyncstack stack: composes the constructs, holds no logic of its own."""
+"""The asyncstack stack: composes the constructs, holds no logic of its own.
+
+Each pattern is composed by one method that takes what it uses and returns what others use, so the
+composition reads top to bottom in ``__init__`` and no method depends on another having run. The
+names the functions read come from ``shared.config`` and ``asyncstack.contract``, the event and job
+types they route from ``shared``: nothing is typed twice.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
@@ -25,11 +34,29 @@ from asyncstack.cdk.tables import on_demand_table
 from asyncstack.cdk.webhooks import WebhookDelivery
 from asyncstack.cdk.work_queue import WorkQueue
 from infra.order_saga import OrderSaga
+from shared import config
+from shared.events import ORDER_CREATED, ORDER_EVENT_PREFIX, USER_EVENTS
+from shared.exports import EXPORT_PREFIX
+from shared.signup import DAILY_SUMMARY, JOB_TYPES
+from shared.thumbnails import IMAGE_RESIZE
 
-ORDER_CREATED = "order.created"
-USER_EVENTS = ["user.signed_up", "user.converted"]
-# The job types shared.signup runs; each is also the type of the job's message.
-JOB_TYPES = ["job.signup_reminder", "job.trial_expiry_warning", "job.daily_summary"]
+
+@dataclass(frozen=True)
+class Tables:
+    """The tables several patterns share."""
+
+    idempotency: dynamodb.Table
+    inventory: dynamodb.Table
+    outbox: dynamodb.Table
+    analytics: dynamodb.Table
+
+
+@dataclass(frozen=True)
+class Exports:
+    """The report exports: their long-running jobs and the worker that runs them."""
+
+    jobs: LongRunningJobs
+    worker: PythonFunction
 
 
 class AsyncStack(Stack):
@@ -51,27 +78,29 @@ class AsyncStack(Stack):
         self.outputs: dict[str, str] = {}
         self.alarm_topic = AlarmTopic(self, "Alarms", emails=alarm_emails)
         self.alarm_actions = self.alarm_topic.actions
-        self.idempotency = on_demand_table(self, "IdempotencyTable", "id", ttl="expiration")
-        self.inventory_table = on_demand_table(self, "InventoryTable", "pk")
-        self.outbox = on_demand_table(self, "OutboxTable", "message_id")
-        self.analytics_table = on_demand_table(self, "AnalyticsTable", "event_id")
+        tables = Tables(
+            idempotency=on_demand_table(self, "IdempotencyTable", "id", ttl="expiration"),
+            inventory=on_demand_table(self, "InventoryTable", "pk"),
+            outbox=on_demand_table(self, "OutboxTable", "message_id"),
+            analytics=on_demand_table(self, "AnalyticsTable", "event_id"),
+        )
+        access_logs = access_log_bucket(self, "AccessLogs")
 
-        self._order_pipeline()
-        self._signups()
-        self._order_saga()
-        self.access_logs = access_log_bucket(self, "AccessLogs")
-        self._exports()
-        self._request_reply()
-        self._job_api(api_auth)
+        orders = self._order_pipeline(tables)
+        self._signups(tables)
+        self._order_saga(tables)
+        exports = self._exports(tables, access_logs)
+        self._request_reply(access_logs)
+        api, webhook_worker = self._job_api(api_auth, tables, orders, exports)
         if allow_insecure_callbacks:  # the local cloud's receivers listen on http://127.0.0.1
-            for function in (self.api, self.export_worker, self.webhook_worker):
+            for function in (api, exports.worker, webhook_worker):
                 function.function.add_environment(contract.WEBHOOK_ALLOW_INSECURE, "true")
         self.outputs |= {
             "AlarmTopicArn": self.alarm_topic.topic.topic_arn,
-            "InventoryTableName": self.inventory_table.table_name,
-            "OutboxTableName": self.outbox.table_name,
-            "AnalyticsTableName": self.analytics_table.table_name,
-            "IdempotencyTableName": self.idempotency.table_name,
+            "InventoryTableName": tables.inventory.table_name,
+            "OutboxTableName": tables.outbox.table_name,
+            "AnalyticsTableName": tables.analytics.table_name,
+            "IdempotencyTableName": tables.idempotency.table_name,
         }
         for name, value in self.outputs.items():
             CfnOutput(self, name, value=value)
@@ -79,9 +108,10 @@ class AsyncStack(Stack):
     def _function(self, construct_id: str, source: str, **kwargs: Any) -> PythonFunction:
         return PythonFunction(self, construct_id, source=source, platform=self.platform, **kwargs)
 
-    def _idempotent(self, *workers: PythonFunction) -> None:
+    @staticmethod
+    def _idempotent(idempotency: dynamodb.Table, *workers: PythonFunction) -> None:
         for worker in workers:
-            self.idempotency.grant(
+            idempotency.grant(
                 worker.function,
                 "dynamodb:GetItem",
                 "dynamodb:PutItem",
@@ -89,27 +119,27 @@ class AsyncStack(Stack):
                 "dynamodb:DeleteItem",
             )
 
-    def _order_pipeline(self) -> None:
+    def _order_pipeline(self, tables: Tables) -> FanOutTopic:
         """Pub/sub: ``order.created`` fans out to inventory, email and analytics."""
         inventory = self._function(
             "InventoryWorker", "inventory",
-            environment={"IDEMPOTENCY_TABLE_NAME": self.idempotency.table_name,
-                         "INVENTORY_TABLE_NAME": self.inventory_table.table_name},
+            environment={contract.IDEMPOTENCY_TABLE_NAME: tables.idempotency.table_name,
+                         config.INVENTORY_TABLE_NAME: tables.inventory.table_name},
         )  # fmt: skip
-        self.inventory_table.grant(inventory.function, "dynamodb:UpdateItem", "dynamodb:PutItem")
+        tables.inventory.grant(inventory.function, "dynamodb:UpdateItem", "dynamodb:PutItem")
         email = self._function(
             "EmailWorker", "email",
-            environment={"IDEMPOTENCY_TABLE_NAME": self.idempotency.table_name,
-                         "OUTBOX_TABLE_NAME": self.outbox.table_name},
+            environment={contract.IDEMPOTENCY_TABLE_NAME: tables.idempotency.table_name,
+                         config.OUTBOX_TABLE_NAME: tables.outbox.table_name},
         )  # fmt: skip
         analytics = self._function(
             "AnalyticsWorker",
             "analytics",
-            environment={"ANALYTICS_TABLE_NAME": self.analytics_table.table_name},
+            environment={config.ANALYTICS_TABLE_NAME: tables.analytics.table_name},
         )
-        self.analytics_table.grant(analytics.function, "dynamodb:BatchWriteItem")
-        self.outbox.grant(email.function, "dynamodb:PutItem")
-        self._idempotent(inventory, email)
+        tables.analytics.grant(analytics.function, "dynamodb:BatchWriteItem")
+        tables.outbox.grant(email.function, "dynamodb:PutItem")
+        self._idempotent(tables.idempotency, inventory, email)
 
         alarms = self.alarm_actions
         inventory_queue = WorkQueue(self, "InventoryQueue", consumer=inventory.function, alarm_actions=alarms)
@@ -121,17 +151,17 @@ class AsyncStack(Stack):
             self, "AnalyticsQueue", consumer=analytics.function, batch_size=100,
             max_batching_window=Duration.seconds(5), alarm_actions=alarms,
         )  # fmt: skip
-        self.orders = FanOutTopic(self, "OrdersTopic", alarm_actions=alarms)
+        orders = FanOutTopic(self, "OrdersTopic", alarm_actions=alarms)
         created = {"type": sns.SubscriptionFilter.string_filter(allowlist=[ORDER_CREATED])}
-        self.orders.subscribe(inventory_queue, filter_policy=created)
-        self.orders.subscribe(email_queue, filter_policy=created)
-        self.orders.subscribe(
+        orders.subscribe(inventory_queue, filter_policy=created)
+        orders.subscribe(email_queue, filter_policy=created)
+        orders.subscribe(
             analytics_queue,
-            filter_policy={"type": sns.SubscriptionFilter.string_filter(match_prefixes=["order."])},
+            filter_policy={"type": sns.SubscriptionFilter.string_filter(match_prefixes=[ORDER_EVENT_PREFIX])},
         )
         self.outputs |= {
-            "OrdersTopicArn": self.orders.topic.topic_arn,
-            "OrdersUndeliverableQueueUrl": self.orders.subscription_dead_letter_queue.queue_url,
+            "OrdersTopicArn": orders.topic.topic_arn,
+            "OrdersUndeliverableQueueUrl": orders.subscription_dead_letter_queue.queue_url,
             "InventoryQueueUrl": inventory_queue.queue.queue_url,
             "InventoryDeadLetterQueueUrl": inventory_queue.dead_letter_queue.queue_url,
             "EmailQueueUrl": email_queue.queue.queue_url,
@@ -139,29 +169,31 @@ class AsyncStack(Stack):
             "AnalyticsQueueUrl": analytics_queue.queue.queue_url,
             "AnalyticsDeadLetterQueueUrl": analytics_queue.dead_letter_queue.queue_url,
         }
+        return orders
 
-    def _signups(self) -> None:
+    def _signups(self, tables: Tables) -> None:
         """A welcome email now, follow-ups as delayed jobs, a daily summary as a recurring one."""
         mailer_environment = {
-            "IDEMPOTENCY_TABLE_NAME": self.idempotency.table_name,
-            "OUTBOX_TABLE_NAME": self.outbox.table_name,
+            contract.IDEMPOTENCY_TABLE_NAME: tables.idempotency.table_name,
+            config.OUTBOX_TABLE_NAME: tables.outbox.table_name,
         }
         jobs_worker = self._function("JobsWorker", "jobs", environment=mailer_environment)
         jobs = DelayedJobs(
             self, "Jobs", worker=jobs_worker.function, job_types=JOB_TYPES, alarm_actions=self.alarm_actions
         )
-        jobs.add_recurring("DailySummary", job_type="job.daily_summary", expression="cron(0 6 * * ? *)")
+        jobs.add_recurring("DailySummary", job_type=DAILY_SUMMARY, expression="cron(0 6 * * ? *)")
         signup = self._function("SignupWorker", "signup", environment=mailer_environment)
         jobs.grant_scheduling(signup.function)
         for worker in (jobs_worker, signup):
-            self.outbox.grant(worker.function, "dynamodb:PutItem")
-        self._idempotent(jobs_worker, signup)
+            tables.outbox.grant(worker.function, "dynamodb:PutItem")
+        self._idempotent(tables.idempotency, jobs_worker, signup)
         signup_queue = WorkQueue(
             self, "SignupQueue", consumer=signup.function, alarm_actions=self.alarm_actions
         )
         users = FanOutTopic(self, "UsersTopic", alarm_actions=self.alarm_actions)
         users.subscribe(
-            signup_queue, filter_policy={"type": sns.SubscriptionFilter.string_filter(allowlist=USER_EVENTS)}
+            signup_queue,
+            filter_policy={"type": sns.SubscriptionFilter.string_filter(allowlist=list(USER_EVENTS))},
         )
         self.outputs |= {
             "UsersTopicArn": users.topic.topic_arn,
@@ -174,27 +206,28 @@ class AsyncStack(Stack):
             "JobsTableName": jobs.table.table_name,
         }
 
-    def _order_saga(self) -> None:
+    def _order_saga(self, tables: Tables) -> None:
         """Orchestrated charge -> reserve -> confirm, compensated in reverse."""
         payments_table = on_demand_table(self, "PaymentsTable", "pk")
         payments = self._function(
-            "OrderPayments", "order_payments", environment={"PAYMENTS_TABLE_NAME": payments_table.table_name}
-        )
+            "OrderPayments", "order_payments",
+            environment={config.PAYMENTS_TABLE_NAME: payments_table.table_name},
+        )  # fmt: skip
         payments_table.grant(payments.function, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
         inventory = self._function(
             "OrderInventory", "order_inventory",
-            environment={"INVENTORY_TABLE_NAME": self.inventory_table.table_name},
+            environment={config.INVENTORY_TABLE_NAME: tables.inventory.table_name},
         )  # fmt: skip
-        self.inventory_table.grant(
+        tables.inventory.grant(
             inventory.function, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
             "dynamodb:ConditionCheckItem",
         )  # fmt: skip
         notifications = self._function(
             "OrderNotifications",
             "order_notifications",
-            environment={"OUTBOX_TABLE_NAME": self.outbox.table_name},
+            environment={config.OUTBOX_TABLE_NAME: tables.outbox.table_name},
         )
-        self.outbox.grant(notifications.function, "dynamodb:PutItem")
+        tables.outbox.grant(notifications.function, "dynamodb:PutItem")
         saga = OrderSaga(
             self, "OrderSaga", payments=payments.function, inventory=inventory.function,
             notifications=notifications.function, alarm_actions=self.alarm_actions,
@@ -204,29 +237,30 @@ class AsyncStack(Stack):
             "PaymentsTableName": payments_table.table_name,
         }
 
-    def _exports(self) -> None:
+    def _exports(self, tables: Tables, access_logs: s3.Bucket) -> Exports:
         """Long-running report exports: chunked, checkpointed, resumed by their workflow."""
-        self.export_worker = self._function(
+        worker = self._function(
             "ExportWorker", "export_worker", timeout=Duration.minutes(5),
-            environment={"EXPORT_SOURCE_TABLE_NAME": self.analytics_table.table_name},
+            environment={config.EXPORT_SOURCE_TABLE_NAME: tables.analytics.table_name},
         )  # fmt: skip
-        self.analytics_table.grant(self.export_worker.function, "dynamodb:Scan")
-        self.exports = LongRunningJobs(
-            self, "Exports", worker=self.export_worker.function, access_logs=self.access_logs,
+        tables.analytics.grant(worker.function, "dynamodb:Scan")
+        jobs = LongRunningJobs(
+            self, "Exports", worker=worker.function, access_logs=access_logs, results_prefix=EXPORT_PREFIX,
             alarm_actions=self.alarm_actions,
         )  # fmt: skip
         self.outputs |= {
-            "ExportWorkflowArn": self.exports.workflow.arn,
-            "ExportJobsTableName": self.exports.table.table_name,
-            "ExportBucketName": self.exports.bucket.bucket_name,
+            "ExportWorkflowArn": jobs.workflow.arn,
+            "ExportJobsTableName": jobs.table.table_name,
+            "ExportBucketName": jobs.bucket.bucket_name,
         }
+        return Exports(jobs=jobs, worker=worker)
 
-    def _request_reply(self) -> None:
+    def _request_reply(self, access_logs: s3.Bucket) -> None:
         """Image resizing, called over SQS or from a workflow with a task token."""
-        images = private_bucket(self, "Images", access_logs=self.access_logs, expire_after=Duration.days(7))
+        images = private_bucket(self, "Images", access_logs=access_logs, expire_after=Duration.days(7))
         resizer = self._function(
             "ImageResize", "image_resize", timeout=Duration.seconds(60), memory_size=1024,
-            environment={"IMAGES_BUCKET_NAME": images.bucket_name},
+            environment={config.IMAGES_BUCKET_NAME: images.bucket_name},
         )  # fmt: skip
         for actions, resource in (
             (["s3:GetObject"], images.arn_for_objects("uploads/*")),
@@ -243,7 +277,7 @@ class AsyncStack(Stack):
                 "thumbnails/ only.",
             )
         resize = RequestReply(
-            self, "ImageResizeRpc", worker=resizer.function, action="image.resize",
+            self, "ImageResizeRpc", worker=resizer.function, action=IMAGE_RESIZE,
             alarm_actions=self.alarm_actions,
         )  # fmt: skip
         self.outputs |= {
@@ -254,32 +288,31 @@ class AsyncStack(Stack):
             "ImageResizeWorkflowArn": resize.workflow.arn,
         }
 
-    def _job_api(self, auth: ApiAuth) -> None:
-        """The job API and signed webhooks: respond at once, then let clients poll or be called back."""
-        jobs_table = self.exports.table
-        self.webhook_worker = self._function(
+    def _job_api(
+        self, auth: ApiAuth, tables: Tables, orders: FanOutTopic, exports: Exports
+    ) -> tuple[PythonFunction, PythonFunction]:
+        """The job API and signed webhooks: respond at once, then let clients poll or be called back.
+
+        Returns the API's function and the webhook delivery worker."""
+        webhook_worker = self._function(
             "WebhookDelivery", "webhook_delivery", timeout=Duration.seconds(60),
-            environment={"IDEMPOTENCY_TABLE_NAME": self.idempotency.table_name,
-                         "EXPORT_JOBS_TABLE_NAME": jobs_table.table_name},
+            environment={contract.IDEMPOTENCY_TABLE_NAME: tables.idempotency.table_name},
         )  # fmt: skip
-        jobs_table.grant(self.webhook_worker.function, "dynamodb:GetItem", "dynamodb:UpdateItem")
-        self._idempotent(self.webhook_worker)
+        exports.jobs.grant_jobs(webhook_worker.function, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        self._idempotent(tables.idempotency, webhook_worker)
         webhooks = WebhookDelivery(
-            self, "Webhooks", worker=self.webhook_worker.function, alarm_actions=self.alarm_actions
+            self, "Webhooks", worker=webhook_worker.function, alarm_actions=self.alarm_actions
         )
-        webhooks.grant_queueing(self.export_worker.function)
-        self.api = self._function(
+        webhooks.grant_queueing(exports.worker.function)
+        api = self._function(
             "ApiHandler", "api",
-            environment={"ORDERS_TOPIC_ARN": self.orders.topic.topic_arn,
-                         "EXPORT_STATE_MACHINE_ARN": self.exports.workflow.arn,
-                         "EXPORT_JOBS_TABLE_NAME": jobs_table.table_name,
-                         "IDEMPOTENCY_TABLE_NAME": self.idempotency.table_name},
+            environment={config.ORDERS_TOPIC_ARN: orders.topic.topic_arn,
+                         contract.IDEMPOTENCY_TABLE_NAME: tables.idempotency.table_name},
         )  # fmt: skip
-        self._idempotent(self.api)  # orders' Idempotency-Key records
-        self.orders.topic.grant_publish(self.api.function)
-        jobs_table.grant(self.api.function, "dynamodb:GetItem", "dynamodb:PutItem")
-        self.exports.workflow.state_machine.grant_start_execution(self.api.function)
-        job_api = JobApi(self, "JobApi", handler=self.api.function, auth=auth)
+        self._idempotent(tables.idempotency, api)  # orders' Idempotency-Key records
+        orders.topic.grant_publish(api.function)
+        exports.jobs.grant_start(api.function)
+        job_api = JobApi(self, "JobApi", handler=api.function, auth=auth)
         self.outputs |= {
             "JobApiUrl": job_api.url,
             "JobApiId": job_api.api.rest_api_id,
@@ -290,3 +323,4 @@ class AsyncStack(Stack):
         }
         if job_api.api_key is not None:
             self.outputs["JobApiKeyId"] = job_api.api_key.key_id
+        return api, webhook_worker

@@ -1,7 +1,8 @@
-"""``python -m localcloud``: the local cloud's command line.
+"""``localcloud`` (or ``python -m localcloud``): the local cloud's command line.
 
-``up`` runs the local cloud in the foreground; the other commands talk to a running one through
-its endpoint (``--endpoint``, default ``http://127.0.0.1:4566``), as any AWS tool would.
+``up`` runs the local cloud in the foreground and deploys a CDK app to it; the other commands talk
+to a running one through its endpoint (``--endpoint``, default ``http://127.0.0.1:4566``), as any
+AWS tool would.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from asyncstack.runtime.workflows import execution_name
 from localcloud.server import LocalCloudError, local_client
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:4566"
@@ -36,7 +36,9 @@ def _control(endpoint: str, method: str, path: str, body: dict[str, Any] | None 
             f"the local cloud answered {error.code}: {error.read().decode()[:200]}"
         ) from None
     except OSError:
-        raise LocalCloudError(f"no local cloud answers at {endpoint}: start one with `make up`") from None
+        raise LocalCloudError(
+            f"no local cloud answers at {endpoint}: start one with `localcloud up`"
+        ) from None
 
 
 def _read_json(path: str) -> Any:
@@ -63,23 +65,49 @@ def _pick(kind: str, wanted: str, candidates: dict[str, str]) -> str:
 # -- commands -----------------------------------------------------------------------------------
 
 
-def cmd_up(args: argparse.Namespace) -> int:
-    from localcloud.cloud import LocalCloud
+def parse_context(pairs: list[str] | None) -> dict[str, str]:
+    context = {}
+    for pair in pairs or []:
+        key, equals, value = pair.partition("=")
+        if not equals or not key:
+            raise LocalCloudError(f"--context {pair!r} is not KEY=VALUE: e.g. --context stage=local")
+        context[key] = value
+    return context
 
+
+def _print_extension_status(status: dict[str, dict[str, Any]]) -> None:
+    for extension, fields in sorted(status.items()):
+        for name, value in sorted(fields.items()):
+            print(f"{extension} {name.replace('_', ' ')}: {value}")
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from localcloud.cloud import LocalCloud, default_workdir
+
+    app_dir = Path(args.app).resolve()
+    if not args.no_deploy and not (app_dir / "cdk.json").is_file():
+        raise LocalCloudError(
+            f"{app_dir} has no cdk.json: run `localcloud up` in your CDK app's folder or give it with --app DIR"
+        )
+    context = parse_context(args.context)
     cloud = LocalCloud(
         port=args.port, api_port=args.api_port, dashboard_port=args.dashboard_port, echo_logs=not args.quiet,
-        allowed_origins=args.allowed_origins or (),
+        allowed_origins=args.allowed_origins or (), api_id=args.api_id, workdir=default_workdir(app_dir),
     ).start()  # fmt: skip
     try:
         print(
             f"local cloud: AWS endpoint {cloud.endpoint}, local API {cloud.api.url if cloud.api else 'off'}, "
             f"dashboard {cloud.dashboard.url if cloud.dashboard else 'off'}"
         )
+        if cloud.extensions:
+            print(f"extensions: {', '.join(extension.name for extension in cloud.extensions)}")
         if not args.no_deploy:
-            print("deploying AsyncStack with the CDK CLI ...", flush=True)
-            report = cloud.deploy()
+            stacks = " ".join(args.stacks or []) or "every stack"
+            print(f"deploying {stacks} of {app_dir} with its CDK CLI ...", flush=True)
+            report = cloud.deploy(args.stacks or (), app_dir=app_dir, context=context)
             print(
-                f"ready in {report.seconds:.1f} s (bootstrap {report.bootstrap_seconds:.1f} s, deploy {report.deploy_seconds:.1f} s)"
+                f"ready in {report.seconds:.1f} s (bootstrap {report.bootstrap_seconds:.1f} s, deploy {report.deploy_seconds:.1f} s): "
+                f"{', '.join(report.stacks)}"
             )
             for name, value in sorted(report.outputs.items()):
                 print(f"  {name:<32} {value}")
@@ -96,12 +124,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             )
         if cloud.allowed_origins:
             print(f"web pages allowed to call the AWS endpoint: {', '.join(cloud.allowed_origins)}")
-        secret = cloud.webhook_secret()
-        if secret:
-            print(f"webhook signing secret (verify deliveries with it): {secret}")
-        print(
-            f"try: aws --endpoint-url {cloud.endpoint} sns publish --topic-arn <OrdersTopicArn> ...  (Ctrl-C stops)"
-        )
+        _print_extension_status(cloud.extension_status())
+        print("try: localcloud status; localcloud send <stack output> <event.json>  (Ctrl-C stops)")
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         stop.wait()
@@ -132,6 +156,7 @@ def _print_status(status: dict[str, Any]) -> None:
     for machine, counts in sorted(status["executions"].items()):
         print(f"state machine {machine}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     print(f"schedules pending: {status['schedules']['pending']}")
+    _print_extension_status(status.get("extensions") or {})
     for resource in status["unsupported_resources"]:
         print(
             f"not honoured locally: {resource['stack']}/{resource['resource']} ({resource['type']}): {resource['why']}"
@@ -167,7 +192,7 @@ def cmd_send(args: argparse.Namespace) -> int:
             TopicArn=target, Message=body, MessageAttributes=attributes
         )
     elif target.startswith("arn:aws:states"):
-        named = {"name": execution_name(args.name)} if args.name else {}
+        named = {"name": args.name} if args.name else {}
         result = local_client("stepfunctions", args.endpoint).start_execution(
             stateMachineArn=target, input=body, **named
         )
@@ -195,7 +220,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     print(response["Payload"].read().decode())
     if response.get("FunctionError"):
         print(
-            f"error: {function} failed ({response['FunctionError']}); its logs: python -m localcloud status",
+            f"error: {function} failed ({response['FunctionError']}); `localcloud up` prints its logs",
             file=sys.stderr,
         )
         return 1
@@ -203,7 +228,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 
 
 def cmd_redrive(args: argparse.Namespace) -> int:
-    from localcloud.redrive import redrive
+    from localcloud.sqs.redrive import redrive
 
     status = _control(args.endpoint, "GET", "status")
     queues = {name: q["url"] for name, q in status["queues"].items()}
@@ -229,63 +254,8 @@ def cmd_advance(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from localcloud.demo import run_demo
-
-    if args.events < 10:
-        raise LocalCloudError("--events must be at least 10: try --events 100")
-    ok = run_demo(
-        events=args.events, patterns=args.patterns, port=args.port, timeout=args.timeout,
-        dashboard_port=args.dashboard_port, keep=args.keep,
-    )  # fmt: skip
-    return 0 if ok else 1
-
-
-def cmd_chaos(args: argparse.Namespace) -> int:
-    from localcloud.chaos import ChaosConfig, run_chaos
-
-    if args.events < 100:
-        raise LocalCloudError(
-            "--events must be at least 100 (faults are shares of the events): try --events 500"
-        )
-    config = ChaosConfig(
-        events=args.events,
-        kills=args.kills,
-        timeouts=args.timeouts,
-        seed=args.seed,
-        patterns=not args.no_patterns,
-    )
-    return 0 if run_chaos(config, port=args.port, timeout=args.timeout).ok else 1
-
-
-def cmd_cost(args: argparse.Namespace) -> int:
-    from localcloud.cost import main as cost_main
-
-    return cost_main(args.cost_args)
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    from bench.__main__ import main as bench_main
-
-    return bench_main(args.bench_args)
-
-
-def _chaos_arguments(chaos: argparse.ArgumentParser) -> None:
-    chaos.add_argument("--events", type=int, default=10_000, help="messages to publish (default 10000)")
-    chaos.add_argument("--kills", type=int, help="environments to kill mid-batch (default 1 per 1000 events)")
-    chaos.add_argument("--timeouts", type=int, help="invocations to time out (default 1 per 5000 events)")
-    chaos.add_argument("--seed", type=int, default=7, help="the random seed of events and faults")
-    chaos.add_argument(
-        "--no-patterns", action="store_true", help="only the order pipeline, not the other stateful patterns"
-    )
-    chaos.add_argument("--port", type=int, default=None, help="AWS endpoint port (default: a free one)")
-    chaos.add_argument(
-        "--timeout", type=float, default=1800.0, help="seconds to wait for everything to finish"
-    )
-
-
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="python -m localcloud", description=__doc__)
+    root = argparse.ArgumentParser(prog="localcloud", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
 
     def command(name: str, handler: Any, help_text: str, endpoint: bool = True) -> argparse.ArgumentParser:
@@ -300,7 +270,21 @@ def parser() -> argparse.ArgumentParser:
         return sub
 
     up = command(
-        "up", cmd_up, "run the local cloud in the foreground and deploy the stack to it", endpoint=False
+        "up", cmd_up, "run the local cloud in the foreground and deploy a CDK app to it", endpoint=False
+    )
+    up.add_argument(
+        "--app", default=".", metavar="DIR", help="the CDK app's folder, with its cdk.json (default: here)"
+    )
+    up.add_argument(
+        "--stack", action="append", dest="stacks", metavar="NAME",
+        help="deploy this stack (repeatable); default: every stack of the app",
+    )  # fmt: skip
+    up.add_argument(
+        "--context", action="append", metavar="KEY=VALUE", help="CDK context for the app (repeatable)"
+    )
+    up.add_argument(
+        "--api-id",
+        help="the REST API the local API serves at its root (default: the only one, or an extension's)",
     )
     up.add_argument("--port", type=int, default=4566, help="AWS endpoint port (default 4566)")
     up.add_argument("--api-port", type=int, default=3000, help="local API port (default 3000)")
@@ -349,51 +333,11 @@ def parser() -> argparse.ArgumentParser:
         "advance-clock", cmd_advance, "move the local cloud's clock forward (schedules, retries)"
     )
     advance.add_argument("seconds", type=float)
-    demo = command(
-        "demo", cmd_demo, "deploy the stack and run one scenario per async pattern, then a summary",
-        endpoint=False,
-    )  # fmt: skip
-    demo.add_argument(
-        "--pattern", action="append", dest="patterns", metavar="NAME",
-        help="run only this pattern's scenario (repeatable), e.g. saga; default: every pattern",
-    )  # fmt: skip
-    demo.add_argument("--events", type=int, default=200, help="pub-sub: messages to publish (default 200)")
-    demo.add_argument("--port", type=int, default=None, help="AWS endpoint port (default: a free one)")
-    demo.add_argument(
-        "--dashboard-port",
-        type=int,
-        default=None,
-        help="watch the demo in the dashboard on this port (default: a free one)",
-    )
-    demo.add_argument(
-        "--keep",
-        action="store_true",
-        help="leave the local cloud and its dashboard up afterwards, until Ctrl-C",
-    )
-    demo.add_argument(
-        "--timeout", type=float, default=240.0, help="pub-sub: seconds to wait for the pipeline to drain"
-    )
-    chaos = command(
-        "chaos", cmd_chaos,
-        "order events and every stateful pattern with faults injected, then the invariants checked",
-        endpoint=False,
-    )  # fmt: skip
-    _chaos_arguments(chaos)
-    cost = command(
-        "cost", cmd_cost, "estimate the monthly AWS bill at a volume (python -m localcloud cost --help)",
-        endpoint=False,
-    )  # fmt: skip
-    cost.add_argument("cost_args", nargs=argparse.REMAINDER)
-    bench = command("bench", cmd_bench, "run the benchmarks (python -m bench)", endpoint=False)
-    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     return root
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["cost"]:  # its own options and --help: hand them over as they are
-        return cmd_cost(argparse.Namespace(cost_args=argv[1:]))
-    args = parser().parse_args(argv)
+    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
         return int(args.handler(args))
     except LocalCloudError as error:

@@ -1,6 +1,7 @@
-"""The local cloud: moto's server in this process, the stack deployed to it by the CDK CLI, and the
-runtime that makes the deployed template run (functions, event source mappings, asynchronous
-invocations, the scheduler and the local API)."""
+"""The local cloud: moto's server in this process, any CDK app deployed to it by its own CDK CLI, and
+the engine that makes the deployed templates run (functions, event source mappings, asynchronous
+invocations, the scheduler and the local API). What it knows of a particular stack comes from the
+extensions (``localcloud.extensions``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -19,15 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from asyncstack.contract import DEAD_LETTER_QUEUE_TAG
 from localcloud import moto_patches
-from localcloud.api_gateway import FunctionError, LocalApi
-from localcloud.async_invoke import AsyncInvoker
+from localcloud.apigateway.local_api import FunctionError, LocalApi
+from localcloud.awslambda import patches as lambda_patches
+from localcloud.awslambda.async_invoke import AsyncInvoker
+from localcloud.awslambda.runtime import FunctionStats, InvocationError, LocalRuntime, Throttled
 from localcloud.clock import Clock
+from localcloud.extensions import Extension, Queue, discover
 from localcloud.logs import LogSink
-from localcloud.pollers import EventSourceMappings, sqs_mappings
-from localcloud.runtime import FunctionStats, InvocationError, LocalRuntime, Throttled
-from localcloud.scheduler import SchedulerEngine
+from localcloud.scheduler.engine import SchedulerEngine
 from localcloud.server import (
     ACCOUNT,
     DUMMY_CREDENTIALS,
@@ -40,15 +42,45 @@ from localcloud.server import (
     local_client,
     serve_moto,
 )  # fmt: skip
+from localcloud.sqs import patches as sqs_patches
+from localcloud.sqs.pollers import EventSourceMappings, sqs_mappings
 
 if TYPE_CHECKING:
     from localcloud.dashboard import Dashboard
 
-ROOT = Path(__file__).resolve().parent.parent
-WORKDIR = ROOT / ".build" / "localcloud"
-CDK = ROOT / "node_modules" / ".bin" / "cdk"
 TOOLKIT_STACK = "CDKToolkit"
+# Where the app's own CDK CLI is (package.json pins it), as npx finds it: here or in a parent folder.
+CDK_CLI = Path("node_modules") / ".bin" / "cdk"
 LOCAL_API_KEY = "local-api-key"
+
+
+def default_workdir(app_dir: Path | None = None) -> Path:
+    """Function logs, code and CDK assemblies: in the app's ``.build/localcloud`` folder."""
+    return (app_dir or Path.cwd()).resolve() / ".build" / "localcloud"
+
+
+def cdk_cli(app_dir: Path) -> Path:
+    """The CDK CLI the app pins (``node_modules/.bin/cdk`` here or above), else the one on PATH."""
+    for folder in (app_dir.resolve(), *app_dir.resolve().parents):
+        if (folder / CDK_CLI).is_file():
+            return folder / CDK_CLI
+    found = shutil.which("cdk")
+    if found is None:
+        raise LocalCloudError(
+            f"no CDK CLI: none in {app_dir / CDK_CLI} or a parent folder's, none on PATH; "
+            "install the app's with `npm ci` (or `npm install aws-cdk`)"
+        )
+    return Path(found)
+
+
+def assembly_stacks(assembly: Path) -> list[str]:
+    """The stack names of a synthesized cloud assembly (its top level: what ``cdk deploy --all`` deploys)."""
+    manifest = json.loads((assembly / "manifest.json").read_text())
+    return sorted(
+        (artifact.get("properties") or {}).get("stackName", artifact_id)
+        for artifact_id, artifact in (manifest.get("artifacts") or {}).items()
+        if artifact.get("type") == "aws:cloudformation:stack"
+    )
 
 
 @dataclass
@@ -75,14 +107,20 @@ class LocalCloud:
 
     def __init__(
         self, *, port: int = 4566, api_port: int | None = 3000, host: str = "127.0.0.1",
-        workdir: Path = WORKDIR, echo_logs: bool = False, clock: Clock | None = None,
+        workdir: Path | None = None, echo_logs: bool = False, clock: Clock | None = None,
         api_key: str = LOCAL_API_KEY, max_environments: int = 4, dashboard_port: int | None = None,
-        allowed_origins: Sequence[str] = (),
+        allowed_origins: Sequence[str] = (), api_id: str | None = None,
+        extensions: Sequence[Extension] | None = None,
     ) -> None:  # fmt: skip
+        """``workdir``: default the current folder's ``.build/localcloud``. ``api_id``: the REST API the
+        local API serves at its root (default: the only one, or the one an extension names).
+        ``extensions``: default the installed ones (``localcloud.extensions.discover``)."""
         self.port = port
         self.api_port = api_port
         self.host = host
-        self.workdir = workdir
+        self.workdir = workdir or default_workdir()
+        self.api_id = api_id
+        self.extensions: list[Extension] = list(discover() if extensions is None else extensions)
         self.echo_logs = echo_logs
         self.clock = clock or Clock()
         self.api_key = api_key
@@ -128,10 +166,10 @@ class LocalCloud:
             self.async_invoker = AsyncInvoker(runtime=self.runtime, clock=self.clock, client=self.client)
             self.async_invoker.start()
             self._stack.callback(self.async_invoker.close)
-            moto_patches.set_invoker(self._moto_invoke)
-            self._stack.callback(moto_patches.set_invoker, None)
-            moto_patches.set_clock(self.clock)
-            self._stack.callback(moto_patches.set_clock, None)
+            lambda_patches.set_invoker(self._moto_invoke)
+            self._stack.callback(lambda_patches.set_invoker, None)
+            sqs_patches.set_clock(self.clock)
+            self._stack.callback(sqs_patches.set_clock, None)
             self.mappings = EventSourceMappings(self.runtime)
             self.mappings.start()
             self._stack.callback(self.mappings.close)
@@ -142,12 +180,12 @@ class LocalCloud:
             self._stack.callback(self.scheduler.close)
             if self.api_port is not None:
                 self.api = LocalApi(
-                    invoke=self._api_invoke, api_key=self.api_key, host=self.host, port=self.api_port
-                )
+                    invoke=self._api_invoke, api_key=self.api_key, host=self.host, port=self.api_port,
+                    api_id=self.api_id, root_api=self._root_api,
+                )  # fmt: skip
                 self.api.start()
                 self._stack.callback(self.api.close)
             if self.dashboard_port is not None:
-                # imported here: the job views it reads take a fifth of a second to import
                 from localcloud.dashboard import Dashboard, DashboardData
 
                 data = DashboardData(self)
@@ -221,64 +259,76 @@ class LocalCloud:
             "CDK_DISABLE_VERSION_CHECK": "1",
         }
 
-    def _cdk(self, args: list[str], app: str | None, what: str, cwd: Path = ROOT) -> float:
-        if not CDK.exists():
-            raise LocalCloudError(
-                f"the CDK CLI is not installed at {CDK.relative_to(ROOT)}: run `make install`"
-            )
-        command = [str(CDK), *args, *(["--app", app] if app else [])]
+    def _cdk(self, cli: Path, args: list[str], what: str, cwd: Path) -> float:
         started = time.monotonic()
         done = subprocess.run(
-            command, cwd=cwd, env=self.cdk_environment(), capture_output=True, text=True, check=False
+            [str(cli), *args],
+            cwd=cwd,
+            env=self.cdk_environment(),
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if done.returncode != 0:
             tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
             raise LocalCloudError(f"{what} failed (exit {done.returncode}):\n{tail}")
         return time.monotonic() - started
 
+    def cdk_context(self, context: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The context of a deploy: what the extensions ask for, then ``context`` (which wins)."""
+        merged: dict[str, str] = {}
+        for extension in self.extensions:
+            merged.update(extension.cdk_context())
+        return merged | dict(context or {})
+
     def deploy(
-        self, stacks: Sequence[str] = ("AsyncStack",), *, app: str | None = None,
+        self, stacks: Sequence[str] = (), *, app_dir: Path | None = None, app: str | None = None,
         context: Mapping[str, str] | None = None,
     ) -> DeployReport:  # fmt: skip
-        """``cdk bootstrap`` (once) and ``cdk deploy`` with the pinned CLI against this endpoint."""
-        from asyncstack.cdk.packaging import build_dependency_layer, host_target
-
-        if app is None:
-            build_dependency_layer(host_target())
-        report = DeployReport(stacks=list(stacks))
-        contexts = {"asyncstack:localCloud": "true", **(context or {})}
+        """``cdk bootstrap`` (once) and ``cdk deploy`` of ``stacks`` (default: every stack, ``--all``)
+        with the app's CDK CLI against this endpoint. ``app_dir``: the app's folder, with its
+        ``cdk.json`` (default: the current folder); ``app``: a command that runs the app instead of
+        ``cdk.json``'s (the CLI's ``--app``)."""
+        folder = (app_dir or Path.cwd()).resolve()
+        if app is None and not (folder / "cdk.json").is_file():
+            raise LocalCloudError(
+                f"{folder} has no cdk.json: run from your CDK app's folder or give its folder (--app DIR)"
+            )
+        cli = cdk_cli(folder)
+        key = f"{folder}\0{app or ''}"
         # Its own assembly folder: CDK CLIs of other sessions lock the project's cdk.out.
-        out = self.workdir / (
-            "cdk.out" if app is None else f"cdk.out-{hashlib.sha256(app.encode()).hexdigest()[:10]}"
-        )
+        run = self.workdir / f"cdk.out-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+        report = DeployReport(stacks=list(stacks))
         if TOOLKIT_STACK not in self.stack_outputs_by_stack():
             # Outside the project: with a cdk.json in sight the CLI synthesizes the whole app first.
             report.bootstrap_seconds = self._cdk(
-                ["bootstrap", f"aws://{ACCOUNT}/{REGION}"], None, "cdk bootstrap", cwd=self.workdir
+                cli, ["bootstrap", f"aws://{ACCOUNT}/{REGION}"], "cdk bootstrap", cwd=self.workdir
             )
-        args = ["deploy", *stacks, "--require-approval", "never", "--output", str(out)]
-        for key, value in contexts.items():
-            args += ["--context", f"{key}={value}"]
-        report.deploy_seconds = self._cdk(args, app, f"cdk deploy {' '.join(stacks)}")
+        args = ["deploy", *(stacks or ["--all"]), "--require-approval", "never", "--output", str(run),
+                *(["--app", app] if app else [])]  # fmt: skip
+        for name, value in self.cdk_context(context).items():
+            args += ["--context", f"{name}={value}"]
+        report.deploy_seconds = self._cdk(cli, args, f"cdk deploy {' '.join(stacks) or '--all'}", cwd=folder)
+        if not report.stacks:  # --all: the stacks of the assembly the CLI synthesized
+            report.stacks = assembly_stacks(run)
         deployed = self.stack_outputs_by_stack()
-        for stack in stacks:
+        for stack in report.stacks:
             if stack not in deployed:
                 raise LocalCloudError(f"cdk deploy {stack} did not complete: {self.stack_failure(stack)}")
             report.outputs.update(deployed[stack])
         self.deploys.append(report)
-        # The local API serves the stack's job API (as its own invoke URL would on AWS).
-        if self.api is not None and self.api.api_id is None and "JobApiId" in report.outputs:
-            self.api.api_id = report.outputs["JobApiId"]
         return report
 
-    def webhook_secret(self) -> str | None:
-        """The current webhook signing secret (``whsec_...``) of the deployed stack (generated at deploy)."""
-        from asyncstack.runtime.webhooks import load_signing_keys
+    def _root_api(self) -> str | None:
+        """The REST API an extension names for the local API's root (its own invoke URL on AWS)."""
+        for extension in self.extensions:
+            chosen = extension.root_api(self)
+            if chosen:
+                return chosen
+        return None
 
-        arn = self.stack_outputs().get("WebhookSecretArn")
-        if arn is None:
-            return None
-        return load_signing_keys(arn, client=self.client("secretsmanager"), refresh=True).current
+    def extension_status(self) -> dict[str, dict[str, Any]]:
+        return {extension.name: dict(extension.status(self)) for extension in self.extensions}
 
     # -- state -------------------------------------------------------------------------------
 
@@ -317,7 +367,7 @@ class LocalCloud:
         """Resources of deployed stacks whose type moto cannot create: listed, never silently ignored."""
         from moto.cloudformation.models import cloudformation_backends
 
-        from localcloud.cfn_types import NOT_HONOURED, is_supported
+        from localcloud.cloudformation.resource_types import NOT_HONOURED, is_supported
 
         found = []
         with MOTO_LOCK:
@@ -356,12 +406,17 @@ class LocalCloud:
                     "visible": visible,
                     "in_flight": in_flight,
                     "delayed": delayed,
-                    "dlq": q.queue_arn in sources or DEAD_LETTER_QUEUE_TAG in q.tags,
+                    "dlq": q.queue_arn in sources or self._marked_dead_letter_queue(q),
                     # where a redrive sends its messages back: only a queue with one source has one
                     "redrive_to": sources[q.queue_arn][0] if len(sources.get(q.queue_arn, ())) == 1 else None,
                     "oldest_age_seconds": round((now - oldest) / 1000, 1),
                 }
             return result
+
+    def _marked_dead_letter_queue(self, queue: Any) -> bool:
+        """A DLQ no redrive policy names (a topic's, a schedule's): only an extension knows it."""
+        seen = Queue(name=queue.name, arn=queue.queue_arn, tags=dict(queue.tags or {}))
+        return any(extension.is_dead_letter_queue(seen) for extension in self.extensions)
 
     def functions(self) -> dict[str, dict[str, Any]]:
         """Every deployed function, with what the runtime has seen of it (zeros until first invoked)."""
@@ -403,7 +458,7 @@ class LocalCloud:
             "dashboard_url": self.dashboard.url if self.dashboard else None,
             "api_key": self.api_key,
             "dashboard_key": self.dashboard_key if self.dashboard else None,
-            "webhook_secret": self.webhook_secret(),
+            "extensions": self.extension_status(),
             "clock": {
                 "now": self.clock.now().isoformat(),
                 "offset_seconds": self.clock.offset.total_seconds(),

@@ -1,2 +1,2 @@
-"""Code the Lambda handlers share and users reuse: domain logic, data access, the consumer
-framework, the batch publisher. Shipped inside each function's asset."""
+"""The example's domain (orders, inventory, payments, signups, exports, thumbnails) and its configuration,
+built on ``asyncstack.runtime``; shipped inside each example function's asset."""

@@ -16,7 +16,8 @@ from typing import Any
 from asyncstack.runtime import aws
 from asyncstack.runtime.consumer import Decoded
 from asyncstack.runtime.observability import logger
-from asyncstack.runtime.settings import table_name
+from asyncstack.runtime.settings import load
+from shared.config import AnalyticsSettings
 from shared.events import OrderCreated
 
 BATCH_WRITE_LIMIT = 25
@@ -62,7 +63,7 @@ class AnalyticsSink:
 
     @property
     def table(self) -> str:
-        return self._table or table_name("ANALYTICS_TABLE_NAME")
+        return self._table or load(AnalyticsSettings).analytics_table
 
     def write(self, events: Sequence[Decoded]) -> Mapping[str, str]:
         rows = {envelope.event_id: row_for((envelope, data)) for envelope, data in events}

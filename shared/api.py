@@ -28,7 +28,6 @@ import base64
 import binascii
 import hashlib
 import json
-import os
 import sys
 import uuid
 from collections.abc import Mapping
@@ -66,19 +65,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from asyncstack.runtime import aws
 from asyncstack.runtime.events import new_envelope
-from asyncstack.runtime.observability import logger, metrics
-from shared.events import ORDER_CREATED, OrderCreated
-from shared.exports import (
+from asyncstack.runtime.long_running import (
     JOB_ID_PATTERN,
-    ExportJobs,
-    ExportRequest,
-    ExportStatus,
-    InvalidJobId,
-    WebhookStatus,
+    InvalidJobIdError,
+    LongRunningStartSettings,
     check_job_id,
-    new_job_id,
-    start_export,
 )
+from asyncstack.runtime.observability import logger, metrics
+from asyncstack.runtime.settings import load
+from asyncstack.runtime.webhooks import WebhookStatus
+from shared.config import ApiSettings
+from shared.events import ORDER_CREATED, OrderCreated
+from shared.exports import ExportJobs, ExportRequest, ExportStatus, new_job_id, start_export
 from shared.orders import publish_order_created
 
 __all__ = [
@@ -315,13 +313,6 @@ def export_job_id(idempotency_key: str | None) -> str:
     return "exp-" + hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()[:32]
 
 
-def _required_env(name: str) -> str:
-    value = os.environ.get(name, "")
-    if not value:
-        raise RuntimeError(f"environment variable {name} is not set: the stack passes it to this function")
-    return value
-
-
 def _requested(job: Mapping[str, Any]) -> dict[str, Any]:
     """What a job was asked for: its params, and its callback URL (kept with the webhook's state)."""
     stored = dict(job.get("params") or {})
@@ -466,7 +457,7 @@ def _publish_order(request: dict[str, Any]) -> dict[str, Any]:
     envelope = new_envelope(
         ORDER_CREATED, order, source=SOURCE, event_id=order_event_id(request["key"], order)
     )
-    [result] = publish_order_created([envelope], topic_arn=_required_env("ORDERS_TOPIC_ARN"))
+    [result] = publish_order_created([envelope], topic_arn=load(ApiSettings).orders_topic_arn)
     if not result.ok:
         raise RuntimeError(
             f"publishing {envelope.event_id} failed: {result.error_code}: {result.error_message}"
@@ -493,7 +484,7 @@ _ORDER_KEYS = IdempotencyConfig(
 def _publish_order_once() -> Any:
     """``_publish_order`` behind the idempotency record, made on first use (the client at cold start)."""
     store = DynamoDBPersistenceLayer(
-        table_name=_required_env("IDEMPOTENCY_TABLE_NAME"), boto3_client=aws.client("dynamodb")
+        table_name=load(ApiSettings).idempotency_table_name, boto3_client=aws.client("dynamodb")
     )
     return idempotent_function(
         _publish_order, data_keyword_argument="request", persistence_store=store, config=_ORDER_KEYS,
@@ -549,7 +540,7 @@ def create_export(
     if existing is None or existing.get("status") == ExportStatus.QUEUED:
         # Also on a replay of a QUEUED job: the first request may have stopped before starting it.
         job = start_export(
-            job_id, request, state_machine_arn=_required_env("EXPORT_STATE_MACHINE_ARN"), jobs=jobs
+            job_id, request, state_machine_arn=load(LongRunningStartSettings).state_machine_arn, jobs=jobs
         )
         if not _same_request(job, request):  # a concurrent first request with this key won
             raise _key_reused()
@@ -617,8 +608,8 @@ def _on_problem(error: ProblemError) -> Response[str]:
     )
 
 
-@app.exception_handler(InvalidJobId)
-def _on_invalid_job_id(error: InvalidJobId) -> Response[str]:
+@app.exception_handler(InvalidJobIdError)
+def _on_invalid_job_id(error: InvalidJobIdError) -> Response[str]:
     return _problem_response(HTTPStatus.BAD_REQUEST, "invalid-job-id", str(error), instance=_instance())
 
 

@@ -9,7 +9,9 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from asyncstack.runtime.events import StrictModel
 
-ORDER_CREATED = "order.created"
+# Every order event's type starts with it (analytics takes them all).
+ORDER_EVENT_PREFIX = "order."
+ORDER_CREATED = f"{ORDER_EVENT_PREFIX}created"
 USER_SIGNED_UP = "user.signed_up"
 USER_CONVERTED = "user.converted"
 USER_EVENTS = (USER_SIGNED_UP, USER_CONVERTED)

@@ -19,7 +19,8 @@ from asyncstack.runtime import aws
 from asyncstack.runtime.errors import TransientError
 from asyncstack.runtime.events import EventEnvelope
 from asyncstack.runtime.observability import logger
-from asyncstack.runtime.settings import table_name
+from asyncstack.runtime.settings import load
+from shared.config import InventorySettings
 from shared.events import OrderCreated
 
 ReservationStatus = Literal["reserved", "insufficient_stock", "already_reserved"]
@@ -208,7 +209,7 @@ def reserve_stock(
     envelope: EventEnvelope, order: OrderCreated, repository: InventoryRepository | None = None
 ) -> dict[str, str]:
     """Reserve every line of ``order``; an out-of-stock order is recorded, not retried."""
-    repository = repository or InventoryRepository(table_name("INVENTORY_TABLE_NAME"))
+    repository = repository or InventoryRepository(load(InventorySettings).inventory_table)
     reservation = repository.reserve(envelope.event_id, order)
     logger.info("inventory reservation", extra={"order_id": order.order_id, "status": reservation.status})
     return {"order_id": reservation.order_id, "status": reservation.status, "detail": reservation.detail}

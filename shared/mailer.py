@@ -16,7 +16,8 @@ from botocore.exceptions import ClientError
 from asyncstack.runtime import aws
 from asyncstack.runtime.events import EventEnvelope
 from asyncstack.runtime.observability import logger
-from asyncstack.runtime.settings import table_name
+from asyncstack.runtime.settings import load
+from shared.config import OutboxSettings
 from shared.events import OrderCreated
 
 
@@ -79,7 +80,7 @@ def confirmation_for(envelope: EventEnvelope, order: OrderCreated) -> EmailMessa
 def send_confirmation(
     envelope: EventEnvelope, order: OrderCreated, provider: EmailProvider | None = None
 ) -> dict[str, Any]:
-    provider = provider or OutboxEmailProvider(table_name("OUTBOX_TABLE_NAME"))
+    provider = provider or OutboxEmailProvider(load(OutboxSettings).outbox_table)
     message = confirmation_for(envelope, order)
     sent = provider.send(message)
     logger.info("order confirmation", extra={"order_id": order.order_id, "sent": sent})

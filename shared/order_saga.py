@@ -6,9 +6,9 @@ idempotent per order id, because the workflow retries transient failures and a r
 must not charge, reserve or email twice.
 
 The workflow decides retry or compensate from the error's class name (Lambda's ``errorType``):
-``BusinessRuleViolation`` subclasses (``InvalidOrder``, ``PaymentDeclined``, ``OutOfStock``,
-``RecipientRejected``) and ``UnknownAction`` never succeed on retry; ``TransientError`` and
-``PaymentProviderUnavailable`` are worth retrying.
+``BusinessRuleViolationError`` subclasses (``InvalidOrderError``, ``PaymentDeclinedError``, ``OutOfStockError``,
+``RecipientRejectedError``) and ``UnknownActionError`` never succeed on retry; ``TransientError`` and
+``PaymentProviderUnavailableError`` are worth retrying.
 """
 
 from __future__ import annotations
@@ -23,31 +23,32 @@ from pydantic import StringConstraints, ValidationError
 from asyncstack.runtime.errors import NonRetryableError
 from asyncstack.runtime.events import describe_validation_error
 from asyncstack.runtime.observability import logger
-from asyncstack.runtime.settings import table_name
+from asyncstack.runtime.settings import load
 from asyncstack.runtime.workflows import transient_aws_errors
+from shared.config import InventorySettings, OutboxSettings, PaymentsSettings
 from shared.events import OrderCreated
 from shared.inventory import InventoryRepository
 from shared.mailer import EmailMessage, EmailProvider, OutboxEmailProvider
 from shared.payments import (
     VISA,
-    BusinessRuleViolation,
-    InvalidOrder,
-    PaymentDeclined,
+    BusinessRuleViolationError,
+    InvalidOrderError,
+    PaymentDeclinedError,
     PaymentProvider,
-    PaymentProviderUnavailable,
+    PaymentProviderUnavailableError,
     SimulatedPaymentProvider,
 )
 
 __all__ = [
-    "BusinessRuleViolation",
-    "InvalidOrder",
-    "OutOfStock",
-    "PaymentDeclined",
-    "PaymentProviderUnavailable",
-    "RecipientRejected",
+    "BusinessRuleViolationError",
+    "InvalidOrderError",
+    "OutOfStockError",
+    "PaymentDeclinedError",
+    "PaymentProviderUnavailableError",
+    "RecipientRejectedError",
     "SagaFailure",
     "SagaOrder",
-    "UnknownAction",
+    "UnknownActionError",
     "confirmation_message",
     "failure_message",
     "failure_reason",
@@ -59,13 +60,13 @@ __all__ = [
 ]
 
 
-class UnknownAction(NonRetryableError):
+class UnknownActionError(NonRetryableError):
     """The workflow asked a step for an action it does not have: a definition bug, not the order's fault."""
 
     error_type = "UnknownAction"
 
 
-class OutOfStock(BusinessRuleViolation):
+class OutOfStockError(BusinessRuleViolationError):
     """Not enough stock for some of the order's skus (named in the message and in ``skus``)."""
 
     error_type = "OutOfStock"
@@ -75,7 +76,7 @@ class OutOfStock(BusinessRuleViolation):
         self.skus = skus
 
 
-class RecipientRejected(BusinessRuleViolation):
+class RecipientRejectedError(BusinessRuleViolationError):
     """The customer's address cannot receive mail, so the order cannot be confirmed."""
 
     error_type = "RecipientRejected"
@@ -106,13 +107,13 @@ def parse_order(raw: Any) -> SagaOrder:
     try:
         return SagaOrder.model_validate(raw)
     except ValidationError as error:
-        raise InvalidOrder(f"order: {describe_validation_error(error)}") from error
+        raise InvalidOrderError(f"order: {describe_validation_error(error)}") from error
 
 
 def _action(event: Mapping[str, Any], actions: tuple[str, ...]) -> str:
     action = event.get("action") if isinstance(event, Mapping) else None
     if action not in actions:
-        raise UnknownAction(f"action {action!r} is not one of {', '.join(actions)}")
+        raise UnknownActionError(f"action {action!r} is not one of {', '.join(actions)}")
     return str(action)
 
 
@@ -124,7 +125,7 @@ def run_payment_step(event: Mapping[str, Any], provider: PaymentProvider | None 
     """``charge`` the order's total, or ``refund`` it (the compensation)."""
     action = _action(event, ("charge", "refund"))
     order = parse_order(event.get("order"))
-    provider = provider or SimulatedPaymentProvider(table_name("PAYMENTS_TABLE_NAME"))
+    provider = provider or SimulatedPaymentProvider(load(PaymentsSettings).payments_table)
     if action == "charge":
         payment = provider.charge(order.order_id, order.total_cents, order.currency, order.payment_method)
         logger.info("payment captured", extra={"order_id": order.order_id, "payment_id": payment.payment_id})
@@ -149,7 +150,7 @@ def run_inventory_step(
     """``reserve`` every line of the order, or ``release`` the reservation (the compensation)."""
     action = _action(event, ("reserve", "release"))
     order = parse_order(event.get("order"))
-    repository = repository or InventoryRepository(table_name("INVENTORY_TABLE_NAME"))
+    repository = repository or InventoryRepository(load(InventorySettings).inventory_table)
     if action == "release":
         release = repository.release(order)
         logger.info("inventory release", extra={"order_id": order.order_id, "status": release.status})
@@ -167,8 +168,8 @@ def run_inventory_step(
         return {"status": "reserved", "units": int(row["units"]["N"])}
     if status == "insufficient_stock":
         skus = sorted(row["short_skus"]["SS"])
-        raise OutOfStock(f"not enough stock for {', '.join(skus)} (order {order.order_id})", skus)
-    raise InvalidOrder(
+        raise OutOfStockError(f"not enough stock for {', '.join(skus)} (order {order.order_id})", skus)
+    raise InvalidOrderError(
         f"order {order.order_id} was cancelled (reservation {status}): it is not reserved again"
     )
 
@@ -232,7 +233,7 @@ def run_notification_step(
 ) -> dict[str, Any]:
     """``confirm`` the order, or ``notify_failure`` (tell the customer why it failed).
 
-    A confirmation that cannot be delivered is a business failure (``RecipientRejected``); a failure
+    A confirmation that cannot be delivered is a business failure (``RecipientRejectedError``); a failure
     notice that cannot be delivered is skipped, since the saga has nothing left to compensate.
     """
     action = _action(event, ("confirm", "notify_failure"))
@@ -241,13 +242,13 @@ def run_notification_step(
         message = confirmation_message(order)
         if suppressed(order.customer_email):
             domain = order.customer_email.rpartition("@")[2]
-            raise RecipientRejected(f"the customer's address at {domain} cannot receive mail")
+            raise RecipientRejectedError(f"the customer's address at {domain} cannot receive mail")
     else:
         message = failure_message(order, SagaFailure.from_state(event.get("failure")))
         if suppressed(order.customer_email):
             logger.warning("failure notice skipped: address suppressed", extra={"order_id": order.order_id})
             return {"message_id": message.message_id, "sent": False}
-    provider = provider or OutboxEmailProvider(table_name("OUTBOX_TABLE_NAME"))
+    provider = provider or OutboxEmailProvider(load(OutboxSettings).outbox_table)
     sent = provider.send(message)
     logger.info("saga email", extra={"order_id": order.order_id, "action": action, "sent": sent})
     return {"message_id": message.message_id, "sent": sent}

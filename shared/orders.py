@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 
 from asyncstack.runtime.events import EventEnvelope, new_envelope
 from asyncstack.runtime.publisher import BatchPublisher, EntryResult, OutgoingMessage
+from asyncstack.runtime.settings import load
+from shared.config import OrdersSettings
 from shared.events import ORDER_CREATED, OrderCreated
 
 SOURCE = "asyncstack.orders"
@@ -32,11 +33,7 @@ def publish_order_created(
     Returns one result per order, in order; failed entries were retried with backoff already.
     """
     if publisher is None:
-        arn = topic_arn or os.environ.get("ORDERS_TOPIC_ARN")
-        if not arn:
-            raise ValueError(
-                "no topic: pass topic_arn= or set ORDERS_TOPIC_ARN (the stack output OrdersTopicArn)"
-            )
+        arn = topic_arn or load(OrdersSettings).orders_topic_arn  # the stack output OrdersTopicArn
         publisher = BatchPublisher.for_topic(arn, max_interval_seconds=None)
     with publisher:
         ids = [

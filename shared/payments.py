@@ -23,25 +23,25 @@ from asyncstack.runtime import aws
 from asyncstack.runtime.errors import NonRetryableError, TransientError
 
 
-class BusinessRuleViolation(NonRetryableError):
+class BusinessRuleViolationError(NonRetryableError):
     """The order cannot go through as it stands: a retry gets the same answer, so the saga compensates."""
 
     error_type = "BusinessRuleViolation"
 
 
-class InvalidOrder(BusinessRuleViolation):
+class InvalidOrderError(BusinessRuleViolationError):
     """The step's order fails validation, or names a payment method the provider does not accept."""
 
     error_type = "InvalidOrder"
 
 
-class PaymentDeclined(BusinessRuleViolation):
+class PaymentDeclinedError(BusinessRuleViolationError):
     """The provider refused the charge: another attempt with the same card is refused too."""
 
     error_type = "PaymentDeclined"
 
 
-class PaymentProviderUnavailable(TransientError):
+class PaymentProviderUnavailableError(TransientError):
     """The provider could not take the charge right now: worth a retry with backoff."""
 
 
@@ -114,7 +114,7 @@ class SimulatedPaymentProvider:
 
     def charge(self, order_id: str, amount_cents: int, currency: str, payment_method: str) -> Payment:
         if payment_method not in PAYMENT_METHODS:
-            raise InvalidOrder(
+            raise InvalidOrderError(
                 f"payment method {payment_method!r} is not accepted: use one of {', '.join(PAYMENT_METHODS)}"
             )
         item = self._count_attempt(order_id, payment_method)
@@ -124,9 +124,9 @@ class SimulatedPaymentProvider:
         attempts = int(item["attempts"]["N"])
         if payment_method == DECLINED:
             self._set_status(order_id, "declined", only_from=OPEN)
-            raise PaymentDeclined(f"card declined ({DECLINED}) for order {order_id}")
+            raise PaymentDeclinedError(f"card declined ({DECLINED}) for order {order_id}")
         if payment_method == UNAVAILABLE or (payment_method == FLAKY and attempts <= FLAKY_FAILURES):
-            raise PaymentProviderUnavailable(
+            raise PaymentProviderUnavailableError(
                 f"payment provider unavailable ({payment_method}, attempt {attempts}) for order {order_id}"
             )
         return self._capture(order_id, amount_cents, currency)
@@ -141,7 +141,7 @@ class SimulatedPaymentProvider:
                 return Refund(item["payment_id"]["S"], "refunded")  # refunded before: a no-op
             if _status(item) == "voided" or self._set_status(order_id, "voided", only_from=(None, *OPEN)):
                 return Refund(None, "nothing_to_refund")
-        raise PaymentProviderUnavailable(f"refund for order {order_id} raced with its charge: retry")
+        raise PaymentProviderUnavailableError(f"refund for order {order_id} raced with its charge: retry")
 
     def _count_attempt(self, order_id: str, payment_method: str) -> dict[str, Any]:
         """Each attempt is its own Lambda invocation, so the count lives in the table (atomic ADD)."""
@@ -224,7 +224,9 @@ class SimulatedPaymentProvider:
     def _refuse_if_closed(order_id: str, item: dict[str, Any]) -> None:
         status = _status(item)
         if status in ("refunded", "voided"):
-            raise InvalidOrder(f"order {order_id} was cancelled (payment {status}): it is not charged again")
+            raise InvalidOrderError(
+                f"order {order_id} was cancelled (payment {status}): it is not charged again"
+            )
 
     @staticmethod
     def _payment(item: dict[str, Any]) -> Payment:

@@ -12,13 +12,16 @@ from pydantic import AwareDatetime
 from asyncstack.runtime.events import EventEnvelope, StrictModel
 from asyncstack.runtime.jobs import cancel_job, run_once, schedule_job
 from asyncstack.runtime.observability import logger
-from asyncstack.runtime.settings import table_name
+from asyncstack.runtime.settings import load
+from shared.config import OutboxSettings
 from shared.events import Email, UserConverted, UserId, UserSignedUp
 from shared.mailer import EmailMessage, EmailProvider, OutboxEmailProvider
 
 SIGNUP_REMINDER = "job.signup_reminder"
 TRIAL_EXPIRY_WARNING = "job.trial_expiry_warning"
 DAILY_SUMMARY = "job.daily_summary"
+# The job types the jobs worker runs; each is also the type of the job's message.
+JOB_TYPES = (SIGNUP_REMINDER, TRIAL_EXPIRY_WARNING, DAILY_SUMMARY)
 REMINDER_AFTER = timedelta(hours=24)
 TRIAL_WARNING_AFTER = timedelta(days=3)
 
@@ -35,7 +38,7 @@ class SummaryJob(StrictModel):
 
 
 def _outbox() -> EmailProvider:
-    return OutboxEmailProvider(table_name("OUTBOX_TABLE_NAME"))
+    return OutboxEmailProvider(load(OutboxSettings).outbox_table)
 
 
 def _job_keys(user_id: str) -> dict[str, str]:

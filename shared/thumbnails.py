@@ -9,7 +9,6 @@ answers for a missing key.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import Any
@@ -20,10 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from asyncstack.runtime import aws
 from asyncstack.runtime.observability import logger
 from asyncstack.runtime.rpc import ActionError, Heartbeat, InvalidRequestError
+from asyncstack.runtime.settings import load
 from shared import png
+from shared.config import ImagesSettings
 
 __all__ = [
-    "IMAGES_BUCKET_ENV",
     "IMAGE_RESIZE",
     "MAX_EDGE",
     "MAX_SOURCE_BYTES",
@@ -37,7 +37,6 @@ __all__ = [
 ]
 
 IMAGE_RESIZE = "image.resize"
-IMAGES_BUCKET_ENV = "IMAGES_BUCKET_NAME"
 THUMBNAIL_PREFIX = "thumbnails/"
 MAX_EDGE = 2048
 # Refused before download: larger PNGs would not decode within a Lambda's memory and time anyway.
@@ -72,10 +71,8 @@ class ResizeRequest(BaseModel):
 
 
 def images_bucket() -> str:
-    bucket = os.environ.get(IMAGES_BUCKET_ENV, "")
-    if not bucket:
-        raise RuntimeError(f"environment variable {IMAGES_BUCKET_ENV} is not set: the stack passes it")
-    return bucket
+    """The bucket sources are read from and thumbnails written to (``IMAGES_BUCKET_NAME``)."""
+    return load(ImagesSettings).images_bucket
 
 
 def thumbnail_key(source_key: str, width: int, height: int) -> str:

@@ -144,9 +144,9 @@ class DelayedJobs(Construct):
         body = {
             "event_id": f"{construct_id}:<aws.scheduler.scheduled-time>",
             "type": job_type,
-            "source": "asyncstack.jobs",
+            "source": contract.JOB_MESSAGE_SOURCE,
             "occurred_at": "<aws.scheduler.scheduled-time>",
-            "data": {**(payload or {}), "due_at": "<aws.scheduler.scheduled-time>"},
+            "data": {**(payload or {}), contract.JOB_DUE_AT_FIELD: "<aws.scheduler.scheduled-time>"},
         }
         window = (
             scheduler.CfnSchedule.FlexibleTimeWindowProperty(

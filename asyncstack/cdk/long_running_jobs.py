@@ -9,7 +9,10 @@ last retry the worker marks the job failed with the error, and the execution fai
 Why Step Functions and not a worker that re-queues itself: the retry after a crash starts
 within seconds instead of after an SQS visibility timeout, the whole job has one deadline and
 one history to read, and the job id as execution name makes starting a job twice start it once.
-Standard, not Express: an export may run longer than Express's five minutes.
+Standard, not Express: a job may run longer than Express's five minutes.
+
+The worker runs ``asyncstack.runtime.long_running`` (its settings: ``LongRunningWorkerSettings``);
+functions that start jobs get ``grant_start``, functions that read or update them ``grant_jobs``.
 """
 
 from __future__ import annotations
@@ -25,27 +28,21 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from asyncstack import contract
 from asyncstack.cdk.buckets import private_bucket
 from asyncstack.cdk.nag import acknowledge_wildcard, arn_of
 from asyncstack.cdk.tables import on_demand_table
-from asyncstack.cdk.workflow import Workflow
-from infra.order_saga import LAMBDA_TRANSIENT_ERRORS
+from asyncstack.cdk.workflow import LAMBDA_TRANSIENT_ERRORS, STEP_TRANSIENT_ERRORS, Workflow
+from asyncstack.runtime.errors import TransientError
 
-# A run that died (killed environment, out of memory), timed out, or hit a retryable error.
-RUN_FAILURES = (
-    "Runtime.ExitError",
-    "Runtime.Unknown",
-    "Sandbox.Timedout",
-    "States.Timeout",
-    "TransientError",
-)
+__all__ = ["LongRunningJobs"]
 
 
 class LongRunningJobs(Construct):
     """A jobs table, a results bucket, and the workflow that drives ``worker`` until a job is done.
 
-    ``worker`` gets ``EXPORT_JOBS_TABLE_NAME`` and ``EXPORT_BUCKET_NAME`` and read-write access to
-    both (the bucket under ``exports/`` only).
+    ``worker`` gets the table's and the bucket's names (``asyncstack.contract.LONG_RUNNING_*``) and
+    read-write access to both, the bucket under ``results_prefix`` only.
     """
 
     def __init__(
@@ -55,12 +52,15 @@ class LongRunningJobs(Construct):
         *,
         worker: lambda_.Function,
         access_logs: s3.Bucket,
+        results_prefix: str = "results/",
         max_job_duration: Duration = Duration.hours(6),
         run_retries: int = 5,
         keep_results: Duration = Duration.days(30),
         alarm_actions: Sequence[cloudwatch.IAlarmAction] = (),
     ) -> None:
         super().__init__(scope, construct_id)
+        if not results_prefix.endswith("/") or results_prefix.startswith("/"):
+            raise ValueError(f"results_prefix must be a folder like 'results/', not {results_prefix!r}")
         self.table = on_demand_table(self, "Table", "job_id")
         self.bucket = private_bucket(self, "Results", access_logs=access_logs, expire_after=keep_results)
         # Every write of a run is a conditional UpdateItem that returns the item: nothing else is needed.
@@ -68,17 +68,17 @@ class LongRunningJobs(Construct):
         worker.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-                resources=[self.bucket.arn_for_objects("exports/*")],
+                resources=[self.bucket.arn_for_objects(f"{results_prefix}*")],
             )
         )
         acknowledge_wildcard(
             worker.role or worker,
-            f"Resource::{arn_of(self.bucket)}/exports/*",
-            "Each job writes its own objects under exports/<job id>/; the prefix is as narrow as "
+            f"Resource::{arn_of(self.bucket)}/{results_prefix}*",
+            f"Each job writes its own objects under {results_prefix}<job id>/; the prefix is as narrow as "
             "a policy written before the jobs exist can be.",
         )
-        worker.add_environment("EXPORT_JOBS_TABLE_NAME", self.table.table_name)
-        worker.add_environment("EXPORT_BUCKET_NAME", self.bucket.bucket_name)
+        worker.add_environment(contract.LONG_RUNNING_JOBS_TABLE_NAME, self.table.table_name)
+        worker.add_environment(contract.LONG_RUNNING_RESULTS_BUCKET, self.bucket.bucket_name)
 
         run_timeout = Duration.seconds((worker.timeout or Duration.seconds(3)).to_seconds() + 30)
         run = tasks.LambdaInvoke(
@@ -86,15 +86,15 @@ class LongRunningJobs(Construct):
             "RunChunks",
             lambda_function=worker,
             payload=sfn.TaskInput.from_object(
-                {"action": "run", "job_id": sfn.JsonPath.string_at("$.job_id")}
+                {"action": contract.LONG_RUNNING_RUN_ACTION, "job_id": sfn.JsonPath.string_at("$.job_id")}
             ),
-            result_selector={"done.$": "$.Payload.done"},
+            result_selector={"done.$": f"$.Payload.{contract.LONG_RUNNING_DONE_FIELD}"},
             result_path="$.run",
             task_timeout=sfn.Timeout.duration(run_timeout),
             retry_on_service_exceptions=False,
         )
         run.add_retry(
-            errors=[*RUN_FAILURES, *LAMBDA_TRANSIENT_ERRORS],
+            errors=[*STEP_TRANSIENT_ERRORS, *LAMBDA_TRANSIENT_ERRORS],
             interval=Duration.seconds(2),
             backoff_rate=2,
             max_attempts=run_retries,
@@ -107,7 +107,7 @@ class LongRunningJobs(Construct):
             lambda_function=worker,
             payload=sfn.TaskInput.from_object(
                 {
-                    "action": "fail",
+                    "action": contract.LONG_RUNNING_FAIL_ACTION,
                     "job_id": sfn.JsonPath.string_at("$.job_id"),
                     "error": sfn.JsonPath.object_at("$.failure"),
                 }
@@ -117,7 +117,7 @@ class LongRunningJobs(Construct):
         )
         # Marking the job failed (and queueing its webhook) must not be lost to a passing error.
         mark_failed.add_retry(
-            errors=["TransientError", *LAMBDA_TRANSIENT_ERRORS],
+            errors=[TransientError.__name__, *LAMBDA_TRANSIENT_ERRORS],
             interval=Duration.seconds(2),
             backoff_rate=2,
             max_attempts=5,
@@ -141,3 +141,14 @@ class LongRunningJobs(Construct):
             alarm_actions=alarm_actions,
         )
         self.workflow.acknowledge_invoked(worker)
+
+    def grant_jobs(self, function: lambda_.Function, *actions: str) -> None:
+        """Let ``function`` use the jobs table with ``actions`` (it learns the table's name)."""
+        function.add_environment(contract.LONG_RUNNING_JOBS_TABLE_NAME, self.table.table_name)
+        self.table.grant(function, *actions)
+
+    def grant_start(self, function: lambda_.Function) -> None:
+        """Let ``function`` start jobs (``asyncstack.runtime.long_running.start_job``) and read them."""
+        self.grant_jobs(function, "dynamodb:GetItem", "dynamodb:PutItem")
+        function.add_environment(contract.LONG_RUNNING_STATE_MACHINE_ARN, self.workflow.arn)
+        self.workflow.state_machine.grant_start_execution(function)

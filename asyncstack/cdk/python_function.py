@@ -1,24 +1,99 @@
 """A Python Lambda function packaged the stack's way, with its own least-privilege role.
 
-Code is the function's folder plus ``shared/``; third-party packages come from the dependency
-layer. Logs go to a log group the function owns (retention set) and the role may write to
-that log group only, instead of the account-wide AWSLambdaBasicExecutionRole.
+Code is the function's folder plus the framework's and the app's modules its handler imports
+(``asyncstack.cdk.packaging.stage_function``); third-party packages come from the dependency layer,
+built during synthesis by CDK's local bundling (pip, no Docker). Logs go to a log group the function
+owns (retention set) and the role may write to that log group only, instead of the account-wide
+AWSLambdaBasicExecutionRole.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+import jsii
+from aws_cdk import (
+    Acknowledgment,
+    AssetHashType,
+    BundlingFileAccess,
+    BundlingOptions,
+    BundlingOutput,
+    DockerImage,
+    DockerVolume,
+    Duration,
+    ILocalBundling,
+    RemovalPolicy,
+    Stack,
+    Validations,
+)
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from asyncstack.cdk.packaging import LambdaTarget, dependency_layer_dir, stage_function
+from asyncstack.cdk import packaging
+from asyncstack.cdk.packaging import (
+    LambdaTarget,
+    build_dependency_layer,
+    layer_digest,
+    layer_requirements,
+    stage_function,
+)
 
 _ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
+
+
+@jsii.implements(ILocalBundling)
+class _LocalLayerBundling:
+    """Bundles the dependency layer on this machine (pip's --platform options), so Docker is never needed."""
+
+    def __init__(self, target: LambdaTarget) -> None:
+        self.target = target
+
+    def try_bundle(  # the options of BundlingOptions, as jsii passes them; none changes what pip builds
+        self,
+        output_dir: str,
+        *,
+        image: DockerImage,
+        bundling_file_access: BundlingFileAccess | None = None,
+        command: Sequence[str] | None = None,
+        entrypoint: Sequence[str] | None = None,
+        environment: Mapping[str, str] | None = None,
+        local: ILocalBundling | None = None,
+        network: str | None = None,
+        output_type: BundlingOutput | None = None,
+        platform: str | None = None,
+        security_opt: str | None = None,
+        user: str | None = None,
+        volumes: Sequence[DockerVolume | dict[str, Any]] | None = None,
+        volumes_from: Sequence[str] | None = None,
+        working_directory: str | None = None,
+    ) -> bool:
+        # Either the layer is built (or was cached) and copied, or PackagingError stops the synth:
+        # never False, which would make CDK fall back to the Docker image.
+        shutil.copytree(build_dependency_layer(self.target), output_dir, dirs_exist_ok=True)
+        return True
+
+
+def dependency_layer_code(target: LambdaTarget) -> lambda_.Code:
+    """The dependency layer for ``target`` as an asset bundled at synth time, named by the requirements' hash."""
+    digest = layer_digest()
+    source = packaging.BUILD / "layer-requirements" / f"{target.tag}-{digest}"
+    source.mkdir(parents=True, exist_ok=True)
+    (source / "requirements.txt").write_text("\n".join(layer_requirements()) + "\n")
+    return lambda_.Code.from_asset(
+        str(source),
+        asset_hash_type=AssetHashType.CUSTOM,
+        asset_hash=f"layer-{target.tag}-{digest}",
+        bundling=BundlingOptions(
+            # Required by CDK, never used: local bundling always succeeds or fails the synth.
+            image=DockerImage.from_registry(f"public.ecr.aws/sam/build-python{target.python}"),
+            local=_LocalLayerBundling(target),
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -42,10 +117,10 @@ class LambdaPlatform:
         layer = lambda_.LayerVersion(
             scope,
             "DependencyLayer",
-            code=lambda_.Code.from_asset(str(dependency_layer_dir(target))),
+            code=dependency_layer_code(target),
             compatible_runtimes=[runtime],
             compatible_architectures=[_ARCHITECTURES[target.architecture]],
-            description=f"Third-party packages of functions/requirements.txt for Python {target.python}",
+            description=f"Third-party packages of the functions for Python {target.python}",
         )
         return cls(target=target, layer=layer)
 

@@ -79,9 +79,9 @@ class RequestReply(Construct):
             integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
             message_body=sfn.TaskInput.from_object(
                 {
-                    "action": action,
-                    "payload": sfn.JsonPath.entire_payload,
-                    "task_token": sfn.JsonPath.task_token,
+                    contract.RPC_ACTION_FIELD: action,
+                    contract.RPC_PAYLOAD_FIELD: sfn.JsonPath.entire_payload,
+                    contract.RPC_TASK_TOKEN_FIELD: sfn.JsonPath.task_token,
                 }
             ),
             heartbeat_timeout=sfn.Timeout.duration(heartbeat),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 import jsii
-from aws_cdk import Annotations, CfnResource, IAspect, Stack, Token
+from aws_cdk import Acknowledgment, Annotations, Aspects, CfnResource, IAspect, Stack, Token, Validations
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from constructs import IConstruct
@@ -176,3 +176,24 @@ def _resource(stack: Stack, reference: Any, kind: type[T]) -> T | None:
         if isinstance(child, kind) and stack.resolve(child.logical_id) in wanted:
             return child
     return None
+
+
+def apply_rules(scope: IConstruct) -> None:
+    """The checks every asyncstack app runs at synth: the queue-consumer rules, alarms that notify
+    someone, and cdk-nag's AwsSolutions pack (its findings need a reason to be acknowledged)."""
+    from cdk_nag import AwsSolutionsChecks
+
+    from asyncstack.cdk.alarms import AlarmsNotify
+    from asyncstack.cdk.packaging import deployed_locally
+
+    Aspects.of(scope).add(QueueConsumerRules())
+    Aspects.of(scope).add(AlarmsNotify())
+    if deployed_locally(scope):
+        Validations.of(scope).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-L1",
+                reason="A local cloud runs the functions on this machine's Python; deployments to AWS use the "
+                "runtime the app's context names.",
+            )
+        )
+    Validations.of(scope).add_plugins(AwsSolutionsChecks(scope))

@@ -20,7 +20,7 @@ from asyncstack import contract
 from asyncstack.cdk.delayed_jobs import DelayedJobs
 from asyncstack.cdk.work_queue import standalone_dead_letter_queue
 
-WEBHOOK_JOB_TYPES = ["webhook.deliver"]
+WEBHOOK_JOB_TYPES = [contract.WEBHOOK_DELIVERY_JOB_TYPE]
 # Letters and digits only: 44 of them are a base64 key of 33 bytes (262 bits), what Standard Webhooks asks.
 SIGNING_KEY_LENGTH = 44
 

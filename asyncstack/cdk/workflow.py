@@ -11,20 +11,78 @@ Standard or Express is the caller's choice and must be deliberate:
   Billed per state transition.
 * ``EXPRESS``: at-least-once, at most five minutes, no task-token callbacks, no per-name dedupe.
   Billed per request and duration: far cheaper for short, high-volume, idempotent flows.
+
+``step`` is a Lambda task that retries what a later try can fix, with capped, jittered backoff. A
+Lambda task's error name is the exception's class name, so the lists name classes of
+``asyncstack.runtime``: a step that raises ``TransientError`` (or a subclass named in ``retry_on``)
+is retried, anything else fails the step for its ``Catch``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from asyncstack.cdk.nag import acknowledge_wildcard, arn_of
+from asyncstack.runtime.errors import TransientError
+
+__all__ = ["LAMBDA_TRANSIENT_ERRORS", "STEP_TRANSIENT_ERRORS", "Workflow", "step"]
+
+# Lambda's own transient failures, per the Step Functions guidance for Lambda tasks.
+LAMBDA_TRANSIENT_ERRORS = (
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+)
+# What a step raises for "try again" (asyncstack.runtime.errors.TransientError, which
+# asyncstack.runtime.workflows.transient_aws_errors makes of AWS failures worth retrying), plus a step
+# that timed out or whose process died: steps are idempotent, so running one again is safe.
+STEP_TRANSIENT_ERRORS = (
+    TransientError.__name__, "States.Timeout", "Sandbox.Timedout", "Runtime.ExitError", "Runtime.Unknown",
+)  # fmt: skip
+
+
+def step(
+    scope: Construct,
+    construct_id: str,
+    *,
+    function: lambda_.IFunction,
+    payload: Mapping[str, object],
+    result_path: str | None,
+    timeout: Duration = Duration.seconds(30),
+    retries: int = 3,
+    max_delay: Duration = Duration.seconds(8),
+    retry_on: Sequence[str] = (),
+) -> tasks.LambdaInvoke:
+    """A Lambda task with ``payload``, its answer at ``result_path`` (None: discarded), retried on the
+    transient errors and on ``retry_on`` (the names of ``TransientError`` subclasses the function raises)."""
+    task = tasks.LambdaInvoke(
+        scope,
+        construct_id,
+        lambda_function=function,
+        payload=sfn.TaskInput.from_object(dict(payload)),
+        result_selector={"result": sfn.JsonPath.object_at("$.Payload")},
+        result_path=result_path if result_path is not None else sfn.JsonPath.DISCARD,
+        task_timeout=sfn.Timeout.duration(timeout),
+        retry_on_service_exceptions=False,
+    )
+    task.add_retry(
+        errors=[*STEP_TRANSIENT_ERRORS, *retry_on, *LAMBDA_TRANSIENT_ERRORS],
+        interval=Duration.seconds(1),
+        backoff_rate=2,
+        max_attempts=retries,
+        max_delay=max_delay,
+        jitter_strategy=sfn.JitterType.FULL,
+    )
+    return task
 
 
 class Workflow(Construct):

@@ -11,11 +11,16 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
-# Lambda's SDK defaults retry 3 times in "legacy" mode; adaptive/standard backs off properly.
+__all__ = ["SDK_MAX_ATTEMPTS", "client", "error_code", "reset_clients"]
+
+# Every call is tried at most this many times in all, the first included ("standard" mode backs off with
+# jitter). Botocore's ``max_attempts`` would count retries only (one more request): ``total_max_attempts``
+# is what this number means.
 SDK_MAX_ATTEMPTS = 3
 _CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": SDK_MAX_ATTEMPTS}, connect_timeout=2, read_timeout=10
+    retries={"mode": "standard", "total_max_attempts": SDK_MAX_ATTEMPTS}, connect_timeout=2, read_timeout=10
 )
 
 
@@ -28,3 +33,8 @@ def client(service: str) -> Any:
 def reset_clients() -> None:
     """Forget cached clients (tests switch endpoints and credentials between cases)."""
     client.cache_clear()
+
+
+def error_code(error: ClientError) -> str:
+    """The AWS error code of a failed call (``ConditionalCheckFailedException``...), or ""."""
+    return str(error.response.get("Error", {}).get("Code", ""))

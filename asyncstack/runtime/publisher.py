@@ -6,7 +6,14 @@ per entry, so this module owns the bookkeeping callers usually get wrong: splitt
 and byte size, retrying only the entries that failed transiently, and reporting exactly one result
 per message instead of raising.
 
-Delivery is at-least-once: a retried entry (or a retried whole call after a timeout) may be
+Retries come in one layer each. A whole call that fails (throttled, 5xx, timed out, unreachable) is
+retried by the SDK client (``asyncstack.runtime.aws``: standard mode, ``SDK_MAX_ATTEMPTS`` retries
+with backoff); when it still fails, its entries are reported failed, never resent here, which would
+multiply the SDK's attempts. Entries the service reports failed inside a successful response (which
+the SDK does not retry) are resent alone, up to ``max_attempts`` calls in all. A custom ``send_batch``
+that wants whole calls retried does so itself.
+
+Delivery is at-least-once: a retried entry (or a call the SDK retried after a timeout) may be
 delivered twice, and retrying only some entries of a batch can reorder messages within a FIFO
 message group. Consumers must be idempotent, which this stack's workers are.
 
@@ -26,8 +33,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
-from botocore.exceptions import ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotocoreConnectionError
+from botocore.exceptions import ClientError
 
 from asyncstack.runtime import aws
 
@@ -66,25 +72,6 @@ _ATTRIBUTE_NAME_RE = re.compile(r"[A-Za-z0-9_.\-]+")
 _RESERVED_ATTRIBUTE_PREFIXES = ("aws.", "amazon.")
 # SQS rejects the whole request if any body or attribute contains a character outside this set.
 _SQS_INVALID_CHARS_RE = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-# Whole-call error codes worth retrying: throttling and server-side trouble, never caller mistakes.
-RETRYABLE_ERROR_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottled",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "KmsThrottled",
-        "KMSThrottling",
-        "InternalError",
-        "InternalFailure",
-        "InternalServerError",
-        "ServiceUnavailable",
-    }
-)
 
 
 class PublishError(ValueError):
@@ -144,7 +131,7 @@ class BatchOutcome(NamedTuple):
 
 
 SendBatch = Callable[[Sequence[BatchEntry]], tuple[Mapping[str, str | None], Sequence[EntryFailure]]]
-"""Sends one batch; may raise botocore errors for whole-call failures (classified by the publisher)."""
+"""Sends one batch; may raise for a whole-call failure, which fails every entry of the call (not retried)."""
 
 MessageValidator = Callable[[OutgoingMessage], None]
 
@@ -280,21 +267,12 @@ def _sqs_sender(queue_url: str, client: SQSClient | None) -> SendBatch:
     return send
 
 
-def _classify_call_error(exc: Exception) -> tuple[str, str, bool]:
-    """Map a whole-call exception to ``(code, message, retryable)``.
-
-    Only throttling, 5xx and transport errors are retried; anything else (NotFound, AccessDenied,
-    InvalidParameter, a bug in a custom ``send_batch``) would fail the same way again.
-    """
+def _call_error(exc: Exception) -> tuple[str, str]:
+    """``(code, message)`` of a whole-call failure: the service's error code, else the exception's type."""
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
-        code = str(error.get("Code") or "ClientError")
-        message = str(error.get("Message") or exc)
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        return code, message, code in RETRYABLE_ERROR_CODES or status >= 500 or status == 429
-    # Connection/timeout errors: the request may or may not have landed; at-least-once makes retry safe.
-    retryable = isinstance(exc, BotocoreConnectionError | HTTPClientError)
-    return type(exc).__name__, str(exc), retryable
+        return str(error.get("Code") or "ClientError"), str(error.get("Message") or exc)
+    return type(exc).__name__, str(exc)
 
 
 @dataclass
@@ -318,7 +296,7 @@ class BatchPublisher:
         max_entries: int = AWS_MAX_BATCH_ENTRIES,
         max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
         max_interval_seconds: float | None = 1.0,
-        max_attempts: int = 5,
+        max_attempts: int = 5,  # calls carrying an entry: the first, then resends of failed entries
         backoff_base_seconds: float = 0.05,
         backoff_max_seconds: float = 2.0,
         sleep: Callable[[float], None] = time.sleep,
@@ -495,7 +473,7 @@ class BatchPublisher:
         return random.uniform(0, min(self._backoff_max, self._backoff_base * 2**retry_index))
 
     def _deliver(self, batch: Sequence[_Pending]) -> list[EntryResult]:
-        """Send one batch, retrying only transiently failed entries; exactly one result per entry."""
+        """Send one batch, resending only entries the service failed transiently; one result per entry."""
         outstanding: dict[str, OutgoingMessage] = {p.entry_id: p.message for p in batch}
         final: dict[str, EntryResult] = {}
         retry_errors: dict[str, tuple[str, str]] = {}
@@ -514,17 +492,18 @@ class BatchPublisher:
     def _send_once(
         self, outstanding: Mapping[str, OutgoingMessage], attempt: int, final: dict[str, EntryResult]
     ) -> dict[str, tuple[str, str]]:
-        """One batch call: records settled entries in ``final``, returns retryable ones with their error."""
+        """One batch call: records settled entries in ``final``, returns retryable ones with their error.
+
+        A call that raises settles every entry it carried as failed: the SDK client already retried
+        it as far as it should be.
+        """
         entries = [BatchEntry(entry_id, msg) for entry_id, msg in outstanding.items()]
         retry: dict[str, tuple[str, str]] = {}
         try:
             successful, failed = self._send_batch(entries)
         except Exception as exc:
-            code, text, retryable = _classify_call_error(exc)
-            log = logger.warning if retryable else logger.error
-            log("batch of %d failed on attempt %d: %s: %s", len(entries), attempt, code, text)
-            if retryable:
-                return dict.fromkeys(outstanding, (code, text))
+            code, text = _call_error(exc)
+            logger.error("batch of %d failed on attempt %d: %s: %s", len(entries), attempt, code, text)
             for entry_id in outstanding:
                 final[entry_id] = EntryResult(entry_id, False, None, code, text, attempt)
             return {}

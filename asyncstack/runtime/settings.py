@@ -21,7 +21,6 @@ __all__ = [
     "SettingsError",
     "consumer_settings",
     "load",
-    "table_name",
 ]
 
 S = TypeVar("S", bound="EnvironmentSettings")
@@ -79,11 +78,3 @@ class ConsumerSettings(EnvironmentSettings):
 
 def consumer_settings() -> ConsumerSettings:
     return load(ConsumerSettings)
-
-
-def table_name(variable: str) -> str:
-    """One required variable (a table, queue or bucket name the stack passes); ``SettingsError`` if unset."""
-    value = os.environ.get(variable, "")
-    if not value:
-        raise SettingsError(f"{variable} is not set (the construct that wires this function sets it)")
-    return value

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import ipaddress
-import os
 import re
 import socket
 import ssl
@@ -27,15 +26,19 @@ from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass
 from urllib.parse import SplitResult, quote, urlsplit, urlunsplit
 
+from pydantic import Field, field_validator
+
 from asyncstack import contract
+from asyncstack.runtime.settings import EnvironmentSettings, load
 
 __all__ = [
     "ALLOW_INSECURE_VARIABLE",
     "MAX_REQUEST_SECONDS",
+    "CallbackSettings",
     "DeliveryError",
     "IPAddress",
     "Response",
-    "UnsafeCallbackUrl",
+    "UnsafeCallbackUrlError",
     "check_callback_url",
     "insecure_allowed",
     "post",
@@ -97,7 +100,7 @@ _ALLOWED_PORTS = frozenset({80, 443})
 _MIN_UNPRIVILEGED_PORT = 1024
 
 
-class UnsafeCallbackUrl(ValueError):
+class UnsafeCallbackUrlError(ValueError):
     """The callback URL may not be called: the message says why. A ``ValueError`` so APIs answer 400."""
 
 
@@ -117,10 +120,22 @@ class Response:
         return 200 <= self.status < 300
 
 
+class CallbackSettings(EnvironmentSettings):
+    """Whether callbacks may be plain HTTP to loopback: only a local cloud sets ``WEBHOOK_ALLOW_INSECURE``
+    to "true" (its receivers listen on 127.0.0.1); any other value, or none, means no."""
+
+    allow_insecure: bool = Field(default=False, validation_alias=ALLOW_INSECURE_VARIABLE)
+
+    @field_validator("allow_insecure", mode="before")
+    @classmethod
+    def _only_true(cls, value: object) -> object:
+        return value.strip().lower() == "true" if isinstance(value, str) else value
+
+
 def insecure_allowed(environ: Mapping[str, str] | None = None) -> bool:
-    """The one place ``WEBHOOK_ALLOW_INSECURE`` is read; only the local cloud sets it to "true"."""
-    value = (os.environ if environ is None else environ).get(ALLOW_INSECURE_VARIABLE, "")
-    return value.strip().lower() == "true"
+    """The one place ``WEBHOOK_ALLOW_INSECURE`` is read (once per cold start, unless ``environ`` is given)."""
+    settings = load(CallbackSettings) if environ is None else CallbackSettings.from_environment(environ)
+    return settings.allow_insecure
 
 
 # -- the URL -----------------------------------------------------------------------------------
@@ -130,7 +145,7 @@ def _ascii_host(host: str) -> str:
     try:
         return host.encode("idna").decode("ascii").lower()
     except UnicodeError as exc:
-        raise UnsafeCallbackUrl(f"callback URL host {host!r} is not a valid host name") from exc
+        raise UnsafeCallbackUrlError(f"callback URL host {host!r} is not a valid host name") from exc
 
 
 def _literal_ip(host: str) -> IPAddress | None:
@@ -142,11 +157,11 @@ def _literal_ip(host: str) -> IPAddress | None:
 
 def _check_text(url: object) -> str:
     if not isinstance(url, str) or not url:
-        raise UnsafeCallbackUrl("callback URL must be a non-empty string")
+        raise UnsafeCallbackUrlError("callback URL must be a non-empty string")
     if len(url) > MAX_URL_LENGTH:
-        raise UnsafeCallbackUrl(f"callback URL must be at most {MAX_URL_LENGTH} characters")
+        raise UnsafeCallbackUrlError(f"callback URL must be at most {MAX_URL_LENGTH} characters")
     if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
-        raise UnsafeCallbackUrl("callback URL must not contain spaces or control characters")
+        raise UnsafeCallbackUrlError("callback URL must not contain spaces or control characters")
     return url
 
 
@@ -155,15 +170,15 @@ def _check_host(host: str, *, allow_insecure: bool) -> None:
     if ip is not None:
         reason = _blocked_reason(ip, allow_loopback=allow_insecure)
         if reason:
-            raise UnsafeCallbackUrl(f"callback URL host {ip} is not a public address ({reason})")
+            raise UnsafeCallbackUrlError(f"callback URL host {ip} is not a public address ({reason})")
         return
     name = _ascii_host(host).rstrip(".")
     if not name:
-        raise UnsafeCallbackUrl("callback URL must have a host")
+        raise UnsafeCallbackUrlError("callback URL must have a host")
     if _NUMERIC_HOST.match(name):
-        raise UnsafeCallbackUrl(f"callback URL host {host!r} is an ambiguous numeric address")
+        raise UnsafeCallbackUrlError(f"callback URL host {host!r} is an ambiguous numeric address")
     if not allow_insecure and (name == "localhost" or name.endswith(".localhost")):
-        raise UnsafeCallbackUrl("callback URL host must not be localhost")
+        raise UnsafeCallbackUrlError("callback URL host must not be localhost")
 
 
 def _percent_encoded(parts: SplitResult) -> str:
@@ -181,23 +196,23 @@ def check_callback_url(url: str, *, allow_insecure: bool = False) -> str:
     parts = urlsplit(_check_text(url))
     schemes = ("https", "http") if allow_insecure else ("https",)
     if parts.scheme.lower() not in schemes:
-        raise UnsafeCallbackUrl(
+        raise UnsafeCallbackUrlError(
             f"callback URL must use {' or '.join(schemes)}, not {parts.scheme or 'no scheme'!r}"
         )
     if "@" in parts.netloc:
-        raise UnsafeCallbackUrl("callback URL must not contain credentials (user:password@)")
+        raise UnsafeCallbackUrlError("callback URL must not contain credentials (user:password@)")
     if not parts.hostname:
-        raise UnsafeCallbackUrl("callback URL must have a host")
+        raise UnsafeCallbackUrlError("callback URL must have a host")
     try:
         port = parts.port
     except ValueError as exc:
-        raise UnsafeCallbackUrl("callback URL has an invalid port") from exc
+        raise UnsafeCallbackUrlError("callback URL has an invalid port") from exc
     if port is not None and port not in _ALLOWED_PORTS and port < _MIN_UNPRIVILEGED_PORT:
-        raise UnsafeCallbackUrl(f"callback URL port must be 80, 443 or 1024-65535, not {port}")
+        raise UnsafeCallbackUrlError(f"callback URL port must be 80, 443 or 1024-65535, not {port}")
     _check_host(parts.hostname, allow_insecure=allow_insecure)
     encoded = _percent_encoded(parts)
     if len(encoded) > MAX_URL_LENGTH:
-        raise UnsafeCallbackUrl(
+        raise UnsafeCallbackUrlError(
             f"callback URL must be at most {MAX_URL_LENGTH} characters once percent-encoded"
         )
     return encoded
@@ -255,7 +270,7 @@ _resolver = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ssrf-dns")
 def resolve_safe(
     host: str, port: int, *, allow_insecure: bool = False, timeout: float = DNS_TIMEOUT
 ) -> list[IPAddress]:
-    """Every address of ``host``, if all are public; ``UnsafeCallbackUrl`` if any is not.
+    """Every address of ``host``, if all are public; ``UnsafeCallbackUrlError`` if any is not.
 
     All of them, not the first: a name with one public and one private address would otherwise let
     the connection land on the private one."""
@@ -275,7 +290,9 @@ def resolve_safe(
         ip = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
         reason = _blocked_reason(ip, allow_loopback=allow_insecure)
         if reason:
-            raise UnsafeCallbackUrl(f"callback host {host} resolves to {ip}, which is not public ({reason})")
+            raise UnsafeCallbackUrlError(
+                f"callback host {host} resolves to {ip}, which is not public ({reason})"
+            )
         if ip not in addresses:
             addresses.append(ip)
     if not addresses:
@@ -404,7 +421,7 @@ def post(
 ) -> Response:
     """POST ``body`` to ``url`` without following redirects; any HTTP answer is a ``Response``.
 
-    ``UnsafeCallbackUrl`` if the URL or any address of its host may not be called, ``DeliveryError``
+    ``UnsafeCallbackUrlError`` if the URL or any address of its host may not be called, ``DeliveryError``
     if no HTTP answer came: the name resolved within ``dns_timeout``, a connection (and TLS handshake)
     within ``connect_timeout`` per address, then the whole answer up to ``max_response_bytes`` within
     ``read_timeout``. With the defaults that is ``MAX_REQUEST_SECONDS`` at most."""

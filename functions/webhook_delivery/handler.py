@@ -10,10 +10,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from asyncstack.runtime.consumer import EventConsumer
 from asyncstack.runtime.observability import logger, metrics, tracer
-from shared.exports import WEBHOOK_JOB_TYPE
-from shared.webhook_delivery import DeliveryJob, deliver
+from asyncstack.runtime.webhooks import DELIVERY_JOB_TYPE, DeliveryJob
+from shared.webhook_delivery import deliver
 
-consumer = EventConsumer(name="webhook-delivery", accepts={WEBHOOK_JOB_TYPE: DeliveryJob}, process=deliver)
+consumer = EventConsumer(name="webhook-delivery", accepts={DELIVERY_JOB_TYPE: DeliveryJob}, process=deliver)
 
 
 @logger.inject_lambda_context

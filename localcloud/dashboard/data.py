@@ -1,37 +1,34 @@
 """What the dashboard shows, read from the local cloud's own state: moto's backends and the runtime's
-statistics. Reading has no side effects: opening a dead-letter queue does not receive its messages,
-so their receive counts and visibility stay as they were. The two actions (redrive, cancel) go
-through the AWS APIs, like any other client's."""
+statistics, and the panels extensions provide. Reading has no side effects: opening a dead-letter
+queue does not receive its messages, so their receive counts and visibility stay as they were.
+Actions (a redrive, an extension panel's) go through the AWS APIs, like any other client's."""
 
 from __future__ import annotations
 
 import base64
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from asyncstack.runtime.jobs import CancelOutcome, JobScheduler
-from localcloud.redrive import redrive
+from localcloud.extensions import DashboardPanel, NotFound, Refused
 from localcloud.server import ACCOUNT, MOTO_LOCK, REGION, LocalCloudError
-from shared.exports import view_of_item
+from localcloud.sqs.redrive import redrive
 
 if TYPE_CHECKING:
     from localcloud.cloud import LocalCloud
 
+__all__ = ["DashboardData", "NotFound", "Refused", "label", "steps"]
+
 # CloudFormation's physical names: "<stack>-<logical id><8 hex of the path hash>-<random suffix>".
 _PHYSICAL_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*-(?P<logical>.+?)(?:[0-9A-F]{8})?-[A-Za-z0-9]{8,13}$")
 RECENT_EXECUTIONS = 20
-RECENT_JOBS = 50
-
-
-class NotFound(LocalCloudError):
-    """The queue, message, execution or job asked for does not exist (404)."""
-
-
-class Refused(LocalCloudError):
-    """The action cannot be done in this state (409)."""
+# The overview's own keys, and the built-in views: a panel of the same name would hide one.
+BUILT_IN = frozenset(
+    {"now", "clock_offset_seconds", "panels", "queues", "functions", "workflows", "executions", "stream"}
+)
+PANEL_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 
 
 def label(physical_name: str) -> str:
@@ -52,27 +49,44 @@ def _iso(value: Any) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
-def _plain_attributes(item: Mapping[str, Any]) -> dict[str, Any]:
-    """A DynamoDB item's top-level strings and numbers (what the schedules view needs)."""
-    return {name: value.get("S", value.get("N")) for name, value in item.items()}
-
-
 class DashboardData:
-    def __init__(self, cloud: LocalCloud) -> None:
+    """``panels``: views beside the built-in ones (queues, functions, workflows); by default those of
+    the cloud's extensions."""
+
+    def __init__(self, cloud: LocalCloud, panels: Sequence[DashboardPanel] | None = None) -> None:
         self.cloud = cloud
+        self.panels: dict[str, DashboardPanel] = {}
+        if panels is None:
+            panels = [panel for extension in cloud.extensions for panel in extension.dashboard_panels(cloud)]
+        for panel in panels:
+            if not PANEL_NAME.match(panel.name) or panel.name in BUILT_IN or panel.name in self.panels:
+                raise LocalCloudError(
+                    f"a dashboard panel may not be called {panel.name!r}: its name must be new, lower-case "
+                    f"letters, digits and dashes (taken: {', '.join(sorted(BUILT_IN | set(self.panels)))})"
+                )
+            self.panels[panel.name] = panel
 
     # -- the live overview ------------------------------------------------------------------------
 
     def overview(self) -> dict[str, Any]:
+        """Everything on the page; each extension panel's data under its name."""
         return {
             "now": self.cloud.clock.now().isoformat(),
             "clock_offset_seconds": self.cloud.clock.offset.total_seconds(),
+            "panels": self.panel_list(),
             "queues": self.queues(),
             "functions": self.functions(),
-            "jobs": self.jobs(),
             "workflows": self.workflows(),
-            "schedules": self.schedules(),
+            **{name: panel.read() for name, panel in self.panels.items()},
         }
+
+    def panel_list(self) -> list[dict[str, str]]:
+        return [{"name": panel.name, "title": panel.title} for panel in self.panels.values()]
+
+    def panel_script(self, name: str) -> str:
+        if name not in self.panels:
+            raise NotFound(f"no dashboard panel {name}")
+        return self.panels[name].script
 
     def queues(self) -> list[dict[str, Any]]:
         return [
@@ -85,28 +99,6 @@ class DashboardData:
             {"name": name, "label": label(name), **stats}
             for name, stats in sorted(self.cloud.functions().items(), key=lambda pair: label(pair[0]))
         ]
-
-    def jobs(self) -> list[dict[str, Any]]:
-        """Long-running export jobs, newest first, with progress and webhook attempts."""
-        jobs = [view_of_item(item) for item in self._table_items("ExportJobsTableName")]
-        jobs.sort(key=lambda job: job.get("created_at") or "", reverse=True)
-        return jobs[:RECENT_JOBS]
-
-    def schedules(self) -> dict[str, Any]:
-        """Delayed jobs: the pending ones by due time, and how many there are in each status."""
-        items = [_plain_attributes(item) for item in self._table_items("JobsTableName")]
-        pending = [
-            {
-                key: item.get(key)
-                for key in ("job_key", "job_type", "due_at", "via", "schedule_name", "scheduled_at")
-            }
-            for item in items
-            if item.get("status") == "pending"
-        ]
-        return {
-            "pending": sorted(pending, key=lambda job: job["due_at"] or ""),
-            "by_status": dict(Counter(item.get("status") for item in items)),
-        }
 
     def workflows(self) -> list[dict[str, Any]]:
         from moto.stepfunctions.responses import get_backend
@@ -189,22 +181,11 @@ class DashboardData:
             "to": source["name"], "summary": report.summary(),
         }  # fmt: skip
 
-    def cancel(self, job_key: str) -> dict[str, Any]:
-        outputs = self.cloud.stack_outputs()
-        if "JobsTableName" not in outputs:
-            raise NotFound("the stack with delayed jobs is not deployed")
-        jobs = JobScheduler(
-            queue_url="", queue_arn="", role_arn="", dead_letter_arn="", job_types=frozenset(),
-            jobs_table=outputs["JobsTableName"], schedule_group=outputs["JobsScheduleGroupName"],
-            now=self.cloud.clock.now, dynamodb_client=self.cloud.client("dynamodb"),
-            scheduler_client=self.cloud.client("scheduler"),
-        )  # fmt: skip
-        if jobs.status(job_key) is None:  # cancel() would record a cancellation in advance
-            raise NotFound(f"no delayed job {job_key}")
-        outcome = jobs.cancel(job_key)
-        if outcome is not CancelOutcome.CANCELLED:
-            raise Refused(f"job {job_key} cannot be cancelled: {outcome.value.replace('_', ' ')}")
-        return {"job_key": job_key, "outcome": outcome.value}
+    def panel_action(self, name: str, item: str, action: str, request: Mapping[str, Any]) -> Any:
+        panel = self.panels.get(name)
+        if panel is None or action not in panel.actions:
+            raise NotFound(f"no dashboard action {action} of {name}")
+        return panel.actions[action](item, request)
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -213,15 +194,6 @@ class DashboardData:
         if name not in queues:
             raise NotFound(f"no queue {name}")
         return {"name": name, "label": label(name), **queues[name]}
-
-    def _table_items(self, output: str) -> list[dict[str, Any]]:
-        """A stack table's items in attribute-value form (``[]`` before the stack is deployed)."""
-        from moto.dynamodb.models import dynamodb_backends
-
-        name = self.cloud.stack_outputs().get(output)
-        with MOTO_LOCK:
-            table = dynamodb_backends[ACCOUNT][REGION].tables.get(name or "")
-            return [item.to_json()["Attributes"] for item in table.all_items()] if table else []
 
 
 def _message(message: Any) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The dashboard's HTTP server: the page, its JSON endpoints and a server-sent-event stream.
 
 Served on loopback only, to a browser on the same machine. Reading needs nothing; the actions
-(redrive, cancel) are POSTs that carry the key of this run in ``X-Api-Key`` (saved for the user
+(a redrive, an extension panel's) are POSTs that carry the key of this run in ``X-Api-Key`` (saved for the user
 only, see ``localcloud.state``). A request naming another host is refused (a DNS-rebinding page
 cannot reach it), and a page on another origin cannot send the key header without a CORS
 preflight, which is never granted. A refused request closes its connection, and only a plain
@@ -102,6 +102,8 @@ class Dashboard:
                 return self.data.dead_letters(name)
             case ["api", "executions", arn]:
                 return self.data.execution(arn)
+            case ["api", "panels"]:
+                return self.data.panel_list()
         raise Problem(HTTPStatus.NOT_FOUND, f"no dashboard endpoint GET {path}")
 
     def post(self, path: str, request: dict[str, Any]) -> Any:
@@ -112,15 +114,15 @@ class Dashboard:
                 if message_id is not None and not isinstance(message_id, str):
                     raise Problem(HTTPStatus.BAD_REQUEST, "message_id must be a string (or left out for all)")
                 return self.data.redrive(name, message_id)
-            case ["api", "schedules", key, "cancel"]:
-                return self.data.cancel(key)
+            case ["api", panel, item, action] if panel in self.data.panels:
+                return self.data.panel_action(panel, item, action, request)
         raise Problem(HTTPStatus.NOT_FOUND, f"no dashboard endpoint POST {path}")
 
     def check_key(self, key: str | None) -> None:
         if not key:
             raise Problem(
                 HTTPStatus.UNAUTHORIZED,
-                "actions need the local key in X-Api-Key (`make up` prints it; "
+                "actions need the local key in X-Api-Key (`localcloud up` prints it; "
                 "`python -m localcloud dashboard-key` shows it)",
             )
         if not hmac.compare_digest(key.encode(), self.api_key.encode()):
@@ -197,6 +199,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._static("index.html")
         elif path.startswith("/static/"):
             self._static(path.removeprefix("/static/"))
+        elif path.startswith("/panels/") and path.endswith(".js"):
+            script = dashboard.data.panel_script(unquote(path.removeprefix("/panels/").removesuffix(".js")))
+            self._send_bytes(HTTPStatus.OK, script.encode(), CONTENT_TYPES[".js"])
         elif path == "/api/stream":
             self._stream(dashboard)
         else:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from demo import example
 from localcloud.cloud import LocalCloud
 from localcloud.server import free_port
 
@@ -16,12 +17,12 @@ CONFORMANCE_APP = Path(__file__).resolve().parent / "conformance" / "app.py"
 
 @pytest.fixture(scope="package")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
-    """The local cloud with AsyncStack deployed by ``cdk deploy``, as ``make up`` runs it."""
+    """The local cloud with the example's AsyncStack deployed by ``cdk deploy``, as ``make up`` runs it."""
     with LocalCloud(
         port=free_port(), api_port=free_port(), dashboard_port=free_port(),
         workdir=tmp_path_factory.mktemp("localcloud"),
     ) as local:  # fmt: skip
-        local.deploy()
+        example.deploy(local)
         yield local
 
 

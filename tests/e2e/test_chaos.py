@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from localcloud.chaos import ChaosConfig, run_chaos
+from demo.chaos import ChaosConfig, run_chaos
 from localcloud.cloud import LocalCloud
 
 pytestmark = pytest.mark.e2e

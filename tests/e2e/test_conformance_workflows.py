@@ -22,10 +22,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from demo.scenarios import count_events, finished_execution, history
 from localcloud.cloud import LocalCloud
-from localcloud.scenarios import count_events as _count
-from localcloud.scenarios import finished_execution as _finished_execution
-from localcloud.scenarios import history as _history
 from localcloud.server import ACCOUNT, REGION
 
 pytestmark = pytest.mark.e2e
@@ -159,7 +157,7 @@ def _run_workflow(cloud: LocalCloud, state_machine: str, payload: dict[str, Any]
     started = cloud.client("stepfunctions").start_execution(
         stateMachineArn=state_machine, name=_unique("run"), input=json.dumps(payload)
     )
-    return _finished_execution(cloud, started["executionArn"])
+    return finished_execution(cloud, started["executionArn"])
 
 
 def test_step_functions_retries_a_custom_lambda_error_until_the_task_succeeds(
@@ -174,11 +172,11 @@ def test_step_functions_retries_a_custom_lambda_error_until_the_task_succeeds(
     assert execution["status"] == "SUCCEEDED", execution
     assert json.loads(execution["output"]) == {"id": order, "attempts": 3}
     assert _number(_item(cloud, workflows["ProbeTableName"], order), "attempts") == 3
-    history = _history(cloud, execution["executionArn"])
-    assert _count(history, "TaskFailed") == 2
-    assert _count(history, "TaskScheduled") == 3
-    assert _count(history, "TaskSucceeded") == 1
-    failures = [e["taskFailedEventDetails"] for e in history if e["type"] == "TaskFailed"]
+    events = history(cloud, execution["executionArn"])
+    assert count_events(events, "TaskFailed") == 2
+    assert count_events(events, "TaskScheduled") == 3
+    assert count_events(events, "TaskSucceeded") == 1
+    failures = [e["taskFailedEventDetails"] for e in events if e["type"] == "TaskFailed"]
     assert {failure["error"] for failure in failures} == {"TransientError"}
     assert all(json.loads(failure["cause"])["errorType"] == "TransientError" for failure in failures)
 
@@ -195,9 +193,9 @@ def test_step_functions_fails_the_execution_when_retries_are_exhausted(
     assert execution["status"] == "FAILED", execution
     assert execution["error"] == "TransientError"
     assert _number(_item(cloud, workflows["ProbeTableName"], order), "attempts") == 4
-    history = _history(cloud, execution["executionArn"])
-    assert _count(history, "TaskFailed") == 4
-    assert _count(history, "ExecutionFailed") == 1
+    events = history(cloud, execution["executionArn"])
+    assert count_events(events, "TaskFailed") == 4
+    assert count_events(events, "ExecutionFailed") == 1
     assert _item(cloud, workflows["ProbeTableName"], f"{order}#compensated") is None
 
 
@@ -222,11 +220,11 @@ def test_step_functions_catches_a_business_error_compensates_and_fails(
         "id": order,
         "error": "BusinessError",
     }
-    history = _history(cloud, execution["executionArn"])
-    assert _count(history, "TaskFailed") == 1
-    assert _count(history, "TaskSucceeded") == 1  # the compensation
-    assert _count(history, "FailStateEntered") == 1
-    failed = [e["executionFailedEventDetails"] for e in history if e["type"] == "ExecutionFailed"]
+    events = history(cloud, execution["executionArn"])
+    assert count_events(events, "TaskFailed") == 1
+    assert count_events(events, "TaskSucceeded") == 1  # the compensation
+    assert count_events(events, "FailStateEntered") == 1
+    failed = [e["executionFailedEventDetails"] for e in events if e["type"] == "ExecutionFailed"]
     assert failed == [{"error": "OrderRejected", "cause": "a business rule rejected the order; compensated"}]
 
 
@@ -244,7 +242,7 @@ def test_the_deployed_state_machine_is_visible_to_the_step_functions_api(
     )
     # Then the API knows it and the execution succeeds
     assert described["status"] == "ACTIVE"
-    assert _finished_execution(cloud, started["executionArn"])["status"] == "SUCCEEDED"
+    assert finished_execution(cloud, started["executionArn"])["status"] == "SUCCEEDED"
 
 
 def test_an_unnamed_execution_gets_a_unique_name(
@@ -258,7 +256,7 @@ def test_an_unnamed_execution_gets_a_unique_name(
     second = sfn.start_execution(stateMachineArn=state_machine, input=payload)["executionArn"]
     names = [arn.rsplit(":", 1)[-1] for arn in (first, second)]
     assert names[0] != names[1] and all(uuid.UUID(name) for name in names)
-    assert {_finished_execution(cloud, arn)["status"] for arn in (first, second)} == {"SUCCEEDED"}
+    assert {finished_execution(cloud, arn)["status"] for arn in (first, second)} == {"SUCCEEDED"}
 
 
 def test_a_state_machine_has_the_type_logging_and_tracing_its_template_declares(cloud: LocalCloud) -> None:
@@ -550,7 +548,7 @@ def test_scheduler_starts_a_step_functions_execution(
     # Then one execution with that input runs to success
     cloud.wait_until(lambda: bool(started()), TIMEOUT, "the scheduled execution")
     [execution] = started()
-    finished = _finished_execution(cloud, execution["executionArn"])
+    finished = finished_execution(cloud, execution["executionArn"])
     assert finished["status"] == "SUCCEEDED", finished
     assert json.loads(finished["output"]) == {"id": order, "attempts": 1}
 
@@ -559,15 +557,11 @@ def test_scheduler_starts_a_step_functions_execution(
 
 
 @pytest.fixture
-def api(cloud: LocalCloud, workflows: dict[str, str]) -> Iterator[str]:
-    """The invoke URL of the stack's REST API (the local API serves this API while the test runs)."""
+def api(cloud: LocalCloud, workflows: dict[str, str]) -> str:
+    """The stack's REST API on the local API, at its own path as AWS gives each REST API its own
+    invoke URL (the root serves AsyncStack's job API)."""
     assert cloud.api is not None
-    previous = cloud.api.api_id
-    cloud.api.api_id = workflows["ApiId"]  # as AWS gives each REST API its own invoke URL
-    try:
-        yield f"{cloud.api.url}/{workflows['ApiStage']}"
-    finally:
-        cloud.api.api_id = previous
+    return f"{cloud.api.url}/restapis/{workflows['ApiId']}/{workflows['ApiStage']}/_user_request_"
 
 
 def _http(

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from demo.scenarios import api_request, history, saga, seed_analytics, sign_up, states_entered
 from localcloud.cloud import LocalCloud
-from localcloud.scenarios import api_request, history, saga, seed_analytics, sign_up, states_entered
 from shared.events import ORDER_CREATED, OrderLine
 from shared.inventory import InventoryRepository
 from tests.e2e.drive import order_event, purge_queue
@@ -95,6 +95,12 @@ def test_the_overview_shows_every_queue_function_and_workflow_with_dead_letter_q
     assert abs(datetime.fromisoformat(seen["now"]) - cloud.clock.now()) < timedelta(
         minutes=1
     )  # the local clock
+    # And asyncstack's extension adds its two views, each with its script
+    assert seen["panels"] == [{"name": "jobs", "title": "Jobs"}, {"name": "schedules", "title": "Schedules"}]
+    for panel in seen["panels"]:
+        status, headers, script = call(cloud, "GET", f"/panels/{panel['name']}.js")
+        assert (status, headers["Content-Type"]) == (200, "text/javascript")
+        assert f'window.localcloud.panel("{panel["name"]}"' in script
 
 
 def test_a_dead_letter_queue_opens_without_receiving_its_messages(cloud: LocalCloud) -> None:
@@ -192,7 +198,7 @@ def test_an_execution_shows_its_steps_and_compensations_in_order(cloud: LocalClo
     assert compensating == names[4:]
     by_name = {step["name"]: step for step in execution["steps"]}
     assert by_name["SendConfirmation"]["status"] == "failed"
-    assert by_name["SendConfirmation"]["error"] == execution["error"] == "RecipientRejected"
+    assert by_name["SendConfirmation"]["error"] == execution["error"] == "RecipientRejectedError"
     assert by_name["RefundPayment"]["status"] == "succeeded"
     # And each step has its timing: entered in order, never negative
     entered = [step["entered_at"] for step in execution["steps"]]
@@ -295,6 +301,6 @@ def test_the_dashboard_refuses_what_it_should(cloud: LocalCloud) -> None:
     assert call(cloud, "POST", f"/api/queues/{source}/redrive", {}, key=cloud.dashboard_key)[0] == 409
     # The page itself is served with a content security policy that allows no inline script or style
     status, headers, page = call(cloud, "GET", "/")
-    assert status == 200 and "<title>asyncstack" in page
+    assert status == 200 and "<title>localcloud" in page
     assert headers["Content-Security-Policy"].startswith("default-src 'self'")
     assert call(cloud, "GET", "/static/../server.py")[0] == 404

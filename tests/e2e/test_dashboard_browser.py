@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from demo.runner import run_demo
+from demo.scenarios import api_request, seed_analytics, sign_up
 from localcloud.cloud import LocalCloud
-from localcloud.demo import run_demo
-from localcloud.scenarios import api_request, seed_analytics, sign_up
 from localcloud.server import HookResponse
 from shared.events import ORDER_CREATED, OrderLine
 from shared.inventory import InventoryRepository

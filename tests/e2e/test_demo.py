@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from demo.runner import run_demo
+from demo.scenarios import SCENARIOS
 from localcloud.cloud import LocalCloud
-from localcloud.demo import run_demo
-from localcloud.scenarios import SCENARIOS
 
 pytestmark = pytest.mark.e2e
 

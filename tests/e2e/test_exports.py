@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from demo.scenarios import analytics_ids, finished_execution, history, report_rows, seed_analytics
 from localcloud.cloud import LocalCloud
-from localcloud.scenarios import analytics_ids, finished_execution, history, report_rows, seed_analytics
 from shared.exports import ExportJobs, ExportRequest, start_export
 
 pytestmark = pytest.mark.e2e

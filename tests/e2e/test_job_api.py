@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from asyncstack.localcloud_extension import webhook_secret
+from demo.scenarios import WebhookReceiver, api_request
 from localcloud.cloud import LocalCloud
-from localcloud.scenarios import WebhookReceiver, api_request
 
 pytestmark = pytest.mark.e2e
 
@@ -97,7 +98,7 @@ def _advance_to_next_attempt(cloud: LocalCloud, delay: timedelta) -> None:
 def test_an_export_is_polled_to_the_end_and_its_webhook_arrives_signed_on_the_third_attempt(
     cloud: LocalCloud, receiver_factory: Any
 ) -> None:
-    secret = cloud.webhook_secret()
+    secret = webhook_secret(cloud)
     assert secret and secret.startswith("whsec_")
     # Given a receiver that fails its first two deliveries
     receiver = receiver_factory(failures=2)

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from demo.pipeline import build_events, matches
 from localcloud.__main__ import main as localcloud_cli
 from localcloud.cloud import LocalCloud
-from localcloud.pipeline import build_events, matches
 from shared.inventory import InventoryRepository
 from tests.e2e.drive import inventory_outage, purge_queue
 

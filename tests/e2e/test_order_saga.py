@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from asyncstack.runtime.workflows import start_once
+from demo.scenarios import finished_execution, history, states_entered
 from localcloud.__main__ import main as localcloud_cli
 from localcloud.cloud import LocalCloud
-from localcloud.scenarios import finished_execution, history, states_entered
 
 pytestmark = pytest.mark.e2e
 
@@ -110,17 +110,17 @@ def test_starting_the_same_order_twice_gives_one_execution(
 FAILURES = {
     "payment declined": (
         {"payment_method": "pm_card_declined"},
-        "PaymentDeclined",
+        "PaymentDeclinedError",
         ["AcceptOrder", "ChargePayment", "NotifyFailure", "OrderFailed"],
     ),
     "out of stock": (
         {"lines": [{"sku": SOLD_OUT, "quantity": 1, "unit_price_cents": 999}]},
-        "OutOfStock",
+        "OutOfStockError",
         ["AcceptOrder", "ChargePayment", "ReserveInventory", "RefundPayment", "NotifyFailure", "OrderFailed"],
     ),
     "confirmation rejected": (
         {"customer_email": "nobody@shop.invalid"},
-        "RecipientRejected",
+        "RecipientRejectedError",
         [*STEPS, "ReleaseInventory", "RefundPayment", "NotifyFailure", "OrderFailed"],
     ),
 }
@@ -166,7 +166,7 @@ def test_transient_payment_errors_are_retried_with_backoff_until_the_charge_goes
     assert execution["status"] == "SUCCEEDED"
     events = history(cloud, execution["executionArn"])
     failed = [e["taskFailedEventDetails"]["error"] for e in events if e["type"] == "TaskFailed"]
-    assert failed == ["PaymentProviderUnavailable"] * 2
+    assert failed == ["PaymentProviderUnavailableError"] * 2
     assert entered == [*STEPS, "OrderConfirmed"]
 
 
@@ -180,7 +180,7 @@ def test_a_payment_provider_that_stays_down_fails_the_order_after_the_retries(
     # Then the charge was tried 1 + 3 times and the order failed
     events = history(cloud, execution["executionArn"])
     assert sum(e["type"] == "TaskFailed" for e in events) == 4
-    assert execution["status"] == "FAILED" and execution["error"] == "PaymentProviderUnavailable"
+    assert execution["status"] == "FAILED" and execution["error"] == "PaymentProviderUnavailableError"
     # And, the charge's outcome being unknown, the payment was voided so that no late charge can go through
     assert entered == ["AcceptOrder", "ChargePayment", "RefundPayment", "NotifyFailure", "OrderFailed"]
     payment = _payment(cloud, outputs, order["order_id"])

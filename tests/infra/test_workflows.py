@@ -14,6 +14,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk.assertions import Match, Template
 
+from asyncstack import contract
 from asyncstack.cdk.long_running_jobs import LongRunningJobs
 from asyncstack.cdk.request_reply import RequestReply
 from asyncstack.cdk.workflow import Workflow
@@ -43,12 +44,14 @@ def template() -> Template:
         inventory=_function(stack, "Inventory"),
         notifications=_function(stack, "Notifications"),
     )
-    LongRunningJobs(
+    exports = LongRunningJobs(
         stack,
         "Exports",
         worker=_function(stack, "ExportWorker", timeout=300),
         access_logs=s3.Bucket(stack, "Logs"),
+        results_prefix="exports/",
     )
+    exports.grant_start(_function(stack, "ExportStarter"))
     RequestReply(stack, "Resize", worker=_function(stack, "Resizer"), action="image.resize")
     return Template.from_stack(stack)
 
@@ -154,7 +157,7 @@ def test_each_step_has_a_timeout_and_retries_transient_errors_with_capped_jitter
     (retry,) = state["Retry"]
     assert {
         "TransientError",
-        "PaymentProviderUnavailable",
+        "PaymentProviderUnavailableError",
         "States.Timeout",
         "Lambda.ServiceException",
     } <= set(retry["ErrorEquals"])
@@ -184,9 +187,13 @@ def test_a_failure_runs_the_compensations_of_the_steps_already_done_newest_first
         return [*path, name]
 
     # A business answer: the step did not happen, only the earlier steps are compensated
-    assert path_after("ChargePayment", "PaymentDeclined") == ["NotifyFailure", "OrderFailed"]
-    assert path_after("ReserveInventory", "OutOfStock") == ["RefundPayment", "NotifyFailure", "OrderFailed"]
-    assert path_after("SendConfirmation", "RecipientRejected") == [
+    assert path_after("ChargePayment", "PaymentDeclinedError") == ["NotifyFailure", "OrderFailed"]
+    assert path_after("ReserveInventory", "OutOfStockError") == [
+        "RefundPayment",
+        "NotifyFailure",
+        "OrderFailed",
+    ]
+    assert path_after("SendConfirmation", "RecipientRejectedError") == [
         "ReleaseInventory",
         "RefundPayment",
         "NotifyFailure",
@@ -269,6 +276,36 @@ def test_the_export_worker_may_touch_its_jobs_and_its_bucket_prefix_only(templat
     assert "s3:*" not in actions and not any(a.endswith("*") for a in actions), actions
     s3_statement = next(s for s in statements if "s3:PutObject" in s["Action"])
     assert s3_statement["Resource"]["Fn::Join"][1][-1] == "/exports/*"
+
+
+def _variables(template: Template, logical_prefix: str) -> dict[str, Any]:
+    (function,) = [
+        f for logical_id, f in template.find_resources("AWS::Lambda::Function").items()
+        if logical_id.startswith(logical_prefix)
+    ]  # fmt: skip
+    variables: dict[str, Any] = function["Properties"]["Environment"]["Variables"]
+    return variables
+
+
+def test_the_worker_and_a_starter_learn_the_jobs_by_the_contract_names(template: Template) -> None:
+    # Given the export worker and a function granted to start exports
+    worker, starter = _variables(template, "ExportWorker"), _variables(template, "ExportStarter")
+    # Then the worker is told its jobs table and results bucket
+    assert set(worker) == {contract.LONG_RUNNING_JOBS_TABLE_NAME, contract.LONG_RUNNING_RESULTS_BUCKET}
+    # And the starter the same jobs table and the workflow it may start
+    assert set(starter) == {contract.LONG_RUNNING_JOBS_TABLE_NAME, contract.LONG_RUNNING_STATE_MACHINE_ARN}
+    assert starter[contract.LONG_RUNNING_JOBS_TABLE_NAME] == worker[contract.LONG_RUNNING_JOBS_TABLE_NAME]
+    assert "ExportsWorkflowStateMachine" in json.dumps(starter[contract.LONG_RUNNING_STATE_MACHINE_ARN])
+
+
+def test_a_results_prefix_must_be_a_folder() -> None:
+    stack = Stack(App(), "Prefix")
+    for prefix in ("exports", "/exports/"):
+        with pytest.raises(ValueError, match="results_prefix"):
+            LongRunningJobs(
+                stack, f"Jobs{len(prefix)}", worker=_function(stack, f"Worker{len(prefix)}"),
+                access_logs=s3.Bucket(stack, f"Logs{len(prefix)}"), results_prefix=prefix,
+            )  # fmt: skip
 
 
 # -- request-reply -------------------------------------------------------------------------------

@@ -14,8 +14,8 @@ from moto import mock_aws
 
 from asyncstack.runtime import settings
 from asyncstack.runtime.aws import client, reset_clients
-from localcloud.lambda_context import LocalLambdaContext
-from localcloud.sqs_events import lambda_event
+from localcloud.awslambda.lambda_context import LocalLambdaContext
+from localcloud.sqs.records import lambda_event
 
 REGION = "us-east-1"
 

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-import localcloud.cfn_types as cfn_types
+import localcloud.cloudformation.resource_types as cfn_types
 
 cfn_types.register()
 

@@ -1,4 +1,4 @@
-"""The cost model (localcloud/cost.py): hand-computed monthly bills from a template, a profile and prices."""
+"""The cost model (bench/cost.py): hand-computed monthly bills from a template, a profile and prices."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ from typing import Any
 
 import pytest
 
-from localcloud.cost import (
+from bench import cost
+from bench.cost import (
     DEFAULT_PRICES,
+    REFERENCE_PROFILE,
     CostError,
     Volumes,
+    default_profile,
     estimate,
     load_prices,
     load_template_facts,
@@ -193,6 +196,12 @@ def test_the_template_gives_the_fixed_monthly_lines() -> None:
             0.936875,
         ),  # all months but the 303 non-leap Februaries of 4,800: 4,497 / 4,800
         ("at(2030-01-01T00:00:00)", 0.0),  # a one-off costs nothing recurring
+        # Weekdays, by name: 5 days of 7 x 30.436875 (the 400-year cycle is 20,871 whole weeks)
+        ("cron(0 6 ? * MON-FRI *)", 21.740625),
+        ("cron(0 6 ? * 2-6 *)", 21.740625),  # the same days by number (SUN=1)
+        ("cron(0 0 1 1 ? *)", 1 / 12),  # once a year, on January 1st
+        ("cron(0 0 ? JAN-MAR SUN *)", 1.074375),  # the 5,157 Sundays of 1,200 Januaries-to-Marches / 4,800
+        ("cron(0 12 * * ? 2030)", 30.436875),  # the year field is not counted: a month the schedule runs in
     ],
 )
 def test_schedule_expressions_fire_an_average_month(expression: str, per_month: float) -> None:
@@ -202,13 +211,10 @@ def test_schedule_expressions_fire_an_average_month(expression: str, per_month: 
 @pytest.mark.parametrize(
     ("expression", "message"),
     [
-        (
-            "cron(0 9 ? * MON-FRI *)",
-            "cron field 'MON-FRI' is not supported: use *, a value 1-7, a list of values or */n",
-        ),
-        ("cron(0 0 L * ? *)", "cron field 'L' is not supported"),
-        ("cron(0 0 1 1 ? *)", "only * is supported in the month and year fields"),
-        ("cron(0 0 * * * *)", "exactly one of day-of-month and day-of-week must be ?"),
+        ("cron(0 0 L * ? *)", "cron(0 0 L * ? *): L, W and # are not supported"),
+        ("cron(0 0 * * * *)", "cron(0 0 * * * *): exactly one of day-of-month and day-of-week must be '?'"),
+        ("cron(0 0 * *)", "cron(0 0 * *): cron needs 6 fields"),
+        ("cron(0 25 * * ? *)", "cron(0 25 * * ? *): '25' is outside 0-23"),
         ("rate(0 minutes)", "rate(0 minutes) is not rate(N minutes|hours|days)"),
         ("every day", "is not rate(...), cron(...) or at(...)"),
     ],
@@ -216,6 +222,34 @@ def test_schedule_expressions_fire_an_average_month(expression: str, per_month: 
 def test_unsupported_schedule_expressions_are_refused(expression: str, message: str) -> None:
     with pytest.raises(CostError, match=re.escape(message)):
         monthly_invocations(expression)
+
+
+def test_the_cost_model_accepts_every_cron_the_scheduler_accepts() -> None:
+    # Given expressions the local cloud's scheduler parses (names, ranges, steps, months)
+    for expression in (
+        "cron(0 6 ? * MON-FRI *)",
+        "cron(0/30 8-18 ? * SAT,SUN *)",
+        "cron(15 4 1 JAN,JUL ? *)",
+    ):
+        # Then the cost model counts them too, with the same parser
+        assert monthly_invocations(expression) > 0
+    assert monthly_invocations("cron(0/30 8-18 ? * SAT,SUN *)") == pytest.approx(22 * 2 / 7 * 30.436875)
+    assert monthly_invocations("cron(15 4 1 JAN,JUL ? *)") == pytest.approx(2 / 12)
+
+
+def test_the_profile_is_the_measured_one_if_any_else_the_committed_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given no profile measured on this machine
+    measured = tmp_path / "profile.json"
+    monkeypatch.setattr(cost, "MEASURED_PROFILE", measured)
+    # Then the committed reference is used, and it is a profile of both workloads
+    assert default_profile() == REFERENCE_PROFILE
+    reference = json.loads(REFERENCE_PROFILE.read_text())
+    assert set(reference["workloads"]) == {"orders_pipeline", "order_saga"}
+    # And once `python -m bench --only requests` wrote one, that one is
+    measured.write_text("{}")
+    assert default_profile() == measured
 
 
 def test_the_saving_is_the_difference_with_the_naive_configuration() -> None:
@@ -293,7 +327,7 @@ def test_the_command_prints_the_breakdown_the_total_and_the_saving(
     header, *rest = out.splitlines()
     assert "1,000,000 events" in header
     assert "configuration stack" in header
-    assert f"profile measured 2026-11-29 by `{MEASURE}`" in header
+    assert f"profile {tmp_path / 'profile.json'} measured 2026-11-29 by `{MEASURE}`" in header
     assert "prices of us-east-1 taken 2026-11-29, free tiers NOT applied" in header
     assert any(line.startswith("SQS") and line.endswith("0.36") for line in rest)  # 900,000 x $0.40 / 1M
     assert any(line.startswith("total") and line.endswith("0.36") for line in rest)

@@ -26,9 +26,11 @@ SMUGGLED = b"GET /api/overview HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 @dataclass
 class Data:
-    """Stands in for the cloud's data behind the dashboard: answers reads, records actions."""
+    """Stands in for the cloud's data behind the dashboard: answers reads, records actions (an
+    extension's "tasks" panel has one, cancel)."""
 
     actions: list[tuple[str, Any]] = field(default_factory=list)
+    panels: dict[str, Any] = field(default_factory=lambda: {"tasks": None})
 
     def overview(self) -> dict[str, Any]:
         return {"queues": []}
@@ -37,8 +39,8 @@ class Data:
         self.actions.append(("redrive", name))
         return {"moved": 0}
 
-    def cancel(self, key: str) -> dict[str, Any]:
-        self.actions.append(("cancel", key))
+    def panel_action(self, panel: str, item: str, action: str, request: dict[str, Any]) -> dict[str, Any]:
+        self.actions.append((action, item))
         return {"outcome": "cancelled"}
 
 
@@ -102,7 +104,7 @@ def test_a_refused_request_closes_its_connection_so_its_body_is_never_a_request(
 
 def test_a_refused_action_closes_its_connection(served: Served) -> None:
     # Given an action without the key, followed on the same connection by another action
-    action = b"POST /api/schedules/job-1/cancel HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n\r\n{}"
+    action = b"POST /api/tasks/job-1/cancel HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n\r\n{}"
     # When both are sent
     received, closed = exchange(served.port, action + action)
     # Then the first is refused and its connection closed: the second is never read
@@ -116,7 +118,7 @@ def test_a_refused_action_closes_its_connection(served: Served) -> None:
 def test_a_content_length_that_is_not_digits_is_400_and_closes(served: Served, length: bytes) -> None:
     # Given an action with the key and a Content-Length that is not a plain number of bytes
     raw = (
-        b"POST /api/schedules/job-1/cancel HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Api-Key: " + KEY.encode()
+        b"POST /api/tasks/job-1/cancel HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Api-Key: " + KEY.encode()
         + b"\r\nContent-Length: " + length + b"\r\n\r\n{}" + SMUGGLED
     )  # fmt: skip
     # When it is sent (a negative length once made the handler read until the client left)
@@ -129,7 +131,7 @@ def test_a_content_length_that_is_not_digits_is_400_and_closes(served: Served, l
 
 def test_two_content_lengths_are_400_and_close(served: Served) -> None:
     raw = (
-        b"POST /api/schedules/job-1/cancel HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Api-Key: " + KEY.encode()
+        b"POST /api/tasks/job-1/cancel HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Api-Key: " + KEY.encode()
         + b"\r\nContent-Length: 2\r\nContent-Length: 0\r\n\r\n{}" + SMUGGLED
     )  # fmt: skip
     received, closed = exchange(served.port, raw)
@@ -139,7 +141,7 @@ def test_two_content_lengths_are_400_and_close(served: Served) -> None:
 def test_a_chunked_body_is_refused_and_closes(served: Served) -> None:
     # Given an action whose body is framed by Transfer-Encoding, which the dashboard does not read
     raw = (
-        b"POST /api/schedules/job-1/cancel HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Api-Key: " + KEY.encode()
+        b"POST /api/tasks/job-1/cancel HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Api-Key: " + KEY.encode()
         + b"\r\nTransfer-Encoding: chunked\r\n\r\n" + b"%x\r\n" % len(SMUGGLED) + SMUGGLED + b"\r\n0\r\n\r\n"
     )  # fmt: skip
     # When it is sent
@@ -153,7 +155,7 @@ def test_a_chunked_body_is_refused_and_closes(served: Served) -> None:
 
 def test_a_body_over_the_cap_is_413_and_closes(served: Served) -> None:
     raw = (
-        b"POST /api/schedules/job-1/cancel HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Api-Key: " + KEY.encode()
+        b"POST /api/tasks/job-1/cancel HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Api-Key: " + KEY.encode()
         + b"\r\nContent-Length: 5000\r\n\r\n"
     )  # fmt: skip
     received, closed = exchange(served.port, raw)
@@ -165,7 +167,7 @@ def test_a_body_over_the_cap_is_413_and_closes(served: Served) -> None:
 def test_an_accepted_action_keeps_its_connection_for_the_next_request(served: Served) -> None:
     # Given an action with the key and a read after it on the same connection
     action = (
-        b"POST /api/schedules/job-1/cancel HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Api-Key: " + KEY.encode()
+        b"POST /api/tasks/job-1/cancel HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Api-Key: " + KEY.encode()
         + b"\r\nContent-Length: 2\r\n\r\n{}"
     )  # fmt: skip
     # When both are sent, the read asking to close

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from asyncstack.runtime.aws import SDK_MAX_ATTEMPTS
-from localcloud.faults import FaultInjector, FaultPlan
+from demo.faults import FaultInjector, FaultPlan
 from localcloud.server import HookResponse, HookRewrite
 from shared.analytics import UNPROCESSED_ATTEMPTS
 

@@ -18,7 +18,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from localcloud.api_gateway import FunctionError, LocalApi
+from localcloud.apigateway.local_api import FunctionError, LocalApi
 from localcloud.server import LocalCloudError, free_port
 
 pytestmark = pytest.mark.unit
@@ -470,3 +470,67 @@ def test_port_in_use_is_a_local_cloud_error(local_api: LocalApi, function: FakeF
         LocalApi(invoke=function, api_key=None, port=local_api.port).start()
 
     # Then the error names the port (asserted above)
+
+
+def second_api(function_arn: str) -> str:
+    """Another REST API with GET /ping on stage dev."""
+    apigateway = boto3.client("apigateway", region_name=REGION)
+    api_id = apigateway.create_rest_api(name="ping-api")["id"]
+    root = apigateway.get_resources(restApiId=api_id)["items"][0]["id"]
+    ping = apigateway.create_resource(restApiId=api_id, parentId=root, pathPart="ping")["id"]
+    add_route(api_id, ping, "GET", function_arn)
+    apigateway.create_deployment(restApiId=api_id, stageName="dev")
+    return api_id
+
+
+def test_every_rest_api_is_served_at_its_localstack_path(
+    local_api: LocalApi, rest_api: RestApi, function: FakeFunction
+) -> None:
+    # Given a second REST API beside the orders API (so neither is the root's)
+    other = second_api(rest_api.function_arn)
+    # When each is called at /restapis/{api_id}/{stage}/_user_request_/{path}
+    orders = call(local_api, "GET", f"/restapis/{rest_api.id}/prod/_user_request_/orders?status=open")
+    ping = call(local_api, "GET", f"/restapis/{other}/dev/_user_request_/ping")
+    # Then each reaches its own API and stage, with the path as the API sees it
+    assert (orders.status, ping.status) == (200, 200)
+    first, second = (event for _, event in function.calls)
+    assert (first["requestContext"]["apiId"], first["requestContext"]["stage"], first["path"]) == (
+        rest_api.id, "prod", "/orders",
+    )  # fmt: skip
+    assert first["queryStringParameters"] == {"status": "open"}
+    assert (second["requestContext"]["apiId"], second["requestContext"]["stage"], second["path"]) == (
+        other, "dev", "/ping",
+    )  # fmt: skip
+    assert second["requestContext"]["path"] == "/dev/ping"
+    # And an API or a stage that does not exist is a 404 naming it
+    missing_api = call(local_api, "GET", "/restapis/nope123/prod/_user_request_/orders")
+    missing_stage = call(local_api, "GET", f"/restapis/{rest_api.id}/staging/_user_request_/orders")
+    assert (missing_api.status, missing_stage.status) == (404, 404)
+    assert "nope123" in missing_api.json()["message"]
+    assert "staging" in missing_stage.json()["message"]
+
+
+def test_the_root_serves_the_api_an_extension_names_when_there_are_several(
+    rest_api: RestApi, function: FakeFunction
+) -> None:
+    # Given two REST APIs and a chooser (an extension) that names the second one
+    other = second_api(rest_api.function_arn)
+    with LocalApi(invoke=function, api_key=API_KEY, port=free_port(), root_api=lambda: other) as api:
+        # When the root is called
+        reply = call(api, "GET", "/dev/ping")
+        # Then the named API answers
+        assert reply.status == 200
+        assert function.event["requestContext"]["apiId"] == other
+
+
+def test_an_explicit_api_id_wins_at_the_root(rest_api: RestApi, function: FakeFunction) -> None:
+    # Given two REST APIs, a chooser naming the second and --api-id naming the first
+    other = second_api(rest_api.function_arn)
+    with LocalApi(
+        invoke=function, api_key=API_KEY, port=free_port(), api_id=rest_api.id, root_api=lambda: other
+    ) as api:
+        # When the root is called
+        reply = call(api, "GET", "/prod/orders")
+        # Then the API given explicitly answers
+        assert reply.status == 200
+        assert function.event["requestContext"]["apiId"] == rest_api.id

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from localcloud.api_gateway import MAX_BODY_BYTES, LocalApi
+from localcloud.apigateway.local_api import MAX_BODY_BYTES, LocalApi
 from localcloud.server import free_port
 from tests.unit.conftest import REGION
 from tests.unit.test_local_api import FakeFunction, add_route, lambda_function

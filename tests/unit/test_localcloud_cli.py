@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from localcloud.__main__ import _pick, main
+from localcloud.__main__ import _pick, main, parse_context, parser
 from localcloud.server import ApiCallCounter, LocalCloudError, free_port
 
 pytestmark = pytest.mark.unit
@@ -59,7 +59,7 @@ def test_a_command_without_a_running_cloud_prints_one_line_and_fails(
     # Then one line says what is wrong and how to fix it, and the exit status is non-zero
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
-    assert err == [f"error: no local cloud answers at {endpoint}: start one with `make up`"]
+    assert err == [f"error: no local cloud answers at {endpoint}: start one with `localcloud up`"]
 
 
 def test_an_unreadable_event_file_is_one_clear_line(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -109,46 +109,33 @@ def test_up_on_a_port_in_use_prints_one_line_and_fails(capsys: pytest.CaptureFix
     assert err[0].endswith("stop what runs there or pick another port")
 
 
-def test_demo_with_an_unknown_pattern_lists_the_valid_ones_and_starts_nothing(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    # Given a pattern name the demo does not have
-    # When the demo is asked for it (next to a valid one)
-    code = main(["demo", "--pattern", "saga", "--pattern", "carrier-pigeon"])
-    # Then one line names it and every valid pattern, and nothing was started (no deploy output)
+def test_up_outside_a_cdk_app_says_where_to_run_it(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a folder without cdk.json
+    # When `up` is asked to deploy the app there
+    code = main(["up", "--app", str(tmp_path), "--port", str(free_port()), "--api-port", str(free_port())])
+    # Then one line says so and how to fix it, and nothing was started
     captured = capsys.readouterr()
     assert code == 2
     assert captured.out == ""
     assert captured.err.splitlines() == [
-        "error: unknown pattern 'carrier-pigeon': valid patterns are fire-and-forget, request-reply, pub-sub, "
-        "work-queue, delayed-jobs, batch-ingestion, long-running-export, polling-webhook, saga"
+        f"error: {tmp_path} has no cdk.json: run `localcloud up` in your CDK app's folder or give it with --app DIR"
     ]
 
 
-def test_a_chaos_run_too_small_for_its_shares_is_refused_in_one_line(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    # When a chaos run of 50 events is asked for (1% poison would round to nothing)
-    code = main(["chaos", "--events", "50"])
-    # Then one line says why and what to run instead, and nothing was started
-    captured = capsys.readouterr()
-    assert code == 2
-    assert captured.out == ""
-    assert captured.err.splitlines() == [
-        "error: --events must be at least 100 (faults are shares of the events): try --events 500"
-    ]
+def test_up_takes_the_app_its_stacks_and_context() -> None:
+    args = parser().parse_args(
+        ["up", "--app", "../shop", "--stack", "Orders", "--stack", "Billing", "--context", "stage=local",
+         "--context", "flags=a=b", "--api-id", "abc123"]
+    )  # fmt: skip
+    assert (args.app, args.stacks, args.api_id) == ("../shop", ["Orders", "Billing"], "abc123")
+    assert parse_context(args.context) == {"stage": "local", "flags": "a=b"}
+    with pytest.raises(LocalCloudError, match="--context 'stage' is not KEY=VALUE"):
+        parse_context(["stage"])
 
 
-def test_cost_takes_its_own_options_and_help(capsys: pytest.CaptureFixture[str]) -> None:
-    # When the cost command is asked for help, and then given a volume of 0
-    with pytest.raises(SystemExit) as helped:
-        main(["cost", "--help"])
-    usage = capsys.readouterr().out
-    code = main(["cost", "--events-per-month", "0"])
-    # Then the help is the cost model's own, and the bad volume is one line and exit 2
-    assert helped.value.code == 0
-    assert "--events-per-month" in usage and "--naive" in usage
-    assert code == 2
-    assert capsys.readouterr().err.startswith(
-        "error: argument --events-per-month: '0' is not a whole number >= 1"
-    )
+def test_the_cli_is_the_local_clouds_only() -> None:
+    # The example's demo, chaos run, cost model and benchmarks have their own command lines
+    [commands] = [action for action in parser()._actions if action.dest == "command"]
+    assert sorted(commands.choices) == [  # type: ignore[attr-defined]
+        "advance-clock", "dashboard-key", "invoke", "redrive", "send", "status", "up",
+    ]  # fmt: skip

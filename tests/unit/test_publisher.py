@@ -5,14 +5,19 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
+import botocore.endpoint
 import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
 from botocore.exceptions import ClientError, EndpointConnectionError
 from botocore.stub import Stubber
 
+from asyncstack.runtime import aws as aws_module
 from asyncstack.runtime import publisher as publisher_module
 from asyncstack.runtime.publisher import (
     BatchEntry,
@@ -457,14 +462,41 @@ def test_exhausted_retries_report_failure_with_bounded_backoff(monkeypatch: pyte
     assert sleeps == pytest.approx([0.05, 0.10, 0.15])
 
 
-def test_retryable_whole_call_errors_are_retried() -> None:
-    # Given a sender throttled on the first call and unreachable on the second
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (client_error("ThrottlingException", 400), "ThrottlingException"),
+        (client_error("Weird", 503), "Weird"),
+        (EndpointConnectionError(endpoint_url="https://sqs.example"), "EndpointConnectionError"),
+    ],
+    ids=["throttled", "5xx", "unreachable"],
+)
+def test_a_failed_whole_call_is_not_retried_by_the_publisher(error: Exception, code: str) -> None:
+    # Given a sender whose call fails for a reason a retry might fix (the SDK client retried it already)
+    def script(index: int, entries: Sequence[BatchEntry]) -> BatchOutcome:
+        raise error
+
+    sender = FakeSender(script)
+    sleeps: list[float] = []
+    publisher = BatchPublisher(send_batch=sender, max_interval_seconds=None, sleep=sleeps.append)
+
+    # When two messages are flushed
+    publisher.add("a")
+    publisher.add("b")
+    results = publisher.flush()
+
+    # Then there was one call, no backoff, and each entry is reported failed with the call's error
+    assert sender.call_ids() == [["0", "1"]]
+    assert sleeps == []
+    assert [(r.ok, r.error_code, r.attempts) for r in results] == [(False, code, 1), (False, code, 1)]
+
+
+def test_a_resend_of_failed_entries_that_fails_as_a_whole_ends_their_retries() -> None:
+    # Given a call that fails entry 1 transiently, then a throttled resend
     def script(index: int, entries: Sequence[BatchEntry]) -> BatchOutcome:
         if index == 0:
-            raise client_error("ThrottlingException", 400)
-        if index == 1:
-            raise EndpointConnectionError(endpoint_url="https://sqs.example")
-        return all_ok(entries)
+            return BatchOutcome({"0": "m0"}, [EntryFailure("1", "InternalError", "try again", False)])
+        raise client_error("ThrottlingException", 400)
 
     sender = FakeSender(script)
     publisher = BatchPublisher(send_batch=sender, max_interval_seconds=None, sleep=no_sleep)
@@ -474,26 +506,56 @@ def test_retryable_whole_call_errors_are_retried() -> None:
     publisher.add("b")
     results = publisher.flush()
 
-    # Then the whole batch was resent until it went through
-    assert sender.call_ids() == [["0", "1"], ["0", "1"], ["0", "1"]]
-    assert [(r.ok, r.attempts) for r in results] == [(True, 3), (True, 3)]
+    # Then entry 1 was resent once, and reported with the resend's error
+    assert sender.call_ids() == [["0", "1"], ["1"]]
+    assert results == [
+        EntryResult("0", True, "m0", None, None, 1),
+        EntryResult("1", False, None, "ThrottlingException", "ThrottlingException happened", 2),
+    ]
 
 
-def test_5xx_whole_call_error_exhausts_to_failures() -> None:
-    # Given a sender that always answers with an unknown 503 error
-    def script(index: int, entries: Sequence[BatchEntry]) -> BatchOutcome:
-        raise client_error("Weird", 503)
+class _Body:
+    """The raw stream of a canned HTTP response."""
 
-    sender = FakeSender(script)
-    publisher = BatchPublisher(send_batch=sender, max_interval_seconds=None, max_attempts=3, sleep=no_sleep)
+    def __init__(self, body: bytes) -> None:
+        self._body = body
 
-    # When one message is flushed
-    publisher.add("a")
-    results = publisher.flush()
+    def stream(self, **_kwargs: Any) -> Iterator[bytes]:
+        yield self._body
 
-    # Then it was tried max_attempts times and reported with the error
-    assert len(sender.calls) == 3
-    assert results == [EntryResult("0", False, None, "Weird", "Weird happened", 3)]
+
+def test_one_layer_of_retries_for_whole_calls_the_sdks(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the framework's SQS client (moto behind it, in case), every HTTP request of which answers
+    # 500, an error the SDK retries
+    sent: list[str] = []
+
+    def fail(request: Any, **_kwargs: Any) -> AWSResponse:
+        sent.append(request.url)
+        body = json.dumps({"__type": "com.amazonaws.sqs#InternalError", "message": "down"}).encode()
+        headers = HTTPHeaders()
+        headers["x-amzn-query-error"] = "InternalError;Receiver"
+        return AWSResponse(request.url, 500, headers, _Body(body))
+
+    sdk_sleeps: list[float] = []
+    monkeypatch.setattr(botocore.endpoint, "time", SimpleNamespace(sleep=sdk_sleeps.append))
+    sqs = aws_module.client("sqs")
+    sqs.meta.events.register("before-send.sqs.SendMessageBatch", fail)
+    retries = sqs.meta.config.retries
+    sdk_attempts = retries.get("total_max_attempts") or 1 + retries["max_attempts"]  # botocore: retries + 1
+    url = "https://sqs.us-east-1.amazonaws.com/123456789012/q"
+    publisher = BatchPublisher.for_queue(url, client=sqs, max_interval_seconds=None, sleep=no_sleep)
+
+    # When ten messages are added (a full batch: sent at once)
+    for i in range(10):
+        publisher.add(f"m{i}")
+    results = publisher.results
+
+    # Then the one batch call made the SDK's attempts only (SDK_MAX_ATTEMPTS in all, the first included), not 5 x that
+    assert sdk_attempts == aws_module.SDK_MAX_ATTEMPTS == 3
+    assert len(sent) == sdk_attempts
+    assert len(sdk_sleeps) == sdk_attempts - 1
+    # And every entry is reported failed once, with the service's error
+    assert [(r.ok, r.error_code, r.attempts) for r in results] == [(False, "InternalError", 1)] * 10
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 import pytest
 
-from localcloud.redrive import (
+from localcloud.sqs.redrive import (
     DEAD_LETTER_ATTRIBUTES,
     MAX_BATCH_BYTES,
     RedriveError,

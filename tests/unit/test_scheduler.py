@@ -15,7 +15,7 @@ import boto3
 import pytest
 
 from localcloud.clock import Clock
-from localcloud.scheduler import SchedulerEngine
+from localcloud.scheduler.engine import SchedulerEngine
 
 pytestmark = pytest.mark.unit
 

@@ -1,11 +1,13 @@
 // The local cloud's dashboard: one overview pushed every second by /api/stream (server-sent events),
 // details fetched while their panel is open. Every value from the cloud is set as text, never as HTML:
-// message bodies are whatever producers sent.
+// message bodies are whatever producers sent. Extensions add views: the overview lists them
+// (`panels`), and each one's script (/panels/<name>.js) registers how it draws with `localcloud.panel`.
 "use strict";
 
-const VIEWS = ["queues", "functions", "jobs", "workflows", "schedules"];
-const KEY_STORAGE = "asyncstack.localKey";
+const BUILT_IN_VIEWS = ["queues", "functions", "workflows"];
+const KEY_STORAGE = "localcloud.dashboardKey";
 const state = { overview: null, deadLetters: null, execution: null };
+const panels = new Map(); // name -> { section, drawer } (drawer once its script has registered)
 
 // -- small helpers ---------------------------------------------------------------------------------
 
@@ -111,7 +113,7 @@ async function act(text, path, body = {}) {
 
 function showView() {
   const wanted = location.hash.slice(1);
-  const view = VIEWS.includes(wanted) ? wanted : "queues";
+  const view = BUILT_IN_VIEWS.includes(wanted) || panels.has(wanted) ? wanted : "queues";
   for (const link of document.querySelectorAll("nav a")) link.classList.toggle("active", link.dataset.view === view);
   for (const section of document.querySelectorAll("main section")) {
     section.classList.toggle("active", section.dataset.view === view);
@@ -247,53 +249,6 @@ function progressBar(percent) {
   return el("div", { className: "progress", role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": percent }, bar);
 }
 
-function renderJobs(jobs) {
-  document.getElementById("jobs-empty").hidden = jobs.length > 0;
-  document.getElementById("jobs").replaceChildren(
-    ...jobs.map((job) => {
-      const progress = job.progress || {};
-      const percent = progress.percent || 0;
-      const rows = progress.total === null || progress.total === undefined ? `${progress.current || 0} rows` : `${progress.current} of ${progress.total} rows`;
-      const eta = job.status === "RUNNING" && progress.eta_seconds !== null && progress.eta_seconds !== undefined ? `ETA ${seconds(progress.eta_seconds)}` : null;
-      const webhook = job.webhook;
-      return el(
-        "div",
-        { className: `job ${String(job.status).toLowerCase()}`, "data-job": job.job_id },
-        el(
-          "div",
-          { className: "line" },
-          el("span", { className: "id" }, job.job_id),
-          status(job.status),
-          el("span", { "data-field": "percent" }, `${percent.toFixed(1)}%`),
-          el("span", { className: "meta", "data-field": "rows" }, rows),
-          eta ? el("span", { className: "meta", "data-field": "eta" }, eta) : null,
-          el("span", { className: "meta" }, `created ${time(job.created_at)}`),
-          job.finished_at ? el("span", { className: "meta" }, `finished ${time(job.finished_at)}`) : null,
-          job.runs > 1 ? el("span", { className: "meta" }, `${job.runs} runs (checkpointed)`) : null,
-        ),
-        progressBar(percent),
-        job.error ? el("p", { className: "status-failed" }, `${job.error.error || "error"}: ${job.error.cause || ""}`) : null,
-        webhook
-          ? el(
-              "div",
-              { "data-field": "webhook" },
-              el("span", { className: "meta" }, "webhook "),
-              status(webhook.status),
-              el("span", { className: "meta" }, ` → ${webhook.callback_url}`),
-              el(
-                "ul",
-                { className: "attempts" },
-                webhook.attempts.map((a) =>
-                  el("li", { "data-attempt": a.attempt }, `attempt ${a.attempt} at ${time(a.at)}: `, a.status_code ? `HTTP ${a.status_code}` : "", a.error ? ` ${a.error}` : ""),
-                ),
-              ),
-            )
-          : null,
-      );
-    }),
-  );
-}
-
 function renderWorkflows(machines) {
   document.getElementById("workflows").replaceChildren(
     ...machines.map((machine) =>
@@ -389,46 +344,53 @@ async function refreshExecution() {
   );
 }
 
-function renderSchedules(schedules, now) {
-  const counts = Object.entries(schedules.by_status);
-  document.getElementById("schedules-summary").textContent = counts.length
-    ? `Delayed jobs by status: ${counts.map(([name, count]) => `${count} ${name}`).join(", ")}. Times are on the local clock.`
-    : "No delayed job scheduled yet.";
-  const clock = new Date(now);
-  document.getElementById("schedules").replaceChildren(
-    ...schedules.pending.map((job) =>
-      el(
-        "tr",
-        { "data-job-key": job.job_key },
-        el("td", {}, job.job_key),
-        el("td", {}, job.job_type),
-        el("td", { "data-field": "due_at" }, time(job.due_at)),
-        el("td", {}, seconds(Math.max(0, (new Date(job.due_at) - clock) / 1000))),
-        el("td", {}, job.via === "scheduler" ? "EventBridge Scheduler" : "SQS delay"),
-        el(
-          "td",
-          { className: "n" },
-          el("button", { type: "button", className: "danger", "data-action": "cancel", onclick: () => cancel(job.job_key) }, "Cancel"),
-        ),
-      ),
-    ),
-  );
+// -- extension panels ------------------------------------------------------------------------------
+
+// A view for each panel the overview lists: a nav link, a section, and its script, loaded once.
+function addPanels(listed) {
+  const added = listed.filter(({ name }) => !panels.has(name));
+  for (const { name, title } of added) {
+    const section = el("section", { id: `view-${name}`, "data-view": name, "data-panel": name }, el("h2", {}, title));
+    document.getElementById("views").append(section);
+    document.getElementById("nav").append(el("a", { href: `#${name}`, "data-view": name }, title));
+    panels.set(name, { section, drawer: null });
+    document.head.append(el("script", { src: `/panels/${encodeURIComponent(name)}.js` }));
+  }
+  if (added.length) showView(); // the page may have been opened on one of them (#name)
 }
 
-async function cancel(key) {
-  const answer = await act(`Cancel the delayed job ${key}? It will not run.`, `/api/schedules/${encodeURIComponent(key)}/cancel`);
-  if (answer) toast(`${key}: ${answer.outcome}`);
+function drawPanel(name) {
+  const panel = panels.get(name);
+  if (!panel || !panel.drawer || !state.overview) return;
+  try {
+    panel.drawer.render(panel.section, state.overview[name], state.overview);
+  } catch (error) {
+    toast(`the ${name} panel failed to draw: ${error.message}`, true);
+  }
 }
+
+// What a panel's script may use: `localcloud.panel(name, { mount(section), render(section, data, overview) })`
+// and the page's own helpers.
+window.localcloud = Object.freeze({
+  panel(name, drawer) {
+    const panel = panels.get(name);
+    if (!panel) return;
+    panel.drawer = drawer;
+    if (drawer.mount) drawer.mount(panel.section);
+    drawPanel(name);
+  },
+  el, number, milliseconds, seconds, time, status, toast, act, progressBar,
+});
 
 function render(overview) {
   state.overview = overview;
   document.getElementById("clock").textContent =
     `local clock ${time(overview.now)}` + (overview.clock_offset_seconds ? ` (+${seconds(overview.clock_offset_seconds)})` : "");
+  addPanels(overview.panels);
   renderQueues(overview.queues);
   renderFunctions(overview.functions);
-  renderJobs(overview.jobs);
   renderWorkflows(overview.workflows);
-  renderSchedules(overview.schedules, overview.now);
+  for (const name of panels.keys()) drawPanel(name);
   refreshDeadLetters();
   refreshExecution();
 }

@@ -1,0 +1,1 @@
+"""API Gateway: the local API that serves deployed REST APIs over HTTP."""

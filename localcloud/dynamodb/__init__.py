@@ -1,0 +1,1 @@
+"""DynamoDB: the patch that keeps transactions cheap on big tables."""

@@ -1,0 +1,1 @@
+"""EventBridge: rule targets delivered as AWS delivers them."""

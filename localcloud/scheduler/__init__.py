@@ -1,0 +1,1 @@
+"""EventBridge Scheduler: the engine that fires schedules on the local clock, and its cron/rate parser."""

@@ -1,0 +1,1 @@
+"""SNS: the patch that sends subscribed functions the notification AWS sends."""
