@@ -20,7 +20,6 @@ from asyncstack import contract
 from localcloud.extensions import Cloud, DashboardPanel, Extension, NotFound, Queue, Refused
 
 # The app reads it (app.py): plain-HTTP webhook callbacks allowed, functions built for this machine.
-LOCAL_CLOUD_CONTEXT = "asyncstack:localCloud"
 PANELS = Path(__file__).resolve().parent / "localcloud_panels"
 RECENT_JOBS = 50
 # Stack output -> the variable the constructs set on the functions that use the same resource.
@@ -35,7 +34,7 @@ class AsyncStackExtension(Extension):
     name = "asyncstack"
 
     def cdk_context(self) -> Mapping[str, str]:
-        return {LOCAL_CLOUD_CONTEXT: "true"}
+        return {contract.LOCAL_CLOUD_CONTEXT: "true"}
 
     def status(self, cloud: Cloud) -> Mapping[str, Any]:
         secret = webhook_secret(cloud)
@@ -95,8 +94,7 @@ def _items(cloud: Cloud, table: str | None) -> list[dict[str, Any]]:
 
 def long_running_jobs(cloud: Cloud) -> list[dict[str, Any]]:
     """Long-running jobs, newest first, each as the job API reports it (progress, webhook attempts)."""
-    # switch to asyncstack.runtime.long_running.view_of_item
-    from shared.exports import view_of_item
+    from asyncstack.runtime.long_running import view_of_item
 
     jobs = [view_of_item(item) for item in _items(cloud, find(cloud, LONG_RUNNING_JOBS_TABLE))]
     jobs.sort(key=lambda job: job.get("created_at") or "", reverse=True)

@@ -33,7 +33,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from asyncstack.localcloud_extension import webhook_secret
 from asyncstack.runtime.aws import SDK_MAX_ATTEMPTS
 from asyncstack.runtime.events import new_envelope
-from asyncstack.runtime.rpc import RpcClient, RpcTimeout
+from asyncstack.runtime.rpc import RpcClient, RpcTimeoutError
 from asyncstack.runtime.workflows import start_once
 from demo.faults import WRITES, dynamodb_error
 from localcloud.awslambda.runtime import LocalRuntime
@@ -606,7 +606,7 @@ class RpcCalls:
             try:
                 reply = client.call("image.resize", {"source_key": self.source, "max_width": width + n,
                                                      "max_height": height}, timeout=self.CALL_TIMEOUT)  # fmt: skip
-            except RpcTimeout:
+            except RpcTimeoutError:
                 self.results.append("timed out")
                 continue
             except Exception as error:

@@ -360,7 +360,7 @@ def request_reply(cloud: LocalCloud, say: Say) -> ScenarioResult:
             reply = client.call(
                 "image.resize", {"source_key": source, "max_width": width, "max_height": height}, timeout=30
             )
-        except RpcError as error:  # RpcTimeout or the worker's error answer
+        except RpcError as error:  # RpcTimeoutError or the worker's error answer
             problems.append(str(error))
             continue
         latencies.append(time.monotonic() - started)

@@ -44,6 +44,7 @@ from localcloud.server import (
 )  # fmt: skip
 from localcloud.sqs import patches as sqs_patches
 from localcloud.sqs.pollers import EventSourceMappings, sqs_mappings
+from localcloud.stats import percentile
 
 if TYPE_CHECKING:
     from localcloud.dashboard import Dashboard
@@ -96,10 +97,7 @@ class DeployReport:
 
 
 def _percentile(values: Sequence[float], share: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))], 2)
+    return round(percentile(values, share), 2) if values else None
 
 
 class LocalCloud:

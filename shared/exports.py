@@ -65,7 +65,6 @@ __all__ = [
     "report_key",
     "run_export",
     "start_export",
-    "view_of_item",
 ]
 
 KIND = "report_export"
@@ -116,11 +115,6 @@ def part_key(job_id: str, chunk: int) -> str:
 
 def report_key(job_id: str) -> str:
     return f"{EXPORT_PREFIX}{job_id}/report.csv"
-
-
-def view_of_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    """An export job as callers see it, from a jobs-table item in DynamoDB's attribute-value form."""
-    return long_running.view_of_item(item, failure_messages=FAILURE_MESSAGES)
 
 
 # -- the work ----------------------------------------------------------------------------------

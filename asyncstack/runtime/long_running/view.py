@@ -75,8 +75,12 @@ def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
 def public_failure(
     error: Mapping[str, Any], messages: Mapping[str, str] = DEFAULT_FAILURE_MESSAGES
 ) -> dict[str, str]:
-    """``{"code", "message"}`` for a failure as recorded (or as Step Functions caught it: ``Error``)."""
+    """``{"code", "message"}`` for a failure as recorded (or as Step Functions caught it: ``Error``).
+
+    A failure recorded in its public form keeps the message its app wrote; older or raw ones get ``messages``."""
     code = str(error.get("code"))
+    if code in messages and isinstance(error.get("message"), str):
+        return {"code": code, "message": error["message"]}
     if code not in messages:
         code = "timeout" if (error.get("Error") or error.get("error")) in TIMEOUT_ERRORS else "failed"
     return {"code": code, "message": messages[code]}

@@ -18,9 +18,6 @@ from asyncstack.runtime.rpc.errors import (
     UnanswerableRequestError,
     UnknownActionError,
 )
-from asyncstack.runtime.rpc.errors import (
-    RpcTimeout as RpcTimeout,  # the old name of RpcTimeoutError, for callers not yet moved
-)
 from asyncstack.runtime.rpc.messages import CORRELATION_ID, DEADLINE, REPLY_TO, RpcRequest, parse_request
 from asyncstack.runtime.rpc.server import (
     Action,

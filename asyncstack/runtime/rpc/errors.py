@@ -46,7 +46,6 @@ class RpcTimeoutError(RpcError, TimeoutError):
 
 
 # The old name, kept only until its last callers outside the framework (the demo's chaos run) move.
-RpcTimeout = RpcTimeoutError
 
 
 class RemoteError(RpcError):

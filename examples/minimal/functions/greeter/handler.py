@@ -2,10 +2,16 @@
 
 from typing import Any
 
+from pydantic import Field
+
 from asyncstack.runtime.aws import client
 from asyncstack.runtime.consumer import EventConsumer
 from asyncstack.runtime.events import EventEnvelope, StrictModel
-from asyncstack.runtime.settings import table_name
+from asyncstack.runtime.settings import EnvironmentSettings, load
+
+
+class Settings(EnvironmentSettings):
+    table: str = Field(validation_alias="GREETINGS_TABLE", min_length=1)  # set by app.py
 
 
 class Greeting(StrictModel):
@@ -14,7 +20,7 @@ class Greeting(StrictModel):
 
 def greet(envelope: EventEnvelope, greeting: Greeting) -> dict[str, str]:
     item = {"name": {"S": greeting.name}, "event_id": {"S": envelope.event_id}}
-    client("dynamodb").put_item(TableName=table_name("GREETINGS_TABLE"), Item=item)
+    client("dynamodb").put_item(TableName=load(Settings).table, Item=item)
     return {"greeted": greeting.name}
 
 

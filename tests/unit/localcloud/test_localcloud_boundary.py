@@ -13,7 +13,7 @@ import pytest
 
 pytestmark = pytest.mark.unit
 
-LOCALCLOUD = Path(__file__).resolve().parents[2] / "localcloud"
+LOCALCLOUD = Path(__file__).resolve().parents[3] / "localcloud"
 OURS = ("asyncstack", "shared", "infra", "bench", "demo", "functions", "app")
 
 

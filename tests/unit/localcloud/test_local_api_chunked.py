@@ -14,7 +14,7 @@ import pytest
 from localcloud.apigateway.local_api import MAX_BODY_BYTES, LocalApi
 from localcloud.server import free_port
 from tests.unit.conftest import REGION
-from tests.unit.test_local_api import FakeFunction, add_route, lambda_function
+from tests.unit.localcloud.test_local_api import FakeFunction, add_route, lambda_function
 
 pytestmark = pytest.mark.unit
 
