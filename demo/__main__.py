@@ -11,8 +11,7 @@ import argparse
 import sys
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
+from localcloud.__main__ import run
 from localcloud.server import LocalCloudError
 
 
@@ -92,17 +91,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        return int(args.handler(args))
-    except LocalCloudError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except (BotoCoreError, ClientError) as error:
-        print(f"error: the local cloud refused the request: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    return run(parser(), argv)
 
 
 if __name__ == "__main__":

@@ -337,7 +337,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    return run(parser(), argv)
+
+
+def run(commands: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
+    """Parse and run one command; what the user can fix is one line on stderr and a non-zero exit."""
+    args = commands.parse_args(sys.argv[1:] if argv is None else argv)
     try:
         return int(args.handler(args))
     except LocalCloudError as error:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -20,6 +21,8 @@ import traceback
 def main() -> int:
     from lambda_context import LocalLambdaContext  # beside this script
 
+    # Ctrl-C in the terminal reaches the whole process group: the local cloud stops its environments itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     handler_path, task_dir, *library_dirs = sys.argv[1:]
     sys.path[:1] = [task_dir, *library_dirs]  # replaces this script's folder
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
