@@ -13,7 +13,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export NODE_NO_WARNINGS := 1
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: help install browser synth lint test test-unit test-infra test-e2e up demo chaos cost bench bootstrap deploy clean
+.PHONY: help install lock browser synth lint test test-unit test-infra test-e2e up demo chaos cost bench bootstrap deploy clean
 
 help:
 	@echo "make demo    - deploy the stack to the local cloud with the CDK CLI, run every async pattern, print a summary"
@@ -22,21 +22,38 @@ help:
 	@echo "make chaos   - 10,000 order events with faults injected, then the invariants checked"
 	@echo "make cost    - the monthly AWS bill at EVENTS_PER_MONTH (default 1000000) order events"
 	@echo "make bench   - run the benchmarks, write bench/results.json"
+	@echo "make lock    - recompile the locks with hashes (requirements/) after changing a pinned input"
 	@echo "make synth   - synthesize the CloudFormation template into cdk.out (offline)"
 	@echo "make deploy  - cdk deploy to the AWS account of your current credentials (run make bootstrap once first)"
 
-$(STAMP): pyproject.toml
+# Every Python package comes from a lock with hashes (requirements/README.md); `make lock` recompiles them.
+PIP_INSTALL = pip install --quiet --disable-pip-version-check
+$(STAMP): pyproject.toml requirements/dev.lock
 	python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade 'pip>=25.1'
-	$(PY) -m pip install --quiet --disable-pip-version-check --group dev
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --editable .
+	$(PY) -m $(PIP_INSTALL) --upgrade 'pip>=25.1'
+	$(PY) -m $(PIP_INSTALL) --require-hashes --no-deps --requirement requirements/dev.lock
+	$(PY) -m $(PIP_INSTALL) --no-deps --editable .
 	touch $@
+
+# checkov pins its own boto3 and botocore: a venv of its own keeps them out of ours.
+CHECKOV := .tools/checkov/bin/checkov
+$(CHECKOV): requirements/checkov.lock
+	rm -rf .tools/checkov
+	python3 -m venv .tools/checkov
+	.tools/checkov/bin/python -m $(PIP_INSTALL) --require-hashes --no-deps --requirement requirements/checkov.lock
+	touch $@
+
+LOCK := $(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes --custom-compile-command "make lock"
+lock: $(STAMP)
+	$(LOCK) --group dev --output-file requirements/dev.lock
+	$(LOCK) requirements/checkov.txt --output-file requirements/checkov.lock
+	$(LOCK) asyncstack/runtime/requirements.txt --output-file asyncstack/runtime/requirements.lock
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(STAMP) node_modules/.installed
+install: $(STAMP) node_modules/.installed $(CHECKOV)
 
 # The dashboard's browser tests drive Debian's Chromium with Playwright (never a browser of its own download).
 CHROMIUM := /usr/bin/chromium

@@ -192,7 +192,13 @@ def _cron_per_month(body: str) -> float:
 
 def _rate_per_month(body: str) -> float:
     parts = body.split()
-    if len(parts) != 2 or not parts[0].isdigit() or int(parts[0]) < 1 or parts[1] not in _RATE_MINUTES:
+    # isascii: str.isdigit() also takes "²" (which int() refuses) and other scripts' digits.
+    if (
+        len(parts) != 2
+        or not (parts[0].isascii() and parts[0].isdigit())
+        or int(parts[0]) < 1
+        or parts[1] not in _RATE_MINUTES
+    ):
         raise CostError(f"rate({body}) is not rate(N minutes|hours|days)")
     return DAYS_PER_MONTH * 1440 / (int(parts[0]) * _RATE_MINUTES[parts[1]])
 

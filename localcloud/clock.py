@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 
@@ -82,3 +83,47 @@ class Clock:
         with self._changed:
             start = self._generation if since is None else since
             return self._changed.wait_for(lambda: self._generation != start, timeout)
+
+
+class ClockLoop:
+    """Runs ``step`` in a thread about every ``seconds`` of real time, and at once when the clock moves:
+    how the services that act on time (the scheduler, scheduled rules) make their passes."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        step: Callable[[], object],
+        *,
+        name: str,
+        seconds: float,
+        log: Callable[[str], None],
+    ) -> None:
+        self._clock = clock
+        self._step = step
+        self._name = name
+        self._seconds = seconds
+        self._log = log
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stopping.clear()
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            generation = self._clock.generation
+            try:
+                self._step()
+            except Exception as error:
+                self._log(f"{self._name}: pass failed: {error!r}")
+            self._clock.wait(self._seconds, since=generation)
+
+    def close(self) -> None:
+        self._stopping.set()
+        self._clock.wake()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None

@@ -27,6 +27,7 @@ from localcloud.awslambda import patches as lambda_patches
 from localcloud.awslambda.async_invoke import AsyncInvoker
 from localcloud.awslambda.runtime import FunctionStats, InvocationError, LocalRuntime, Throttled
 from localcloud.clock import Clock
+from localcloud.events.schedules import RuleSchedules
 from localcloud.extensions import Extension, Queue, discover
 from localcloud.logs import LogSink
 from localcloud.scheduler.engine import SchedulerEngine
@@ -137,6 +138,7 @@ class LocalCloud:
         self.async_invoker: AsyncInvoker
         self.mappings: EventSourceMappings
         self.scheduler: SchedulerEngine
+        self.rule_schedules: RuleSchedules
         self.api: LocalApi | None = None
         self.dashboard: Dashboard | None = None
         self.deploys: list[DeployReport] = []
@@ -176,6 +178,11 @@ class LocalCloud:
             )
             self.scheduler.start()
             self._stack.callback(self.scheduler.close)
+            self.rule_schedules = RuleSchedules(
+                clock=self.clock, lock=MOTO_LOCK, account_id=ACCOUNT, region=REGION
+            )
+            self.rule_schedules.start()
+            self._stack.callback(self.rule_schedules.close)
             if self.api_port is not None:
                 self.api = LocalApi(
                     invoke=self._api_invoke, api_key=self.api_key, host=self.host, port=self.api_port,
@@ -468,6 +475,7 @@ class LocalCloud:
             "functions": self.functions(),
             "executions": self.executions(),
             "schedules": {"pending": self.scheduler.pending(), **vars(self.scheduler.stats)},
+            "scheduled_rules": vars(self.rule_schedules.stats),
             "async_invocations": {**vars(self.async_invoker.stats), "pending": self.async_invoker.pending},
             "event_source_mappings": {uuid: vars(s) for uuid, s in self.mappings.stats().items()},
             "api_calls": self.app.api_calls.snapshot(),

@@ -15,7 +15,10 @@ is derived from the key and the body, so even a publish repeated after a lost an
 event, which consumers deduplicate; the job id of an export is derived from the key.
 
 Every error is an RFC 9457 problem document (``application/problem+json``). Bodies over 64 KiB
-(413) and bodies that are not ``application/json`` (415) are refused before anything parses them.
+(413) and bodies that are not ``application/json`` (415) are refused before anything parses them. A
+method a route does not answer is 405 with ``Allow``. The OpenAPI document lists every status each
+operation can get, API Gateway's own ``{"message"}`` answers (403, 429, 502, 504) among them; its
+patterns use explicit character classes only, to mean the same in ECMA 262, Python and Rust.
 
 Regenerate the committed OpenAPI document after changing a route or a model::
 
@@ -109,6 +112,17 @@ _ORDER_KEY_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://asyncstack.dev/id
 # How long an order's Idempotency-Key is remembered with its body (as long as payment APIs keep theirs).
 ORDER_KEY_RETENTION_SECONDS = 24 * 3600
 _JSON_MEDIA_TYPE = "application/json"
+# The callback URLs the document promises to take: https, a host name (its last label starts with a
+# letter, so never an IP address or a numeric host), port 80, 443 or 1024-65535, and a path, query
+# and fragment of the characters kept as they are when the URL is percent-encoded. Every one is
+# accepted (but a localhost name outside a local cloud); the API also takes some the pattern leaves
+# out (a public IP address, http in a local cloud). No `\s`, `\d` or `\w`: the pattern means the same
+# in ECMA 262, in Python's `re` and in Rust's regex.
+_PORT = r"(?:80|443|102[4-9]|10[3-9][0-9]|1[1-9][0-9]{2}|[2-9][0-9]{3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+CALLBACK_URL_PATTERN = (
+    r"^[Hh][Tt][Tt][Pp][Ss]://(?:[A-Za-z0-9-]{1,63}\.)*[A-Za-z][A-Za-z0-9-]{0,62}\.?"
+    rf"(?::{_PORT})?(?:[/?#][A-Za-z0-9._~/?#\[\]@!$&'()*+,;=:%-]*)?$"
+)
 _SCHEMES = frozenset({"http", "https"})
 
 
@@ -178,23 +192,46 @@ def _problem_response(
     )
 
 
+class GatewayMessage(BaseModel):
+    """An answer API Gateway gives itself, before or instead of the function: ``{"message": ...}``."""
+
+    message: str = Field(examples=["Forbidden"])
+
+
 def _problem_content(description: str) -> dict[str, Any]:
     return {"description": description, "content": {PROBLEM_CONTENT_TYPE: {"model": Problem}}}
+
+
+def _gateway_content(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {_JSON_MEDIA_TYPE: {"model": GatewayMessage}}}
 
 
 _PROBLEM_DESCRIPTIONS = {
     400: "Malformed request: the body is not JSON, or the job id is not valid",
     404: "No such job (or no such route)",
     409: "The Idempotency-Key was used before with a different body, or its first request is still running",
-    413: "The body is larger than 64 KiB",
+    413: "The body is larger than 64 KiB (a problem); API Gateway's own answer past 10 MB is a message",
     415: "The body is not application/json",
     422: "The body or a header failed validation; `errors` lists the fields",
     500: "Unexpected error; the detail is generic, the error is in the function's log",
 }
 
 
+# What API Gateway answers itself on every operation: a JSON message, not a problem document.
+_GATEWAY_DESCRIPTIONS = {
+    403: "API Gateway: no or a wrong API key (Forbidden), or an unsigned request where IAM auth is used",
+    429: "API Gateway: throttled (Too Many Requests) by the stage's or the API key's usage plan limits",
+    502: "API Gateway: the function failed or gave a malformed answer (Internal server error)",
+    504: "API Gateway: the function did not answer within the 29 s integration timeout",
+}
+
+
 def _problems(*codes: int) -> dict[int, Any]:
-    return {code: _problem_content(_PROBLEM_DESCRIPTIONS[code]) for code in codes}
+    """The problem documents of ``codes``, and API Gateway's own answers, which every operation can get."""
+    responses = {code: _problem_content(_PROBLEM_DESCRIPTIONS[code]) for code in codes}
+    if 413 in responses:  # past 10 MB API Gateway answers it before the function sees the body
+        responses[413]["content"][_JSON_MEDIA_TYPE] = {"model": GatewayMessage}
+    return {**responses, **{code: _gateway_content(text) for code, text in _GATEWAY_DESCRIPTIONS.items()}}
 
 
 # -- request checks done before any parsing ------------------------------------------------------
@@ -242,6 +279,25 @@ def _refuse_body(event: APIGatewayProxyEvent) -> Response[str] | None:
     return None
 
 
+def _refuse_array(event: APIGatewayProxyEvent) -> Response[str] | None:
+    """422 for a JSON array where a route takes an object: Powertools would validate its first item."""
+    if not event.body or event.http_method != "POST":
+        return None
+    try:
+        parsed = json.loads(_body_bytes(event))
+    except ValueError:  # not JSON: Powertools answers 400 malformed-json
+        return None
+    if not isinstance(parsed, list):
+        return None
+    return _problem_response(
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        "validation-failed",
+        "The request failed validation in 1 place(s); see errors.",
+        instance=event.path,
+        errors=[FieldError(loc=["body"], msg="Input should be an object, not an array")],
+    )
+
+
 def _lowercase_media_type(event: dict[str, Any]) -> dict[str, Any]:
     """The event with ``Application/JSON`` as ``application/json``: Powertools compares it case-sensitively."""
     changed = dict(event)
@@ -263,7 +319,7 @@ class _JobApiResolver(APIGatewayRestResolver):
 
     def resolve(self, event: Any, context: LambdaContext) -> dict[str, Any]:
         proxy_event = APIGatewayProxyEvent(event)
-        refused = _refuse_body(proxy_event)
+        refused = _refuse_body(proxy_event) or _refuse_array(proxy_event)
         if refused is None:
             return super().resolve(_lowercase_media_type(event), context)
         logger.info(
@@ -577,9 +633,16 @@ def _key_reused(what: str = "an export") -> ProblemError:
 )
 def get_export(
     job_id: Annotated[
-        str, PathParam(description=f"The job id from POST /exports ({JOB_ID_PATTERN.pattern})")
+        str,
+        PathParam(
+            pattern=JOB_ID_PATTERN.pattern,
+            description="The job id from POST /exports: 1-80 of A-Z a-z 0-9 _ - (else 400 invalid-job-id)",
+        ),
     ],
 ) -> ExportJobView:
+    requested = app.current_event.path.rsplit("/", 1)[-1]
+    if requested != job_id:  # the router's `$` also matches before a final newline, which it drops
+        raise InvalidJobIdError(f"job id {requested!r} must be 1-80 characters of letters, digits, _ and -")
     job = ExportJobs().get(check_job_id(job_id))
     if job is None:
         raise ProblemError(HTTPStatus.NOT_FOUND, "export-not-found", f"There is no export job {job_id}.")
@@ -633,6 +696,14 @@ def _on_invalid_request(error: RequestValidationError) -> Response[str]:
             f"The body is not valid JSON: {reason}{where}.",
             instance=_instance(),
         )
+    if errors and all(_loc(e.get("loc", ()))[:1] == ["path"] for e in errors):
+        # The only path parameter is the job id; the same answer as check_job_id's.
+        return _problem_response(
+            HTTPStatus.BAD_REQUEST,
+            "invalid-job-id",
+            f"job id {errors[0].get('input')!r} must be 1-80 characters of letters, digits, _ and -",
+            instance=_instance(),
+        )
     field_errors = [FieldError(loc=_loc(e.get("loc", ())), msg=str(e.get("msg", ""))) for e in errors]
     return _problem_response(
         HTTPStatus.UNPROCESSABLE_ENTITY,
@@ -653,9 +724,43 @@ def _on_unsupported_content_type(error: RequestUnsupportedContentType) -> Respon
     )
 
 
+def _allowed_methods(path: str) -> list[str]:
+    """The methods this API answers on ``path`` (a ``{name}`` part matches any one part)."""
+    routes = {**{p: [m.upper() for m in ops] for p, ops in openapi_document()["paths"].items()},
+              "/openapi.json": ["GET"]}  # fmt: skip
+    parts = path.split("/")
+    allowed: set[str] = set()
+    for template, methods in routes.items():
+        pattern = template.split("/")
+        if len(pattern) == len(parts) and all(
+            want == got or (want.startswith("{") and got) for want, got in zip(pattern, parts, strict=True)
+        ):
+            allowed.update(methods)
+    return sorted(allowed)
+
+
 @app.not_found
 def _on_not_found(error: NotFoundError) -> Response[str]:
     event = app.current_event
+    allowed = _allowed_methods(event.path)
+    if event.http_method in allowed:
+        # The path has the shape of GET /exports/{job_id}, with characters the router does not take.
+        job_id = event.path.rsplit("/", 1)[-1]
+        return _problem_response(
+            HTTPStatus.BAD_REQUEST,
+            "invalid-job-id",
+            f"job id {job_id!r} must be 1-80 characters of letters, digits, _ and -",
+            instance=event.path,
+        )
+    if allowed:
+        response = _problem_response(
+            HTTPStatus.METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            f"{event.path} answers {', '.join(allowed)}, not {event.http_method}.",
+            instance=event.path,
+        )
+        response.headers["Allow"] = ", ".join(allowed)
+        return response
     return _problem_response(
         HTTPStatus.NOT_FOUND,
         "not-found",
@@ -753,6 +858,21 @@ def openapi_document() -> dict[str, Any]:
             }
             operation["responses"] = dict(sorted(responses.items()))
     document["paths"] = dict(sorted(document["paths"].items()))
+    callback_url = document["components"]["schemas"]["ExportRequest"]["properties"]["callback_url"]
+    callback_url["anyOf"][0] |= {"minLength": 1, "pattern": CALLBACK_URL_PATTERN}
+    callback_url["description"] = (
+        "Called with a signed export.completed / export.failed event when the job ends. An https URL "
+        "whose host is a public name or address (not localhost, a private, loopback or link-local "
+        "address) and whose port is 80, 443 or 1024-65535; the pattern is the part of that a schema can say."
+    )
+    # A started export is polled at GET /exports/{job_id}: the link clients (and fuzzers) follow.
+    document["paths"]["/exports"]["post"]["responses"]["202"]["links"] = {
+        "GetExport": {
+            "operationId": "getExport",
+            "parameters": {"job_id": "$response.body#/job_id"},
+            "description": "The job just started (also the Location header and status_url)",
+        }
+    }
     schemas = document.get("components", {}).get("schemas")
     if schemas:
         used = _referenced_schemas(document)

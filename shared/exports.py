@@ -90,6 +90,14 @@ class ExportRequest(BaseModel):
     # Called with a signed export.completed / export.failed event when the job ends.
     callback_url: str | None = Field(default=None, max_length=MAX_URL_LENGTH)
 
+    @field_validator("chunk_size", mode="before")
+    @classmethod
+    def _json_integer(cls, value: object) -> object:
+        # The OpenAPI document says `integer`: lax pydantic also took true as 1 and "5" as 5.
+        if isinstance(value, bool | str | bytes):
+            raise ValueError(f"must be an integer, not {type(value).__name__}")
+        return value
+
     @field_validator("callback_url")
     @classmethod
     def _callable_from_here(cls, url: str | None) -> str | None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 
@@ -138,9 +138,9 @@ def decode(data: bytes, *, max_pixels: int = MAX_PIXELS) -> Image:
     return _to_image(header, _unfilter(header, raw))
 
 
-def _chunks(view: memoryview) -> list[tuple[bytes, memoryview]]:
-    """Every chunk after the signature, CRC checked; stops after IEND."""
-    chunks: list[tuple[bytes, memoryview]] = []
+def _chunks(view: memoryview) -> Iterator[tuple[bytes, memoryview]]:
+    """Every chunk after the signature, CRC checked, one at a time (so IHDR is judged before the rest
+    is read); stops after IEND."""
     offset = len(SIGNATURE)
     while offset < len(view):
         if offset + 8 > len(view):
@@ -157,11 +157,10 @@ def _chunks(view: memoryview) -> list[tuple[bytes, memoryview]]:
         (crc,) = struct.unpack(">I", view[end : end + 4])
         if zlib.crc32(body, zlib.crc32(chunk_type)) != crc:
             raise ImageError(f"corrupt PNG: CRC mismatch in the {chunk_type.decode()} chunk")
-        chunks.append((chunk_type, body))
+        yield chunk_type, body
         offset = end + 4
         if chunk_type == b"IEND":
-            break
-    return chunks
+            return
 
 
 def _read_header(body: memoryview, max_pixels: int) -> _Header:

@@ -1,4 +1,8 @@
-"""Private S3 buckets: encrypted, TLS-only, no public access, access-logged, expiring."""
+"""Private S3 buckets: encrypted, TLS-only, no public access, access-logged, versioned, expiring.
+
+Versioning keeps an overwritten or deleted object recoverable for ``NONCURRENT_DAYS`` days, after which
+the lifecycle rule removes the old version, so it costs little.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,10 @@ from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
+
+from asyncstack.cdk.nag import skip_checkov
+
+NONCURRENT_DAYS = 7
 
 
 def _bucket(scope: Construct, construct_id: str, *, expire_after: Duration) -> s3.Bucket:
@@ -16,9 +24,12 @@ def _bucket(scope: Construct, construct_id: str, *, expire_after: Duration) -> s
         block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
         enforce_ssl=True,
         object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        versioned=True,
         lifecycle_rules=[
             s3.LifecycleRule(
-                expiration=expire_after, abort_incomplete_multipart_upload_after=Duration.days(1)
+                expiration=expire_after,
+                noncurrent_version_expiration=Duration.days(NONCURRENT_DAYS),
+                abort_incomplete_multipart_upload_after=Duration.days(1),
             )
         ],
         removal_policy=RemovalPolicy.RETAIN,
@@ -33,6 +44,12 @@ def access_log_bucket(scope: Construct, construct_id: str) -> s3.Bucket:
             id="AwsSolutions::AwsSolutions-S1",
             reason="This is the access-log bucket; logging its own access would log every log delivery.",
         )
+    )
+    skip_checkov(
+        bucket,
+        "CKV_AWS_18",
+        "This is the access-log bucket: logging its own access would write a log object for every log "
+        "delivery, into itself, without end.",
     )
     return bucket
 

@@ -17,7 +17,12 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from asyncstack.cdk.work_queue import WorkQueue, any_message_alarm, tag_dead_letter_queue
+from asyncstack.cdk.work_queue import (
+    WorkQueue,
+    any_message_alarm,
+    explain_sqs_managed_encryption,
+    tag_dead_letter_queue,
+)
 
 
 class FanOutTopic(Construct):
@@ -49,6 +54,7 @@ class FanOutTopic(Construct):
             enforce_ssl=True,
         )
         tag_dead_letter_queue(self.subscription_dead_letter_queue)
+        explain_sqs_managed_encryption(self.subscription_dead_letter_queue)
         Validations.of(self.subscription_dead_letter_queue).acknowledge(
             Acknowledgment(
                 id="AwsSolutions::AwsSolutions-SQS3",

@@ -15,6 +15,9 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from asyncstack.cdk.nag import explain_synchronous_invoker, skip_checkov
+from asyncstack.cdk.python_function import LOGS_ENCRYPTED_BY_SERVICE
+
 STAGE = "v1"
 
 
@@ -39,6 +42,12 @@ class JobApi(Construct):
         super().__init__(scope, construct_id)
         self.access_logs = logs.LogGroup(
             self, "AccessLogs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=RemovalPolicy.DESTROY
+        )
+        skip_checkov(
+            self.access_logs,
+            "CKV_AWS_158",
+            f"{LOGS_ENCRYPTED_BY_SERVICE} The access log holds request metadata (caller, source IP, method, "
+            "path, status, latency), never request bodies, API keys or signatures.",
         )
         iam_auth = auth is ApiAuth.IAM
         self.api_key: apigateway.IApiKey | None = None
@@ -73,6 +82,19 @@ class JobApi(Construct):
                 api_key_required=not iam_auth,
                 authorization_type=apigateway.AuthorizationType.IAM if iam_auth else None,
             ),
+        )
+        skip_checkov(
+            self.api.deployment_stage,
+            "CKV_AWS_120",
+            "No response cache: a job's status changes from one second to the next, so cached GETs would "
+            "serve stale state, POSTs are never cached, and a cache cluster is billed by the hour.",
+        )
+        explain_synchronous_invoker(
+            handler,
+            invoker=f"API Gateway's Lambda proxy integration of {self.api.node.path} (the caller gets the "
+            "error response)",
+            concurrency=f"the stage's throttling (rate {rate_limit} requests/s, burst {burst_limit}) caps "
+            "the requests in flight",
         )
         cloud_watch_role = self.api.node.find_child("CloudWatchRole")
         Validations.of(cloud_watch_role).acknowledge(

@@ -30,9 +30,9 @@ from constructs import Construct
 
 from asyncstack import contract
 from asyncstack.cdk.buckets import private_bucket
-from asyncstack.cdk.nag import acknowledge_wildcard, arn_of
+from asyncstack.cdk.nag import acknowledge_wildcard, arn_of, explain_synchronous_invoker
 from asyncstack.cdk.tables import on_demand_table
-from asyncstack.cdk.workflow import LAMBDA_TRANSIENT_ERRORS, STEP_TRANSIENT_ERRORS, Workflow
+from asyncstack.cdk.workflow import LAMBDA_TRANSIENT_ERRORS, STEP_TRANSIENT_ERRORS, Workflow, step_invocation
 from asyncstack.runtime.errors import TransientError
 
 __all__ = ["LongRunningJobs"]
@@ -141,6 +141,7 @@ class LongRunningJobs(Construct):
             alarm_actions=alarm_actions,
         )
         self.workflow.acknowledge_invoked(worker)
+        explain_synchronous_invoker(worker, **step_invocation(self))
 
     def grant_jobs(self, function: lambda_.Function, *actions: str) -> None:
         """Let ``function`` use the jobs table with ``actions`` (it learns the table's name)."""

@@ -14,12 +14,12 @@
   runtime). Imports under ``if TYPE_CHECKING:`` never run and are not followed; imports inside
   functions are. What static analysis cannot see (``importlib.import_module("x")``, ``__import__``)
   is not shipped: import such modules statically somewhere the handler reaches.
-* The dependency layer (``build_dependency_layer``): the framework's runtime requirements
-  (``asyncstack/runtime/requirements.txt``, shipped with the package) plus the app's optional
-  ``functions/requirements.txt``, installed with pip's ``--platform``/``--python-version`` options so
+* The dependency layer (``build_dependency_layer``): the framework's locked runtime requirements
+  (``asyncstack/runtime/requirements.lock``, with hashes, shipped with the package) plus the app's
+  optional ``functions/requirements.txt``, installed with pip's ``--platform``/``--python-version`` options so
   the wheels match the runtime and architecture the stack declares, not the machine that builds them.
   Built during synthesis by CDK's local bundling (``asyncstack.cdk.python_function``) and cached in
-  ``.build/`` under the hash of the requirements, so a synth with unchanged requirements copies it.
+  ``.build/`` under the hash of the lock and the app's requirements, so a synth with unchanged requirements copies it.
 """
 
 from __future__ import annotations
@@ -56,9 +56,9 @@ FRAMEWORK = Path(__file__).resolve().parent.parent
 FRAMEWORK_PACKAGE = FRAMEWORK.name  # "asyncstack"
 # Never shipped: the constructs run at synth time only (and need aws_cdk, which Lambda does not have).
 SYNTH_ONLY = f"{FRAMEWORK_PACKAGE}.cdk"
-RUNTIME_REQUIREMENTS = FRAMEWORK / "runtime" / "requirements.txt"
+RUNTIME_LOCK = FRAMEWORK / "runtime" / "requirements.lock"  # compiled from requirements.txt (make lock)
 APP_REQUIREMENTS = Path("functions") / "requirements.txt"  # relative to the app's root, optional
-_LAYER_RECIPE = "no-compile,without-runtime-packages"  # change it when the build changes
+_LAYER_RECIPE = "no-compile,without-runtime-packages,require-hashes"  # change it when the build changes
 _PLATFORM_TAGS = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
 # The Lambda Python runtime ships boto3 and botocore (about 50 MB): the layer leaves them out.
 _RUNTIME_PROVIDED = ("boto3", "boto3-*", "botocore", "botocore-*", "s3transfer", "s3transfer-*", "bin")
@@ -139,16 +139,21 @@ def _requirement_lines(path: Path) -> list[str]:
     return [line for line in lines if line]
 
 
-def layer_requirements(root: Path | None = None) -> list[str]:
-    """What the layer installs: the framework's runtime requirements, then the app's (if it has any)."""
+def app_requirements(root: Path | None = None) -> list[str]:
+    """The app's own requirements (``functions/requirements.txt``), if it has any."""
     app = (root or ROOT) / APP_REQUIREMENTS
-    if not RUNTIME_REQUIREMENTS.is_file():
-        raise PackagingError(f"{RUNTIME_REQUIREMENTS} is missing: reinstall asyncstack")
-    return _requirement_lines(RUNTIME_REQUIREMENTS) + (_requirement_lines(app) if app.is_file() else [])
+    return _requirement_lines(app) if app.is_file() else []
+
+
+def layer_requirements(root: Path | None = None) -> list[str]:
+    """What the layer installs: the framework's lock (pins and hashes), then the app's requirements."""
+    if not RUNTIME_LOCK.is_file():
+        raise PackagingError(f"{RUNTIME_LOCK} is missing: reinstall asyncstack")
+    return _requirement_lines(RUNTIME_LOCK) + app_requirements(root)
 
 
 def layer_digest(root: Path | None = None) -> str:
-    """Names the cached layer: the requirements and the way they are built, not the files' comments."""
+    """Names the cached layer: what it installs (hashes included) and the way it is built."""
     text = "\n".join([_LAYER_RECIPE, *layer_requirements(root)])
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -161,11 +166,8 @@ def build_dependency_layer(target: LambdaTarget) -> Path:
     staging = layer.with_suffix(".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    requirements = staging / "requirements.txt"
-    requirements.write_text("\n".join(layer_requirements()) + "\n")
-    command = [
+    install = [
         sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-        "--requirement", str(requirements),
         "--target", str(staging / "python"),
         "--platform", _PLATFORM_TAGS[target.architecture],
         "--python-version", target.python,
@@ -173,16 +175,23 @@ def build_dependency_layer(target: LambdaTarget) -> Path:
         "--only-binary", ":all:",
         "--no-compile",  # .pyc files of the build machine's Python are never loaded by Lambda's
     ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise PackagingError(f"pip could not build the dependency layer for {target}:\n{result.stderr}")
-    requirements.unlink()
+    # The lock pins every package with its hashes: nothing is resolved, nothing unverified installed.
+    _pip(target, [*install, "--require-hashes", "--no-deps", "--requirement", str(RUNTIME_LOCK)])
+    if app_requirements():
+        # Apart: a file without hashes cannot share pip's hash-checking mode with the lock.
+        _pip(target, [*install, "--upgrade", "--requirement", str(ROOT / APP_REQUIREMENTS)])
     for provided in _RUNTIME_PROVIDED:
         for path in (staging / "python").glob(provided):
             shutil.rmtree(path) if path.is_dir() else path.unlink()
     shutil.rmtree(layer, ignore_errors=True)
     staging.rename(layer)
     return layer
+
+
+def _pip(target: LambdaTarget, command: list[str]) -> None:
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise PackagingError(f"pip could not build the dependency layer for {target}:\n{result.stderr}")
 
 
 # -- what a function imports ----------------------------------------------------------------------
@@ -324,7 +333,12 @@ def function_modules(function_dir: Path, app_root: Path) -> list[Module]:
 
 def _function_dir_entries(source: Path) -> Iterable[str]:
     """What the function's folder contributes to the asset's root, by name."""
-    skipped = {"__pycache__", "__init__.py", "requirements.txt"}  # none is code Lambda loads
+    skipped = {
+        "__pycache__",
+        "__init__.py",
+        "requirements.txt",
+        "requirements.lock",
+    }  # none is code Lambda loads
     return (p.name for p in source.iterdir() if p.name not in skipped and p.suffix != ".pyc")
 
 

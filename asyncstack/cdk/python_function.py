@@ -35,12 +35,20 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from asyncstack.cdk import packaging
+from asyncstack.cdk.nag import skip_checkov
 from asyncstack.cdk.packaging import (
     LambdaTarget,
     build_dependency_layer,
     layer_digest,
     layer_requirements,
     stage_function,
+)
+
+# Why a log group has no customer managed KMS key (checkov CKV_AWS_158): the first sentence holds for
+# every log group; what the group holds is said by its construct.
+LOGS_ENCRYPTED_BY_SERVICE = (
+    "CloudWatch Logs encrypts every log group at rest with service-managed keys; a customer managed key "
+    "would add a key policy for the logs service principal and protect nothing these logs hold."
 )
 
 _ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
@@ -146,6 +154,12 @@ class PythonFunction(Construct):
         self.log_group = logs.LogGroup(
             self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
         )
+        skip_checkov(
+            self.log_group,
+            "CKV_AWS_158",
+            f"{LOGS_ENCRYPTED_BY_SERVICE} The function logs structured operational records (ids, types, "
+            "outcomes, errors), never secrets.",
+        )
         self.role = iam.Role(
             self,
             "Role",
@@ -173,6 +187,13 @@ class PythonFunction(Construct):
                 "POWERTOOLS_METRICS_NAMESPACE": Stack.of(self).stack_name,
                 **(environment or {}),
             },
+        )
+        skip_checkov(
+            self.function,
+            "CKV_AWS_173",
+            "The variables hold resource names, ARNs, URLs and settings, never secrets (a secret is read from "
+            "Secrets Manager at run time, its ARN is the variable); Lambda encrypts them at rest with its "
+            "AWS managed key.",
         )
         Validations.of(self.role).acknowledge(
             Acknowledgment(

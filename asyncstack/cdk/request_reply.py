@@ -23,7 +23,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from asyncstack import contract
-from asyncstack.cdk.work_queue import WorkQueue
+from asyncstack.cdk.work_queue import WorkQueue, explain_sqs_managed_encryption
 from asyncstack.cdk.workflow import Workflow
 
 
@@ -66,6 +66,7 @@ class RequestReply(Construct):
                     "reply expires after 60 s; a dead-letter queue would only collect replies nobody awaits.",
                 )
             )
+            explain_sqs_managed_encryption(queue)
             queue.grant_send_messages(worker)
             self.reply_queues[client] = queue
         worker.add_environment(

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from aws_cdk import Acknowledgment, Duration, Validations
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
@@ -39,11 +40,20 @@ class WebhookDelivery(Construct):
         super().__init__(scope, construct_id)
         # The value is JSON {"current": <key>, "previous": ..., "previous_valid_until": ...}, generated
         # here at deploy time and rotated by an operator with asyncstack.runtime.webhooks.rotate_secret, which keeps
-        # the previous key valid for a grace period. The worker may only read it.
+        # the previous key valid for a grace period. The worker may only read it. The secret is encrypted
+        # with a key of its own (rotated yearly): only principals granted both the secret and the key
+        # (grant_read gives kms:Decrypt through Secrets Manager) can read the signing keys.
+        self.key = kms.Key(
+            self,
+            "SigningSecretKey",
+            enable_key_rotation=True,
+            description=f"Encrypts the webhook signing secret of {self.node.path}",
+        )
         self.secret = secretsmanager.Secret(
             self,
             "SigningSecret",
             description="Standard Webhooks signing keys (current and previous)",
+            encryption_key=self.key,
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 secret_string_template=json.dumps({"previous": None, "previous_valid_until": None}),
                 generate_string_key="current",

@@ -20,6 +20,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from asyncstack import contract
+from asyncstack.cdk.nag import explain_synchronous_invoker, skip_checkov
 
 LAMBDA_DEFAULT_TIMEOUT = Duration.seconds(3)
 
@@ -43,6 +44,18 @@ def any_message_alarm(
         evaluation_periods=1,
         comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+    )
+
+
+def explain_sqs_managed_encryption(queue: sqs.Queue) -> None:
+    """Say in the template why a queue encrypted with SSE-SQS has no customer managed KMS key (checkov CKV_AWS_27)."""
+    skip_checkov(
+        queue,
+        "CKV_AWS_27",
+        "Encrypted at rest with SSE-SQS (SqsManagedSseEnabled: keys owned and rotated by SQS). A customer "
+        "managed KMS key would need a key policy for every service that sends here (SNS, EventBridge "
+        "Scheduler, Step Functions) and a KMS request per message batch; who may read or send is "
+        "governed by IAM grants and the queue's TLS-only policy.",
     )
 
 
@@ -71,6 +84,7 @@ def standalone_dead_letter_queue(
         enforce_ssl=True,
     )
     tag_dead_letter_queue(queue)
+    explain_sqs_managed_encryption(queue)
     Validations.of(queue).acknowledge(
         Acknowledgment(
             id="AwsSolutions::AwsSolutions-SQS3", reason=f"This queue is a dead-letter queue: {holds}."
@@ -148,6 +162,9 @@ class WorkQueue(Construct):
                 queue=self.dead_letter_queue, max_receive_count=max_receive_count
             ),
         )
+        if encryption_key is None:
+            explain_sqs_managed_encryption(self.dead_letter_queue)
+            explain_sqs_managed_encryption(self.queue)
         self.consumer = consumer
         self.event_source = sources.SqsEventSource(
             self.queue,
@@ -157,6 +174,14 @@ class WorkQueue(Construct):
             max_concurrency=max_concurrency,
         )
         consumer.add_event_source(self.event_source)
+        explain_synchronous_invoker(
+            consumer,
+            invoker=f"the SQS event source mapping of {self.node.path} (a failed record returns to the queue "
+            f"and reaches its dead-letter queue after {max_receive_count} receives)",
+            concurrency=None
+            if max_concurrency is None
+            else f"the mapping's MaximumConcurrency of {max_concurrency} caps the concurrent invocations",
+        )
         self.dead_letter_queue.grant_send_messages(consumer)
         consumer.add_environment(contract.QUEUE_URL, self.queue.queue_url)
         consumer.add_environment(contract.DEAD_LETTER_QUEUE_URL, self.dead_letter_queue.queue_url)

@@ -30,10 +30,11 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from asyncstack.cdk.nag import acknowledge_wildcard, arn_of
+from asyncstack.cdk.nag import acknowledge_wildcard, arn_of, explain_synchronous_invoker, skip_checkov
+from asyncstack.cdk.python_function import LOGS_ENCRYPTED_BY_SERVICE
 from asyncstack.runtime.errors import TransientError
 
-__all__ = ["LAMBDA_TRANSIENT_ERRORS", "STEP_TRANSIENT_ERRORS", "Workflow", "step"]
+__all__ = ["LAMBDA_TRANSIENT_ERRORS", "STEP_TRANSIENT_ERRORS", "Workflow", "step", "step_invocation"]
 
 # Lambda's own transient failures, per the Step Functions guidance for Lambda tasks.
 LAMBDA_TRANSIENT_ERRORS = (
@@ -48,6 +49,17 @@ LAMBDA_TRANSIENT_ERRORS = (
 STEP_TRANSIENT_ERRORS = (
     TransientError.__name__, "States.Timeout", "Sandbox.Timedout", "Runtime.ExitError", "Runtime.Unknown",
 )  # fmt: skip
+
+
+def step_invocation(scope: Construct) -> dict[str, str]:
+    """How the Lambda tasks of the workflow in ``scope`` invoke their functions, for the template's checkov
+    skips (``explain_synchronous_invoker``); every such task retries Lambda.TooManyRequestsException."""
+    return {
+        "invoker": f"the Step Functions Lambda tasks of {scope.node.path} (RequestResponse: the workflow "
+        "retries or catches a failure)",
+        "concurrency": "one invocation per running execution at a time, and a throttled invocation fails "
+        "the task with Lambda.TooManyRequestsException, which the task retries with backoff",
+    }
 
 
 def step(
@@ -74,6 +86,7 @@ def step(
         task_timeout=sfn.Timeout.duration(timeout),
         retry_on_service_exceptions=False,
     )
+    explain_synchronous_invoker(function, **step_invocation(scope))
     task.add_retry(
         errors=[*STEP_TRANSIENT_ERRORS, *retry_on, *LAMBDA_TRANSIENT_ERRORS],
         interval=Duration.seconds(1),
@@ -116,6 +129,13 @@ class Workflow(Construct):
             retention=log_retention,
             removal_policy=RemovalPolicy.DESTROY,
         )
+        if not include_execution_data:  # with it, the logs hold inputs and outputs: the check stays
+            skip_checkov(
+                self.log_group,
+                "CKV_AWS_158",
+                f"{LOGS_ENCRYPTED_BY_SERVICE} Execution data (inputs and outputs) is kept out of this "
+                "workflow's logs (includeExecutionData false): they hold states, events and errors.",
+            )
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",

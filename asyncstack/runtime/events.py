@@ -11,16 +11,24 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.exceptions import InvalidModelTypeError
-from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    StringConstraints,
+    ValidationError,
+)
 
 from asyncstack.runtime.errors import MalformedJsonError, SchemaInvalidError, UnknownEventTypeError
 
 __all__ = [
+    "MAX_NESTING",
     "EventEnvelope",
     "EventId",
     "StrictModel",
@@ -31,6 +39,22 @@ __all__ = [
 ]
 
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
+
+MAX_NESTING = 100
+"""The deepest a body's JSON may nest (objects and arrays). Pydantic cannot serialize much past 250
+levels, and the idempotency layer serializes every event: a deeper one would fail on every retry."""
+
+
+def _utc_unless_writable(value: datetime) -> datetime:
+    """JSON (RFC 3339) offsets have whole minutes: one with seconds would change the instant when
+    the envelope is encoded, so such a time is kept in UTC instead."""
+    offset = value.utcoffset()
+    if offset is None or not offset % timedelta(minutes=1):
+        return value
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as error:
+        raise ValueError("the time is out of range once in UTC") from error
 
 
 class StrictModel(BaseModel):
@@ -45,7 +69,7 @@ class EventEnvelope(StrictModel):
     event_id: EventId
     type: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     source: Annotated[str, StringConstraints(min_length=1, max_length=128)]
-    occurred_at: AwareDatetime
+    occurred_at: Annotated[AwareDatetime, AfterValidator(_utc_unless_writable)]
     data: dict[str, Any]
 
 
@@ -75,6 +99,8 @@ def decode_event(body: str, accepted_types: Mapping[str, type[BaseModel]]) -> tu
     if not isinstance(raw, dict):
         raise SchemaInvalidError(f"body must be a JSON object, got {type(raw).__name__}")
     raw = unwrap_sns_notification(raw)
+    if _nesting(raw) > MAX_NESTING:
+        raise SchemaInvalidError(f"body nests deeper than {MAX_NESTING} levels")
     try:
         envelope = parse(event=raw, model=EventEnvelope)
     except (ValidationError, InvalidModelTypeError) as error:
@@ -89,10 +115,26 @@ def decode_event(body: str, accepted_types: Mapping[str, type[BaseModel]]) -> tu
 
 
 def _loads(text: str) -> Any:
+    # ValueError: not JSON, bytes that are not UTF-8, or an integer over Python's 4300 digits;
+    # RecursionError: nesting deeper than the interpreter's limit. All are the body's fault.
     try:
         return json.loads(text)
-    except (json.JSONDecodeError, TypeError) as error:
+    except (ValueError, TypeError, RecursionError) as error:
         raise MalformedJsonError(f"body is not valid JSON: {error}") from error
+
+
+def _nesting(value: Any) -> int:
+    """How deep objects and arrays nest in ``value`` (a scalar is 0), without recursing."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, depth + 1)
+            if deepest > MAX_NESTING:
+                return deepest
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def describe_validation_error(error: Exception) -> str:

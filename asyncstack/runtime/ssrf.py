@@ -162,7 +162,26 @@ def _check_text(url: object) -> str:
         raise UnsafeCallbackUrlError(f"callback URL must be at most {MAX_URL_LENGTH} characters")
     if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
         raise UnsafeCallbackUrlError("callback URL must not contain spaces or control characters")
+    if not url.isascii():
+        try:
+            url.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate: it cannot be percent-encoded or sent
+            raise UnsafeCallbackUrlError("callback URL must be valid Unicode text") from exc
     return url
+
+
+def _split(url: str) -> SplitResult:
+    """``urlsplit``, whose ValueErrors (unbalanced or non-IP brackets, a host changed by NFKC) are refusals."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise UnsafeCallbackUrlError(f"callback URL cannot be parsed: {exc}") from exc
+    host = parts.hostname
+    if "[" in parts.netloc and (
+        host is None or not isinstance(_literal_ip(host.split("%", 1)[0]), ipaddress.IPv6Address)
+    ):
+        raise UnsafeCallbackUrlError("callback URL host in brackets must be an IPv6 address")
+    return parts
 
 
 def _check_host(host: str, *, allow_insecure: bool) -> None:
@@ -193,7 +212,7 @@ def _percent_encoded(parts: SplitResult) -> str:
 def check_callback_url(url: str, *, allow_insecure: bool = False) -> str:
     """``url`` as it will be called, if it may be given as a callback (the addresses are checked again when
     it is called): non-ASCII characters of its path and query percent-encoded."""
-    parts = urlsplit(_check_text(url))
+    parts = _split(_check_text(url))
     schemes = ("https", "http") if allow_insecure else ("https",)
     if parts.scheme.lower() not in schemes:
         raise UnsafeCallbackUrlError(

@@ -3,6 +3,9 @@
 Requests become API Gateway REST API (v1) proxy events (payload format 1.0), the integrated
 function is invoked, and its result becomes the HTTP response, as API Gateway does. The REST
 APIs are read from moto's in-process backend on every request, so a redeploy needs no restart.
+A resource or method that is not defined answers API Gateway's 403 ``{"message": "Missing
+Authentication Token"}``, and so does any method a REST API does not route (ANY is DELETE, GET,
+HEAD, OPTIONS, PATCH, POST and PUT): TRACE, CONNECT or a made-up one.
 
 Every REST API is served at ``/restapis/{api_id}/{stage}/_user_request_/{path}`` (LocalStack's
 form). One of them is also served at the root, as ``/{stage}/{path}`` (its invoke URL) and as
@@ -64,6 +67,9 @@ LAMBDA_URI = re.compile(
 USER_REQUEST = re.compile(r"^/restapis/(?P<api>[^/]+)/(?P<stage>[^/]+)/_user_request_(?P<path>/.*)?$")
 SIGV4_CREDENTIAL = re.compile(r"^AWS4-HMAC-SHA256\s+Credential=(?P<key>[^/,\s]+)/")
 STAGE_VARIABLE = re.compile(r"\$\{stageVariables\.(\w+)\}")
+# The methods a REST API routes (ANY is these); any other method is answered 403 Missing
+# Authentication Token, as for a method the resource does not define.
+ROUTED_METHODS = frozenset({"DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"})
 RESULT_KEYS = frozenset({"statusCode", "headers", "multiValueHeaders", "body", "isBase64Encoded"})
 # Response headers API Gateway renames rather than passes, because it sets them itself.
 REMAPPED_HEADERS = frozenset({"connection", "content-length", "date", "server", "transfer-encoding"})
@@ -420,7 +426,7 @@ def _route(api: RestAPI, http_method: str, raw_path: str, stage: str | None = No
         raise _missing_token()
     resource, parameters = matched
     methods = dict(resource.resource_methods)
-    method = methods.get(http_method) or methods.get("ANY")
+    method = (methods.get(http_method) or methods.get("ANY")) if http_method in ROUTED_METHODS else None
     if method is None:
         raise _missing_token()
     return Route(
@@ -528,7 +534,12 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(response.body)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+    def __getattr__(self, name: str) -> Any:
+        """``do_<METHOD>`` for every method (TRACE, CONNECT, made-up ones): API Gateway answers them all,
+        where ``BaseHTTPRequestHandler`` would answer an HTML 501 for a method it has no ``do_`` for."""
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
 
     def _read_body(self) -> bytes | None:
         """The whole body, or None past 10 MB. A Content-Length body is read to its end anyway, to

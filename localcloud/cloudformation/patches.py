@@ -9,10 +9,16 @@ import warnings
 from typing import Any
 from urllib.parse import urlparse
 
+_applied: list[bool] = []
+
 
 def apply() -> None:
-    """Install the patches and register the resource types (before moto builds its model map)."""
+    """Install the patches and register the resource types (before moto builds its model map); once."""
     from localcloud.cloudformation import resource_types
+
+    if _applied:
+        return
+    _applied.append(True)
 
     resource_types.register()
     # Types moto cannot create are listed by `status` (unsupported_resources) instead.
@@ -23,6 +29,8 @@ def apply() -> None:
     _template_urls_on_any_endpoint()
     _change_sets_update_the_stack_template()
     _depends_on_is_honoured()
+    _outputs_of_skipped_resources_are_left_out()
+    _generated_names_fit_their_service()
     _previous_ssm_parameter_values()
 
 
@@ -47,47 +55,72 @@ def _change_sets_update_the_stack_template() -> None:
     """How the CDK CLI deploys, done as CloudFormation does it: ``ExecuteChangeSet`` replaces the
     stack's template (moto kept the old one: no outputs, updates diffed against nothing) and then
     removes the stack's change sets; a change set that does not exist is ``ChangeSetNotFound``
-    (moto's ``ValidationError`` keeps the CLI waiting forever for a deletion on redeploy)."""
+    (moto's ``ValidationError`` keeps the CLI waiting forever for a deletion on redeploy). A change set
+    named without its ARN is the one of the stack named beside it: the CDK CLI names every change set
+    ``cdk-deploy-change-set``, and moto took the first of any stack (a failed stack's, left behind)."""
     from moto.cloudformation.exceptions import CloudFormationError
     from moto.cloudformation.models import CloudFormationBackend
+    from moto.cloudformation.responses import CloudFormationResponse
+    from moto.core.responses import ActionResult, EmptyResult
 
     class ChangeSetNotFound(CloudFormationError):
         code = "ChangeSetNotFound"
 
     original_execute = CloudFormationBackend.execute_change_set
 
-    def find(self: Any, change_set_name: str) -> Any:
+    def find(self: Any, change_set_name: str, stack_name: str | None = None) -> Any:
         if change_set_name in self.change_sets:  # an ARN
             return self.change_sets[change_set_name]
         for change_set in self.change_sets.values():
-            if change_set.change_set_name == change_set_name:
+            stack = self.stacks.get(change_set.stack_id)
+            of_stack = stack_name is None or stack_name in (change_set.stack_id, getattr(stack, "name", None))
+            if change_set.change_set_name == change_set_name and of_stack:
                 return change_set
         raise ChangeSetNotFound(f"ChangeSet [{change_set_name}] does not exist")
 
-    def delete_change_set(self: Any, change_set_name: str) -> None:
+    def delete_change_set(self: Any, change_set_name: str, stack_name: str | None = None) -> None:
         with contextlib.suppress(ChangeSetNotFound):  # deleting what is gone succeeds, as in CloudFormation
-            del self.change_sets[find(self, change_set_name).change_set_id]
+            del self.change_sets[find(self, change_set_name, stack_name).change_set_id]
 
     def execute_change_set(self: Any, change_set_name: str, stack_name: str | None = None) -> None:
-        change_set = find(self, change_set_name)
+        change_set = find(self, change_set_name, stack_name)
         stack = self.stacks[change_set.stack_id]
         try:
-            original_execute(self, change_set_name, stack_name)
-        except Exception as error:  # recorded as CloudFormation does, so the deploy's failure has a reason
-            stack._add_stack_event(f"{change_set.change_set_type}_FAILED", resource_status_reason=repr(error))
+            original_execute(self, change_set.change_set_id, stack_name)
+        except Exception as error:
+            # As CloudFormation: ExecuteChangeSet succeeds, and the failure is the stack's, with its
+            # reason in the events the CLI reads (raised, the service's own error reached the CLI as an
+            # unreadable body of another protocol).
+            reason = f"{getattr(error, 'code', None) or type(error).__name__}: {getattr(error, 'message', None) or error}"
+            stack._add_stack_event(f"{change_set.change_set_type}_FAILED", resource_status_reason=reason)
             stack.status = (
                 "ROLLBACK_COMPLETE" if change_set.change_set_type == "CREATE" else "UPDATE_ROLLBACK_COMPLETE"
             )
-            raise
+            stack.status_reason = reason
+            change_set.execution_status = "EXECUTE_FAILED"
+            return
         stack._parse_template()
         stack.description = stack.template_dict.get("Description")
         stack.output_map = stack._create_output_map()
         for key in [k for k, c in self.change_sets.items() if c.stack_id == stack.stack_id]:
             del self.change_sets[key]
 
+    # moto's responses drop the StackName of DescribeChangeSet and DeleteChangeSet.
+    def describe_change_set_response(self: Any) -> Any:
+        named = self._get_param("ChangeSetName"), self._get_param("StackName")
+        return ActionResult(find(self.cloudformation_backend, *named))
+
+    def delete_change_set_response(self: Any) -> Any:
+        delete_change_set(
+            self.cloudformation_backend, self._get_param("ChangeSetName"), self._get_param("StackName")
+        )
+        return EmptyResult()
+
     CloudFormationBackend.describe_change_set = find  # type: ignore[method-assign]
     CloudFormationBackend.delete_change_set = delete_change_set  # type: ignore[method-assign]
     CloudFormationBackend.execute_change_set = execute_change_set  # type: ignore[method-assign]
+    CloudFormationResponse.describe_change_set = describe_change_set_response  # type: ignore[method-assign]
+    CloudFormationResponse.delete_change_set = delete_change_set_response  # type: ignore[method-assign]
 
 
 def _depends_on_is_honoured() -> None:
@@ -105,6 +138,104 @@ def _depends_on_is_honoured() -> None:
         return original(self, key)
 
     ResourceMap.__getitem__ = getitem  # type: ignore[method-assign]
+
+
+def _outputs_of_skipped_resources_are_left_out() -> None:
+    """An output whose value reads a resource the local cloud could not create (a type it lacks, listed
+    by ``status``) is left out of the stack's outputs; moto failed every DescribeStacks that included
+    the stack, for every caller, from then on."""
+    from moto.cloudformation.exceptions import ValidationError
+    from moto.cloudformation.parsing import OutputMap, ResourceMap, clean_json, resource_class_from_type
+
+    original = OutputMap.__getitem__
+
+    def getitem(self: Any, key: str) -> Any:
+        try:
+            return original(self, key)
+        except ValidationError:
+            return None  # moto's own value for an output it cannot resolve (a false Condition)
+
+    def exports(self: Any) -> list[Any]:
+        from moto.cloudformation.parsing import Export
+
+        found = []
+        for output in (self._output_json_map or {}).values():
+            if output.get("Export"):
+                with contextlib.suppress(ValidationError):
+                    name = clean_json(output["Export"].get("Name"), self._resource_map)
+                    found.append(
+                        Export(self._stack_id, name, clean_json(output.get("Value"), self._resource_map))
+                    )
+        return found
+
+    original_validate = ResourceMap.validate_outputs
+
+    def validate_outputs(self: Any) -> None:
+        """moto's check of outputs' attributes stopped at a type it lacks (AttributeError on None)."""
+
+        def readable(output: Any) -> bool:
+            read = output.get("Value") if isinstance(output, dict) else None
+            if not (isinstance(read, dict) and "Fn::GetAtt" in read):
+                return True
+            resource = self._resource_json_map.get(read["Fn::GetAtt"][0]) or {}
+            return "Type" not in resource or resource_class_from_type(resource["Type"]) is not None
+
+        outputs = self._template.get("Outputs")
+        if outputs:
+            self._template["Outputs"] = {key: value for key, value in outputs.items() if readable(value)}
+        try:
+            original_validate(self)
+        finally:
+            if outputs:
+                self._template["Outputs"] = outputs
+
+    OutputMap.__getitem__ = getitem  # type: ignore[method-assign]
+    OutputMap.exports = property(exports)  # type: ignore[assignment,method-assign]
+    ResourceMap.validate_outputs = validate_outputs  # type: ignore[method-assign]
+
+
+# The longest name each service takes, for the types whose name CloudFormation generates when the
+# template gives none (moto shortens only S3 buckets and load balancers).
+NAME_LIMITS = {
+    "AWS::StepFunctions::StateMachine": 80,
+    "AWS::StepFunctions::Activity": 80,
+    "AWS::Lambda::Function": 64,
+    "AWS::SQS::Queue": 80,
+    "AWS::SNS::Topic": 256,
+    "AWS::IAM::Role": 64,
+    "AWS::IAM::User": 64,
+    "AWS::IAM::ManagedPolicy": 128,
+    "AWS::IAM::InstanceProfile": 128,
+    "AWS::Events::Rule": 64,
+    "AWS::Events::EventBus": 256,
+    "AWS::Events::Connection": 64,
+    "AWS::Events::ApiDestination": 64,
+    "AWS::Events::Archive": 48,
+    "AWS::Pipes::Pipe": 64,
+    "AWS::Kinesis::Stream": 128,
+    "AWS::KinesisFirehose::DeliveryStream": 64,
+    "AWS::DynamoDB::Table": 255,
+    "AWS::Logs::LogGroup": 512,
+    "AWS::SSM::Parameter": 1011,
+    "AWS::ECR::Repository": 256,
+}
+
+
+def _generated_names_fit_their_service() -> None:
+    """A generated name is cut, keeping its random tail, to what its service accepts, as CloudFormation
+    does: ``<stack>-<logical id>-<random>`` of a long stack passed Step Functions' 80 characters."""
+    from moto.cloudformation import parsing
+
+    from localcloud.cloudformation.resource_types._base import physical_name
+
+    original = parsing.generate_resource_name
+
+    def generate_resource_name(resource_type: str, stack_name: str, logical_id: str) -> str:
+        name = original(resource_type, stack_name, logical_id)
+        limit = NAME_LIMITS.get(resource_type)
+        return physical_name(name, limit) if limit else name
+
+    parsing.generate_resource_name = generate_resource_name
 
 
 def _previous_ssm_parameter_values() -> None:

@@ -1,4 +1,5 @@
-"""Where moto's DynamoDB must scale as AWS does: a transaction backs up only its own items."""
+"""Where moto's DynamoDB must behave as AWS does: numbers within DynamoDB's precision, and a transaction
+that backs up only its own items."""
 
 from __future__ import annotations
 
@@ -7,7 +8,40 @@ from typing import Any
 
 
 def apply() -> None:
+    _numbers_within_precision()
     _transactions_back_up_only_their_items()
+
+
+def _numbers_within_precision() -> None:
+    """DynamoDB refuses a number of more than 38 significant digits with a ValidationException (moto
+    checks the range only); moto stored it, and then failed every read of the item (Scan answered 500)."""
+    import decimal
+
+    from boto3.dynamodb.types import DYNAMODB_CONTEXT
+    from moto.dynamodb.exceptions import MockValidationException
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    original = DynamoType.__init__
+
+    def check(number: Any) -> None:
+        try:
+            DYNAMODB_CONTEXT.create_decimal(str(number))
+        except (decimal.Inexact, decimal.Rounded) as error:
+            raise MockValidationException(
+                "Attempting to store more than 38 significant digits in a Number"
+            ) from error
+        except decimal.DecimalException:
+            pass  # not a number, or out of range: moto's own checks answer those as DynamoDB does
+
+    def init(self: Any, type_as_dict: Any) -> None:
+        original(self, type_as_dict)
+        if self.type == "N":
+            check(self.value)
+        elif self.type == "NS":
+            for number in self.value or []:
+                check(number)
+
+    DynamoType.__init__ = init  # type: ignore[method-assign]
 
 
 def _transactions_back_up_only_their_items() -> None:

@@ -32,9 +32,10 @@ class CronError(ValueError):
 
 
 def _value(text: str, names: dict[str, int]) -> int:
-    if text.upper() in names:
+    # ASCII only: str.isdigit() accepts "²" (which int() refuses) and "٣", and "\u017fun".upper() (a long s) is "SUN".
+    if text.isascii() and text.upper() in names:
         return names[text.upper()]
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         if any(mark in text.upper() for mark in "LW#"):
             raise CronError(f"L, W and # are not supported by the local scheduler: {text!r}")
         raise CronError(f"not a number or name: {text!r}")
@@ -47,15 +48,15 @@ def _field(text: str, low: int, high: int, names: dict[str, int]) -> frozenset[i
         return None
     values: set[int] = set()
     for part in text.split(","):
-        spec, _, step_text = part.partition("/")
-        step = _value(step_text, {}) if step_text else 1
+        spec, slash, step_text = part.partition("/")
+        step = _value(step_text, {}) if slash else 1
         if spec == "*":
             first, last = low, high
         elif "-" in spec:
             first, last = (_value(bound, names) for bound in spec.split("-", 1))
         else:
             first = _value(spec, names)
-            last = high if step_text else first
+            last = high if slash else first
         if not low <= first <= last <= high or step < 1:
             raise CronError(f"{part!r} is outside {low}-{high} or not ascending")
         values.update(range(first, last + 1, step))

@@ -38,7 +38,7 @@ from botocore import xform_name
 from botocore.exceptions import ClientError
 from moto.scheduler.models import Schedule, scheduler_backends
 
-from localcloud.clock import Clock
+from localcloud.clock import Clock, ClockLoop
 from localcloud.scheduler.cron import Cron
 
 Outcome = Literal["delivered", "retrying", "dead-lettered", "dropped"]
@@ -47,8 +47,9 @@ DEFAULT_MAXIMUM_RETRY_ATTEMPTS = 185
 DEFAULT_MAXIMUM_EVENT_AGE_SECONDS = 86400
 POLL_SECONDS = 0.2
 
-_AT = re.compile(r"at\((\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\)")
-_RATE = re.compile(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)")
+# ASCII digits only: \d alone would take any script's digits, which AWS does not.
+_AT = re.compile(r"at\((\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\)", re.ASCII)
+_RATE = re.compile(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)", re.ASCII)
 _CRON = re.compile(r"cron\((.+)\)")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 # Universal-target service names that differ from boto3's.
@@ -113,25 +114,52 @@ def _instant(value: object) -> datetime | None:
     return _instant(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
 
 
+def _every(anchor: datetime, period: timedelta, first: int) -> Iterator[datetime]:
+    """``anchor + k * period`` for k >= ``first``, as far as ``datetime`` reaches (year 9999)."""
+    for k in itertools.count(first):
+        try:
+            due = anchor + period * k
+        except OverflowError:
+            return
+        yield due
+
+
+def rate_period(expression: str) -> timedelta | None:
+    """The period of a ``rate(value unit)`` expression (Scheduler's and EventBridge rules'), None for another kind."""
+    match = _RATE.fullmatch(expression)
+    if match is None:
+        return None
+    try:
+        period = timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2].rstrip("s")])
+    except OverflowError as error:
+        raise ValueError(f"rate is too long for any due time: {expression!r}") from error
+    if not period:
+        raise ValueError(f"rate must be positive: {expression!r}")
+    return period
+
+
+def every(anchor: datetime, period: timedelta, after: datetime) -> Iterator[datetime]:
+    """``anchor + k * period`` for k >= 1, strictly after ``after``."""
+    return _every(anchor, period, 1 if after < anchor else (after - anchor) // period + 1)
+
+
 def _occurrences(schedule: Schedule, created: datetime, after: datetime | None) -> Iterator[datetime]:
     """Due times strictly after ``after`` (None: from creation on), ascending, within StartDate/EndDate."""
     expression = schedule.schedule_expression.strip()
     zone = ZoneInfo(schedule.schedule_expression_timezone or "UTC")
     if match := _AT.fullmatch(expression):
-        when = datetime.fromisoformat(match[1]).replace(tzinfo=zone).astimezone(UTC)
+        try:
+            when = datetime.fromisoformat(match[1]).replace(tzinfo=zone).astimezone(UTC)
+        except OverflowError as error:  # year 1 or 9999, moved out of range by the zone's offset
+            raise ValueError(f"{expression!r} is out of range in UTC") from error
         if after is None or when > after:
             yield when
         return
     start, end = _instant(schedule.start_date), _instant(schedule.end_date)
     lower = created if after is None else after
-    if match := _RATE.fullmatch(expression):
-        period = timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2].rstrip("s")])
-        if not period:
-            raise ValueError(f"rate must be positive: {expression!r}")
+    if period := rate_period(expression):
         # Scheduler works to the minute: a rate counts from the minute of creation (or from StartDate).
-        anchor = start or created.replace(second=0, microsecond=0)
-        index = 1 if lower < anchor else (lower - anchor) // period + 1
-        dues: Iterator[datetime] = (anchor + period * k for k in itertools.count(index))
+        dues: Iterator[datetime] = every(start or created.replace(second=0, microsecond=0), period, lower)
     elif match := _CRON.fullmatch(expression):
         if start is not None and start - timedelta(microseconds=1) > lower:
             lower = start - timedelta(microseconds=1)
@@ -183,8 +211,7 @@ class SchedulerEngine:
         self._tracked: dict[str, _Tracked] = {}
         self._retries: list[_Invocation] = []
         self._complained: set[tuple[str, float]] = set()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = ClockLoop(clock, self.fire_due, name="scheduler", seconds=POLL_SECONDS, log=log)
         self.stats = SchedulerStats()
 
     # -- the pass --------------------------------------------------------------------------------
@@ -464,27 +491,10 @@ class SchedulerEngine:
 
     def start(self) -> None:
         """Fire due schedules about every POLL_SECONDS of real time, and at once when the clock moves."""
-        if self._thread is not None:
-            return
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            generation = self._clock.generation
-            try:
-                self.fire_due()
-            except Exception as error:
-                self._log(f"scheduler: pass failed: {error!r}")
-            self._clock.wait(POLL_SECONDS, since=generation)
+        self._loop.start()
 
     def close(self) -> None:
-        self._stopping.set()
-        self._clock.wake()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._loop.close()
 
     def __enter__(self) -> SchedulerEngine:
         self.start()

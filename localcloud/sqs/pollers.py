@@ -18,6 +18,7 @@ from typing import Any
 
 from localcloud.awslambda.runtime import InvocationError, LocalRuntime, Throttled
 from localcloud.server import ACCOUNT, MOTO_LOCK, REGION, local_client
+from localcloud.sqs import filters
 from localcloud.sqs.records import RECEIVE_ATTRIBUTES, failed_message_ids, lambda_event
 
 DEFAULT_MAXIMUM_CONCURRENCY = 4
@@ -36,6 +37,7 @@ class MappingView:
     batching_window: float
     maximum_concurrency: int
     report_batch_item_failures: bool
+    filters: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def of(cls, esm: Any) -> MappingView:
@@ -49,6 +51,7 @@ class MappingView:
             batching_window=float(esm.max_batch_window or 0),
             maximum_concurrency=int(scaling.get("MaximumConcurrency") or DEFAULT_MAXIMUM_CONCURRENCY),
             report_batch_item_failures="ReportBatchItemFailures" in (esm.function_response_types or []),
+            filters=tuple(filters.patterns(esm.filter_criteria)),
         )
 
 
@@ -65,6 +68,7 @@ class PollerStats:
     batches: int = 0
     records_succeeded: int = 0
     records_failed: int = 0
+    records_filtered_out: int = 0
 
 
 class SqsPoller:
@@ -140,7 +144,9 @@ class SqsPoller:
                     self._release(self.queue_url, messages)
                     continue
                 self.busy = True
-                self._deliver(current, self.queue_url, messages)
+                messages = self._filter(current, self.queue_url, messages)
+                if messages:
+                    self._deliver(current, self.queue_url, messages)
             except Exception as error:  # Lambda's pollers retry; undeleted messages come back by themselves
                 if self.stop.is_set():  # the local cloud is closing under a long poll
                     return
@@ -148,6 +154,21 @@ class SqsPoller:
                 self.stop.wait(0.5)
             finally:
                 self.busy = False
+
+    def _filter(self, mapping: MappingView, url: str, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The messages the mapping's filters pass; the others are deleted, as Lambda deletes them."""
+        passed = [m for m in messages if filters.passes(m["Body"], mapping.filters)]
+        self._delete(url, [m for m in messages if m not in passed])
+        self.stats.records_filtered_out += len(messages) - len(passed)
+        return passed
+
+    def _delete(self, url: str, messages: list[dict[str, Any]]) -> None:
+        for start in range(0, len(messages), 10):
+            chunk = messages[start : start + 10]
+            self.sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
+            )
 
     def _deliver(self, mapping: MappingView, url: str, messages: list[dict[str, Any]]) -> None:
         event = lambda_event(messages, queue_arn=mapping.queue_arn, region=REGION)
@@ -164,12 +185,7 @@ class SqsPoller:
             self.stats.records_failed += len(messages)
             return
         done = [m for m in messages if m["MessageId"] not in failed]
-        for start in range(0, len(done), 10):
-            chunk = done[start : start + 10]
-            self.sqs.delete_message_batch(
-                QueueUrl=url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
-            )
+        self._delete(url, done)
         self.stats.records_succeeded += len(done)
         self.stats.records_failed += len(messages) - len(done)
 

@@ -11,6 +11,7 @@ from localcloud.cloud import LocalCloud
 pytestmark = pytest.mark.e2e
 
 
+@pytest.mark.timeout(900 + 600)  # the run's own 900 s limit, plus the deploy and the invariants
 def test_nothing_is_lost_and_nothing_is_applied_twice_under_faults(cloud: LocalCloud) -> None:
     # Given the deployed stack with faults injected: 10% of events failing transiently, 1% poison, 5%
     # duplicates, 3% of DynamoDB requests throttled, 2 crashes mid-batch, 1 timeout; and in the other

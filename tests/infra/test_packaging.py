@@ -379,8 +379,10 @@ def test_the_layer_holds_the_framework_requirements(layer: Path) -> None:
 def test_the_layer_requirements_are_the_frameworks_then_the_apps(tmp_path: Path) -> None:
     # Given an app without functions/requirements.txt
     framework = layer_requirements(tmp_path)
-    assert "pydantic==2.14.4" in framework
-    assert any(line.startswith("aws-lambda-powertools[tracer]==") for line in framework)
+    # Then the layer installs the framework's lock: every package pinned, with its hashes
+    assert "pydantic==2.14.4 \\" in framework
+    assert any(line.startswith("aws-lambda-powertools==") for line in framework)
+    assert any(line.startswith("--hash=sha256:") for line in framework)
     digest = layer_digest(tmp_path)
     # When it adds comments only, then a package
     write(tmp_path / "functions" / "requirements.txt", "# nothing yet\n")
@@ -462,3 +464,16 @@ def test_an_unknown_architecture_is_rejected() -> None:
     # Then the target cannot even be created
     with pytest.raises(PackagingError, match="unknown Lambda architecture 'sparc'"):
         LambdaTarget("3.14", "sparc")
+
+
+def test_the_layer_is_rebuilt_when_its_lock_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the layer's name for the framework's lock
+    digest = layer_digest(tmp_path)
+    lock = tmp_path / "requirements.lock"
+    original = packaging.RUNTIME_LOCK.read_text()
+    # When only one hash of the lock changes (a package re-released under the same version)
+    first_hash = original.index("--hash=sha256:") + len("--hash=sha256:")
+    lock.write_text(original[:first_hash] + "0" * 64 + original[first_hash + 64 :])
+    monkeypatch.setattr(packaging, "RUNTIME_LOCK", lock)
+    # Then the layer is another build
+    assert layer_digest(tmp_path) != digest

@@ -11,20 +11,26 @@ import copy
 import hashlib
 import importlib
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
+import jsonschema_rs
 import pytest
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventModel
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from asyncstack import contract
 from asyncstack.runtime.long_running.progress import Progress
+from asyncstack.runtime.ssrf import check_callback_url
 from shared import api, config
-from shared.events import OrderCreated
+from shared.events import MAX_UNIT_PRICE_CENTS, OrderCreated
 from shared.exports import ExportJobs, ExportRequest
 from tests.conftest import EVENTS, load_event
 from tests.unit.conftest import REGION, context, make_table
@@ -167,6 +173,52 @@ def body(response: dict[str, Any]) -> Any:
     return json.loads(response["body"])
 
 
+def schema_valid(schema: dict[str, Any], value: Any) -> bool:
+    """Whether ``value`` is valid under a schema of the OpenAPI document, as JSON Schema reads it."""
+    components = api.openapi_document()["components"]
+    return bool(jsonschema_rs.validator_for({**schema, "components": components}).is_valid(value))
+
+
+def python_reading(pattern: str, value: str, flags: int = 0) -> bool:
+    """``pattern`` as Python's ``re`` reads it, with its closing ``$`` meaning the end of the string
+    (``\\Z``), as JSON Schema tools in Python (schemathesis, hypothesis-jsonschema) spell it."""
+    return re.search(document_pattern_as_python(pattern), value, flags) is not None
+
+
+def unescaped_outside_classes(pattern: str) -> str:
+    """The characters of ``pattern`` that are neither escaped nor in a ``[...]`` class."""
+    kept, escaped, in_class = [], False, False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        else:
+            kept.append(char)
+    return "".join(kept)
+
+
+def document_patterns(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["pattern"]] if isinstance(node.get("pattern"), str) else []
+        return found + [p for value in node.values() for p in document_patterns(value)]
+    if isinstance(node, list):
+        return [p for value in node for p in document_patterns(value)]
+    return []
+
+
+# Every character some engine calls whitespace: ECMA 262's \s (with U+FEFF), Python's (with
+# U+001C-U+001F and U+0085) and Rust's (Unicode White_Space); and a few neighbours.
+SPACE_LIKE = sorted(
+    set("\t\n\v\f\r \x1c\x1d\x1e\x1f\x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000\ufeff\u180e\u200b")
+    | {chr(c) for c in range(0x2000, 0x200B)}
+)
+
+
 def problem(response: dict[str, Any], status: int, slug: str) -> dict[str, Any]:
     """The response's RFC 9457 problem document, checked for shape, status and type."""
     assert response["statusCode"] == status, response["body"]
@@ -287,6 +339,67 @@ def test_a_schema_invalid_order_is_422_with_the_field_errors(env: Env, call: Cal
 def test_a_missing_or_wrong_shaped_body_is_422(env: Env, call: Call, order: Any, location: list[Any]) -> None:
     document = problem(call(request("api-post-order.json", body=order)), 422, "validation-failed")
     assert location in [error["loc"] for error in document["errors"]]
+
+
+@pytest.mark.parametrize("value", [True, False, "5", 2.5])
+def test_an_integer_that_is_not_a_json_integer_is_422(env: Env, call: Call, value: Any) -> None:
+    """The defect this guards: the document says `integer` but pydantic's lax mode took true as 1 (and false
+    as 0, "5" as 5), so an order with `"unit_price_cents": false` was published."""
+    order = json.loads(load_event("api-post-order.json")["body"])
+    order["lines"][0] |= {"quantity": value, "unit_price_cents": value}
+    document = problem(call(request("api-post-order.json", body=order)), 422, "validation-failed")
+    assert {tuple(e["loc"]) for e in document["errors"]} == {
+        ("body", "lines", 0, "quantity"),
+        ("body", "lines", 0, "unit_price_cents"),
+    }
+    assert env.published() == []
+    export = problem(
+        call(request("api-post-export.json", body={"chunk_size": value})), 422, "validation-failed"
+    )
+    assert [e["loc"] for e in export["errors"]] == [["body", "chunk_size"]]
+    assert env.jobs() == []
+
+
+def test_a_unit_price_whose_total_would_not_stay_exact_is_422(env: Env, call: Call) -> None:
+    """The defect this guards: a price of 10**40 cents was accepted, and the analytics row's total had more
+    digits than a DynamoDB number holds (AWS refuses the write; moto stored it, then failed every Scan)."""
+    order = json.loads(load_event("api-post-order.json")["body"])
+    order["lines"] = [{"sku": "SKU-1", "quantity": 1000, "unit_price_cents": MAX_UNIT_PRICE_CENTS + 1}]
+    document = problem(call(request("api-post-order.json", body=order)), 422, "validation-failed")
+    assert [e["loc"] for e in document["errors"]] == [["body", "lines", 0, "unit_price_cents"]]
+    assert env.published() == []
+    # And the largest order allowed totals an exact JSON number for any client, far within 38 digits
+    largest = OrderCreated.model_validate(
+        json.loads(load_event("api-post-order.json")["body"])
+        | {
+            "lines": [
+                {"sku": f"SKU-{n}", "quantity": 1000, "unit_price_cents": MAX_UNIT_PRICE_CENTS}
+                for n in range(50)
+            ]
+        }
+    )
+    assert largest.total_cents <= 2**53
+
+
+def test_an_integral_number_is_an_integer(env: Env, call: Call) -> None:
+    order = json.loads(load_event("api-post-order.json")["body"])
+    order["lines"][0] |= {"quantity": 2.0}
+    assert (
+        call(request("api-post-order.json", body=order, headers={"Idempotency-Key": None}))["statusCode"]
+        == 202
+    )
+
+
+@pytest.mark.parametrize("sample", ["api-post-order.json", "api-post-export.json"])
+@pytest.mark.parametrize("shape", ["[body]", "[body, {}]"])
+def test_a_json_array_of_bodies_is_422(env: Env, call: Call, sample: str, shape: str) -> None:
+    """The defect this guards: Powertools validated the first item of an array body, so `[{}]` started an
+    export and `[order]` published the order, where the document says the body is an object."""
+    one = json.loads(load_event(sample)["body"] or "{}")
+    array = [one] if shape == "[body]" else [one, {}]
+    document = problem(call(request(sample, body=array)), 422, "validation-failed")
+    assert [error["loc"] for error in document["errors"]] == [["body"]]
+    assert (env.published(), env.jobs()) == ([], [])
 
 
 def test_an_unknown_field_is_422(env: Env, call: Call) -> None:
@@ -555,9 +668,21 @@ def test_an_unknown_job_is_404(env: Env, call: Call) -> None:
     assert document["instance"] == "/exports/exp-ffffffffffffffffffffffffffffffff"
 
 
-@pytest.mark.parametrize("job_id", ["exp.not.valid", "x" * 81, "exp:1"])
+@pytest.mark.parametrize("job_id", ["exp.not.valid", "x" * 81, "exp:1", "exp-1\n", "\u00e9t\u00e9", " exp-1"])
 def test_a_malformed_job_id_is_400(env: Env, call: Call, job_id: str) -> None:
     problem(call(request("api-get-export.json", path=f"/exports/{job_id}")), 400, "invalid-job-id")
+
+
+@pytest.mark.parametrize(
+    "job_id", ["exp.not.valid", "x" * 81, "x" * 80, "exp:1", "exp-1\n", "\u00e9", "a", "exp-1", "A_b-9"]
+)
+def test_the_document_says_which_job_ids_are_refused(env: Env, call: Call, job_id: str) -> None:
+    """The defect this guards: the document's job_id was any string, and the API refused most with 400
+    invalid-job-id; now the parameter's pattern is the API's own, and a job id is refused iff it fails it."""
+    [parameter] = api.openapi_document()["paths"]["/exports/{job_id}"]["get"]["parameters"]
+    valid = schema_valid(parameter["schema"], job_id)
+    response = call(request("api-get-export.json", path=f"/exports/{job_id}"))
+    assert response["statusCode"] == (404 if valid else 400), response["body"]
 
 
 def test_the_malformed_id_sample_is_400(env: Env, call: Call) -> None:
@@ -588,17 +713,106 @@ def test_the_openapi_document_describes_every_route_and_problem() -> None:
         for path, methods in document["paths"].items()
         for method, operation in methods.items()
     }
+    gateway = ["403", "429", "502", "504"]  # API Gateway's own answers: a JSON message
     assert {key: sorted(op["responses"]) for key, op in operations.items()} == {
-        ("/exports", "post"): ["202", "400", "409", "413", "415", "422", "500"],
-        ("/exports/{job_id}", "get"): ["200", "400", "404", "500"],
-        ("/orders", "post"): ["202", "400", "409", "413", "415", "422", "500"],
+        ("/exports", "post"): sorted(["202", "400", "409", "413", "415", "422", "500", *gateway]),
+        ("/exports/{job_id}", "get"): sorted(["200", "400", "404", "500", *gateway]),
+        ("/orders", "post"): sorted(["202", "400", "409", "413", "415", "422", "500", *gateway]),
     }
     for operation in operations.values():
         for code, response in operation["responses"].items():
-            media_type = "application/json" if code.startswith("2") else "application/problem+json"
-            assert list(response["content"]) == [media_type]
+            media_types = (
+                ["application/json"]
+                if code.startswith("2") or code in gateway
+                else ["application/problem+json", "application/json"]
+                if code == "413"  # the function's problem, or API Gateway's own past 10 MB
+                else ["application/problem+json"]
+            )
+            assert list(response["content"]) == media_types, (code, operation["operationId"])
     assert "HTTPValidationError" not in json.dumps(document)
     assert document["components"]["schemas"]["OrderCreated"]["additionalProperties"] is False
+
+
+def test_every_pattern_in_the_document_reads_the_same_in_every_engine() -> None:
+    """The defect this guards: the email pattern said ``[^@\\s]``, and ``\\s`` is one set of characters in
+    ECMA 262 (the document's dialect), another in Python's ``re`` and a third in pydantic's Rust engine,
+    so a fuzzer drew addresses the API refused. Shorthand classes, ``.`` and word boundaries all depend
+    on the engine; explicit classes do not."""
+    patterns = document_patterns(api.openapi_document())
+    assert len(patterns) >= 5
+    for pattern in patterns:
+        assert not re.search(r"\\[sSdDwWbB]", pattern), pattern
+        assert "." not in unescaped_outside_classes(pattern), pattern
+        re.compile(pattern)  # and Python reads it at all
+
+
+@pytest.mark.parametrize("space", SPACE_LIKE, ids=lambda c: f"U+{ord(c):04X}")
+def test_the_document_and_the_api_agree_on_every_space_like_character_in_an_email(
+    env: Env, call: Call, space: str
+) -> None:
+    pattern = api.openapi_document()["components"]["schemas"]["OrderCreated"]["properties"]["customer_email"][
+        "pattern"
+    ]
+    email = f"ann{space}lee@example.com"
+    in_document = {python_reading(pattern, email), python_reading(pattern, email, re.ASCII)}
+    assert len(in_document) == 1, f"Python's re reads the pattern two ways for {email!r}"
+    order = {**json.loads(load_event("api-post-order.json")["body"]), "customer_email": email}
+    response = call(request("api-post-order.json", body=order, headers={"Idempotency-Key": None}))
+    assert response["statusCode"] == (202 if in_document == {True} else 422), response["body"]
+
+
+def test_an_empty_callback_url_is_refused_by_the_document_as_by_the_api(env: Env, call: Call) -> None:
+    """The defect this guards: the document took any string up to 2048 characters as callback_url, ""
+    among them, and the API answered 422."""
+    schema = api.openapi_document()["components"]["schemas"]["ExportRequest"]
+    for url in ["", "ftp://hooks.example.com/x", "https://10.0.0.1/x", "https://user@hooks.example.com/x",
+                "https://hooks.example.com:22/x", "https://hooks.example.com/a b"]:  # fmt: skip
+        assert not schema_valid(schema, {"callback_url": url}), url
+        response = call(request("api-post-export.json", body={"callback_url": url}))
+        problem(response, 422, "validation-failed")
+    assert schema_valid(schema, {"callback_url": "https://hooks.example.com:8443/x?y=1#z"})
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    url=st.deferred(lambda: st.from_regex(document_pattern_as_python(callback_url_pattern()), alphabet=ASCII))
+)
+def test_every_callback_url_the_document_allows_is_taken(url: str) -> None:
+    """What the pattern lets through is taken (a localhost name only where insecure webhooks are allowed)."""
+    if len(url) > 2048:
+        return
+    host = (urlsplit(url).hostname or "").rstrip(".")
+    local = host == "localhost" or host.endswith(".localhost")
+    assert check_callback_url(url, allow_insecure=True)
+    if not local:
+        assert check_callback_url(url, allow_insecure=False)
+
+
+ASCII = st.characters(max_codepoint=0x7F)
+
+
+def callback_url_pattern() -> str:
+    schema = api.openapi_document()["components"]["schemas"]["ExportRequest"]["properties"]["callback_url"]
+    return str(schema["anyOf"][0]["pattern"])
+
+
+def document_pattern_as_python(pattern: str) -> str:
+    return pattern[:-1] + r"\Z" if pattern.endswith("$") else pattern
+
+
+def test_a_started_export_links_to_its_status() -> None:
+    """The link the stateful fuzzer follows: POST /exports' 202 names GET /exports/{job_id} by its job_id."""
+    document = api.openapi_document()
+    links = document["paths"]["/exports"]["post"]["responses"]["202"]["links"]
+    assert links == {
+        "GetExport": {
+            "operationId": "getExport",
+            "parameters": {"job_id": "$response.body#/job_id"},
+            "description": links["GetExport"]["description"],
+        }
+    }
+    assert document["paths"]["/exports/{job_id}"]["get"]["operationId"] == "getExport"
+    assert "job_id" in document["components"]["schemas"]["ExportAccepted"]["required"]
 
 
 def test_the_regeneration_command_checks_and_writes(
@@ -618,17 +832,33 @@ def test_the_regeneration_command_checks_and_writes(
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [
-        ("GET", "/reports"),
-        ("GET", "/"),
-        ("DELETE", "/exports/exp-1"),
-        ("GET", "/orders"),
-        ("PUT", "/exports"),
-    ],
+    [("GET", "/reports"), ("GET", "/"), ("GET", "/exports/exp-1/more"), ("GET", "/exports/")],
 )
-def test_an_unknown_route_or_method_is_a_404_problem(env: Env, call: Call, method: str, path: str) -> None:
+def test_an_unknown_route_is_a_404_problem(env: Env, call: Call, method: str, path: str) -> None:
     event = request("api-unknown-route.json", method=method, path=path)
     document = problem(call(event), 404, "not-found")
+    assert document["instance"] == path
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("DELETE", "/exports/exp-1", "GET"),
+        ("GET", "/orders", "POST"),
+        ("PUT", "/exports", "POST"),
+        ("PATCH", "/orders", "POST"),
+        ("OPTIONS", "/orders", "POST"),
+        ("POST", "/openapi.json", "GET"),
+    ],
+)
+def test_a_method_the_route_does_not_answer_is_a_405_problem_with_allow(
+    env: Env, call: Call, method: str, path: str, allowed: str
+) -> None:
+    """The defect this guards: a method the document does not declare on a route it does got 404 (no such
+    route), where HTTP says 405 with the route's methods in Allow (schemathesis' unsupported_method)."""
+    response = call(request("api-unknown-route.json", method=method, path=path))
+    document = problem(response, 405, "method-not-allowed")
+    assert header(response, "Allow") == allowed
     assert document["instance"] == path
 
 

@@ -292,6 +292,27 @@ def test_unknown_route_is_missing_authentication_token(
     assert function.calls == []
 
 
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "PROPFIND", "BREW", "QUERY"])
+@pytest.mark.parametrize("path", ["/files/report.csv", "/orders", "/nowhere"])
+def test_a_method_api_gateway_does_not_route_is_missing_authentication_token(
+    local_api: LocalApi, function: FakeFunction, method: str, path: str
+) -> None:
+    """The defect this guards: TRACE (or any method without a ``do_`` handler) got the HTTP server's
+    HTML 501 page; API Gateway routes only DELETE GET HEAD OPTIONS PATCH POST PUT (ANY is those),
+    and answers any other method with its JSON 403, even on an ANY resource."""
+    # Given ANY on /files/{proxy+}, GET and POST on /orders
+
+    # When a method API Gateway does not route is called
+    reply = call(local_api, method, path)
+
+    # Then API Gateway's own 403 comes back as JSON and the function is not invoked
+    assert reply.status == 403
+    assert reply.headers["Content-Type"] == "application/json"
+    assert reply.json() == MISSING_TOKEN
+    assert reply.headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"
+    assert function.calls == []
+
+
 @pytest.mark.parametrize("key", [None, "wrong-key"])
 def test_api_key_missing_or_wrong_is_forbidden(
     local_api: LocalApi, function: FakeFunction, key: str | None
