@@ -27,11 +27,13 @@ help:
 	@echo "make deploy  - cdk deploy to the AWS account of your current credentials (run make bootstrap once first)"
 
 # Every Python package comes from a lock with hashes (requirements/README.md); `make lock` recompiles them.
+# Not --no-deps: pip then installs dependencies before their dependents, so where two packages write
+# the same file (aws-cdk-lib and aws-cdk.cloud-assembly-schema) the dependent's copy wins, as always.
 PIP_INSTALL = pip install --quiet --disable-pip-version-check
 $(STAMP): pyproject.toml requirements/dev.lock
 	python3 -m venv $(VENV)
 	$(PY) -m $(PIP_INSTALL) --upgrade 'pip>=25.1'
-	$(PY) -m $(PIP_INSTALL) --require-hashes --no-deps --requirement requirements/dev.lock
+	$(PY) -m $(PIP_INSTALL) --require-hashes --requirement requirements/dev.lock
 	$(PY) -m $(PIP_INSTALL) --no-deps --editable .
 	touch $@
 
@@ -40,7 +42,7 @@ CHECKOV := .tools/checkov/bin/checkov
 $(CHECKOV): requirements/checkov.lock
 	rm -rf .tools/checkov
 	python3 -m venv .tools/checkov
-	.tools/checkov/bin/python -m $(PIP_INSTALL) --require-hashes --no-deps --requirement requirements/checkov.lock
+	.tools/checkov/bin/python -m $(PIP_INSTALL) --require-hashes --requirement requirements/checkov.lock
 	touch $@
 
 LOCK := $(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes --custom-compile-command "make lock"
