@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 # Powertools reads these when asyncstack.runtime.observability is first imported, as Lambda would at cold start.
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "AsyncStackTest")
@@ -15,6 +16,12 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "tests")
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
+
+# Property tests draw the same examples on every run (CI stays reproducible); HYPOTHESIS_PROFILE=explore
+# draws new ones, to search further by hand.
+settings.register_profile("deterministic", derandomize=True, database=None)
+settings.register_profile("explore")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 # A hang fails its own test with a traceback (pytest-timeout), not the whole run. The budget of each
 # kind includes its fixtures' setup: the first infra test synthesizes (and may build the layer), the
