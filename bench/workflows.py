@@ -83,8 +83,9 @@ def _rpc(cloud: LocalCloud, outputs: dict[str, str], calls: int) -> tuple[list[f
     s3 = cloud.client("s3")
     s3.put_object(Bucket=outputs["ImagesBucketName"], Key="uploads/bench.png", Body=encode(gradient(32, 32)))
     client = RpcClient(
-        outputs["ImageResizeQueueUrl"], outputs["ImageResizeReplyQueueUrl"], sqs=cloud.client("sqs")
-    )
+        outputs["ImageResizeQueueUrl"], outputs["ImageResizeReplyQueueUrl"], sqs=cloud.client("sqs"),
+        clock=cloud.clock.timestamp,
+    )  # fmt: skip
     payload = {"source_key": "uploads/bench.png", "max_width": 16, "max_height": 16}
     client.call("image.resize", payload, timeout=30)  # the cold start is not a round trip
     rpc = []

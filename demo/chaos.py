@@ -8,7 +8,7 @@ The events carry duplicates (the same event published twice, as SNS may deliver 
 environments killed mid-batch and invocations held past their timeout. Records of a crashed batch
 come back after the queue's visibility timeout; instead of waiting, the run advances the local
 clock, which SQS and the scheduler follow, once nothing else can run and the leases and in-progress
-idempotency records of the cut-short invocations have expired (functions read real time). Scheduled
+idempotency records of the cut-short invocations have expired. Scheduled
 work (follow-ups days ahead, webhook retries hours apart) is reached the same way: the clock moves to
 the next due time.
 """

@@ -9,6 +9,7 @@ what it caused: its own ids, and counters relative to where they stood when it b
 from __future__ import annotations
 
 import csv
+import hmac
 import io
 import json
 import math
@@ -19,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,6 +42,7 @@ from demo.pipeline import (
     read_dead_letters,
 )
 from localcloud import logs
+from localcloud.clock import Clock
 from localcloud.cloud import LocalCloud
 from localcloud.server import HookResponse, LocalCloudError, free_port
 from shared.events import ORDER_CREATED, USER_SIGNED_UP, OrderCreated, OrderLine, UserSignedUp
@@ -95,8 +97,10 @@ def _order(order_id: str, sku: str, customer: str = "cus-demo", quantity: int = 
 def _written_at(
     cloud: LocalCloud, table_output: str, key: str, ids: Iterable[str], attribute: str
 ) -> dict[str, float]:
-    """When a worker wrote each item, by its own timestamp attribute (real time, comparable with
-    ``time.time()`` here), keyed by id; ids without an item are left out."""
+    """When a worker wrote each item, by its own timestamp attribute, keyed by id; ids without an item
+    are left out. The worker stamps on the local clock; these are in real time, comparable with
+    ``time.time()`` here (the clock does not move while a scenario waits for its effects)."""
+    offset = cloud.clock.offset.total_seconds()
     dynamodb = cloud.client("dynamodb")
     table = cloud.stack_outputs()[table_output]
     keys = [{key: {"S": i}} for i in ids]
@@ -106,7 +110,7 @@ def _written_at(
         while request:
             got = dynamodb.batch_get_item(RequestItems=request)
             for item in got["Responses"].get(table, []):
-                found[item[key]["S"]] = datetime.fromisoformat(item[attribute]["S"]).timestamp()
+                found[item[key]["S"]] = datetime.fromisoformat(item[attribute]["S"]).timestamp() - offset
             request = got.get("UnprocessedKeys") or {}
     return found
 
@@ -207,18 +211,42 @@ def api_request(
         return error.code, dict(error.headers), json.loads(error.read() or b"null")
 
 
+WEBHOOK_TOLERANCE = timedelta(minutes=5)  # Standard Webhooks' window for webhook-timestamp
+
+
+def verify_webhook(secret: str, body: bytes, headers: Mapping[str, str], *, now: datetime) -> Any:
+    """The payload of a Standard Webhooks delivery, verified by a receiver whose clock reads ``now``:
+    the signature by the ``standardwebhooks`` library, the timestamp against the local cloud's clock,
+    on which the webhook worker stamps its deliveries (the library's own check reads this machine's
+    clock, days behind once the local clock has been advanced). WebhookVerificationError if not."""
+    try:
+        stamp = datetime.fromtimestamp(int(headers["webhook-timestamp"]), UTC)
+        msg_id, signatures = headers["webhook-id"], headers["webhook-signature"].split()
+    except (KeyError, ValueError) as error:
+        raise WebhookVerificationError(f"missing or invalid signature headers: {error}") from None
+    if not now - WEBHOOK_TOLERANCE <= stamp <= now + WEBHOOK_TOLERANCE:
+        raise WebhookVerificationError(
+            f"webhook-timestamp {stamp.isoformat()} is not within 5 minutes of {now}"
+        )
+    expected = Webhook(secret).sign(msg_id, stamp, body.decode())
+    if not any(hmac.compare_digest(expected, signature) for signature in signatures):
+        raise WebhookVerificationError("no matching signature")
+    return json.loads(body)
+
+
 @dataclass(frozen=True)
 class Delivery:
     headers: dict[str, str]  # names lower-cased
     body: bytes
     at: float  # time.time() on arrival
+    clock_at: datetime  # the local cloud's clock on arrival: what the receiver checks the timestamp with
 
 
 class WebhookReceiver:
     """A webhook receiver on 127.0.0.1 in a thread: records every delivery, answers 500 to the first
-    ``failures`` of them and 204 to the rest."""
+    ``failures`` of them and 204 to the rest. ``clock``: the local cloud's, on which deliveries are stamped."""
 
-    def __init__(self, failures: int = 0) -> None:
+    def __init__(self, failures: int = 0, clock: Clock | None = None) -> None:
         self.failures = failures
         self.received: list[Delivery] = []
         receiver = self
@@ -227,7 +255,8 @@ class WebhookReceiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                receiver.received.append(Delivery(headers, body, time.time()))
+                now = clock.now() if clock is not None else datetime.now(UTC)
+                receiver.received.append(Delivery(headers, body, time.time(), now))
                 self.send_response(500 if len(receiver.received) <= receiver.failures else 204)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -350,8 +379,9 @@ def request_reply(cloud: LocalCloud, say: Say) -> ScenarioResult:
     source = f"uploads/demo-{_run_id()}.png"
     s3.put_object(Bucket=outputs["ImagesBucketName"], Key=source, Body=encode(gradient(*IMAGE_SIZE)))
     client = RpcClient(
-        outputs["ImageResizeQueueUrl"], outputs["ImageResizeReplyQueueUrl"], sqs=cloud.client("sqs")
-    )
+        outputs["ImageResizeQueueUrl"], outputs["ImageResizeReplyQueueUrl"], sqs=cloud.client("sqs"),
+        clock=cloud.clock.timestamp,  # the deadline the worker checks is on its clock, the local one
+    )  # fmt: skip
     latencies: list[float] = []
     problems: list[str] = []
     for width, height in THUMBNAILS:
@@ -533,12 +563,13 @@ def sign_up(cloud: LocalCloud, user_id: str, occurred_at: datetime) -> None:
 
 def delayed_jobs(cloud: LocalCloud, say: Say) -> ScenarioResult:
     run = _run_id()
-    # The scheduler fires on the local clock, the functions read real time. One user signs up "now" on
-    # the clock: both follow-ups become Scheduler at() schedules. The other signed up a day minus
-    # SQS_DELAY ago in real time: the reminder is due in seconds, an SQS message with DelaySeconds.
+    # The scheduler, SQS and the functions all read the local clock. One user signs up "now": both
+    # follow-ups become Scheduler at() schedules. The other signed up a day minus SQS_DELAY ago: the
+    # reminder is due in seconds, an SQS message with DelaySeconds.
     later, soon = f"u-demo-{run}-a", f"u-demo-{run}-b"
-    sign_up(cloud, later, cloud.clock.now().replace(microsecond=0))
-    sign_up(cloud, soon, datetime.now(UTC).replace(microsecond=0) - timedelta(hours=24) + SQS_DELAY)
+    now = cloud.clock.now().replace(microsecond=0)
+    sign_up(cloud, later, now)
+    sign_up(cloud, soon, now - timedelta(hours=24) + SQS_DELAY)
     jobs = {(user, kind): f"{user}.{suffix}" for user in (later, soon) for kind, suffix in FOLLOW_UPS.items()}
     reminder = jobs[soon, "job.signup_reminder"]
 
@@ -557,8 +588,7 @@ def delayed_jobs(cloud: LocalCloud, say: Say) -> ScenarioResult:
     )
     cloud.wait_until(lambda: job(reminder)["status"]["S"] == "done", TIMEOUT, "the reminder due in seconds")
     early = [kind for kind in FOLLOW_UPS if email(later, kind)]
-    fired_at = time.time()
-    cloud.clock.advance(timedelta(days=3, minutes=1))
+    moved_to = cloud.clock.advance(timedelta(days=3, minutes=1)).timestamp()
     cloud.scheduler.fire_due()
     say("  the local clock moved 3 days ahead; the scheduler fired what fell due")
     cloud.wait_until(
@@ -571,8 +601,9 @@ def delayed_jobs(cloud: LocalCloud, say: Say) -> ScenarioResult:
         for (user, kind), key in jobs.items()
         if (item := email(user, kind))
     }
-    # Due, in real time: the SQS job at its due_at, the scheduled ones when the clock was moved past them.
-    due = dict.fromkeys(jobs.values(), fired_at)
+    # Due, on the local clock (which the worker's sent_at is on too): the SQS job at its due_at, the
+    # scheduled ones when the clock was moved past them.
+    due = dict.fromkeys(jobs.values(), moved_to)
     due[reminder] = datetime.fromisoformat(job(reminder)["due_at"]["S"]).timestamp()
     problems = []
     if early:
@@ -583,8 +614,7 @@ def delayed_jobs(cloud: LocalCloud, say: Say) -> ScenarioResult:
         problems.append("the reminder in an SQS delay ran before it was due")
     if len(sent) != len(jobs):
         problems.append(f"{len(sent)} of {len(jobs)} follow-up emails sent")
-    # A shared cloud's clock may be days ahead already: a schedule then fires before the move, no latency.
-    latencies = [at - due[key] for key, at in sent.items() if at >= due[key]]
+    latencies = [at - due[key] for key, at in sent.items()]
     checked = "2 welcome emails at once; 4 follow-ups (1 SQS delay, 3 Scheduler at()) ran once each, when due"
     return ScenarioResult("delayed-jobs", len(jobs), len(sent), 0, latencies, *_verdict(problems, checked))
 
@@ -753,7 +783,7 @@ def polling_webhook(cloud: LocalCloud, say: Say) -> ScenarioResult:
     secret = webhook_secret(cloud)
     if not secret:
         return _failed("polling-webhook", 1, "the stack has no webhook signing secret")
-    with WebhookReceiver() as receiver:
+    with WebhookReceiver(clock=cloud.clock) as receiver:
         started = time.time()
         status, _, accepted = api_request(
             cloud, "POST", "/v1/exports", {"chunk_size": 100, "callback_url": receiver.url}
@@ -780,8 +810,9 @@ def polling_webhook(cloud: LocalCloud, say: Say) -> ScenarioResult:
         )
         final = job()
         deliveries = list(receiver.received)
+    first = deliveries[0]
     try:
-        event = Webhook(secret).verify(deliveries[0].body, deliveries[0].headers)
+        event = verify_webhook(secret, first.body, first.headers, now=first.clock_at)
     except WebhookVerificationError as error:
         return _failed("polling-webhook", 1, f"the webhook's signature does not verify: {error}")
     say(f"  webhook {event['type']} received, signature verified ({deliveries[0].headers['webhook-id']})")

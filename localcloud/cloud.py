@@ -160,7 +160,11 @@ class LocalCloud:
             log = LogSink(self.workdir / "logs", echo=sys.stdout if self.echo_logs else None)
             self._stack.callback(log.close)
             self.runtime = LocalRuntime(
-                endpoint=self.endpoint, workdir=self.workdir, log=log, max_environments=self.max_environments
+                endpoint=self.endpoint,
+                workdir=self.workdir,
+                log=log,
+                max_environments=self.max_environments,
+                clock=self.clock,
             )
             self._stack.callback(self.runtime.close)
             self.async_invoker = AsyncInvoker(runtime=self.runtime, clock=self.clock, client=self.client)

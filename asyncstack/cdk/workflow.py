@@ -43,6 +43,7 @@ LAMBDA_TRANSIENT_ERRORS = (
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
 )
+LAMBDA_RETRY_ATTEMPTS = 6
 # What a step raises for "try again" (asyncstack.runtime.errors.TransientError, which
 # asyncstack.runtime.workflows.transient_aws_errors makes of AWS failures worth retrying), plus a step
 # that timed out or whose process died: steps are idempotent, so running one again is safe.
@@ -87,8 +88,19 @@ def step(
         retry_on_service_exceptions=False,
     )
     explain_synchronous_invoker(function, **step_invocation(scope))
+    # Lambda's own failures (throttling above all) have a retrier of their own, as the Step Functions
+    # guidance for Lambda tasks has it: a busy function must not use up the attempts the step has for
+    # its own transient failures, and send a saga into compensation.
     task.add_retry(
-        errors=[*STEP_TRANSIENT_ERRORS, *retry_on, *LAMBDA_TRANSIENT_ERRORS],
+        errors=list(LAMBDA_TRANSIENT_ERRORS),
+        interval=Duration.seconds(2),
+        backoff_rate=2,
+        max_attempts=LAMBDA_RETRY_ATTEMPTS,
+        max_delay=Duration.seconds(30),
+        jitter_strategy=sfn.JitterType.FULL,
+    )
+    task.add_retry(
+        errors=[*STEP_TRANSIENT_ERRORS, *retry_on],
         interval=Duration.seconds(1),
         backoff_rate=2,
         max_attempts=retries,

@@ -21,17 +21,20 @@ import threading
 import time
 import uuid
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from localcloud.clock import Clock
 from localcloud.logs import LogSink
 from localcloud.server import ACCOUNT, DUMMY_CREDENTIALS, REGION
 
 WORKER = Path(__file__).resolve().parent / "worker.py"
 # What Lambda's Python runtime provides besides the standard library.
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
+# What the worker needs to follow the local clock (time-machine's module and its C extension).
+CLOCK_PACKAGES = ("time_machine", "_time_machine")
 
 
 class InvocationError(Exception):
@@ -134,14 +137,22 @@ class Artifacts:
 
     def runtime_packages(self) -> Path:
         """A folder with only the packages Lambda's Python runtime provides (links into this venv)."""
+        return self._linked("runtime-packages", RUNTIME_PACKAGES)
+
+    def clock_packages(self) -> Path:
+        """A folder with only time-machine, which the worker uses to put its functions on the local clock
+        (kept off the functions' import path: it is the local runtime's, not the function's)."""
+        return self._linked("clock-packages", CLOCK_PACKAGES)
+
+    def _linked(self, kind: str, modules: tuple[str, ...]) -> Path:
         sources = []
-        for name in RUNTIME_PACKAGES:
+        for name in modules:
             source = Path(__import__(name).__file__ or "")
             sources.append(source.parent if source.name == "__init__.py" else source)
         # Named after what it links to: a workdir shared with another interpreter (another checkout's
         # venv, since deleted) never hands this one links that lead nowhere.
         digest = hashlib.sha256("\0".join(map(str, sources)).encode()).hexdigest()[:10]
-        folder = self.root / f"runtime-packages-{digest}"
+        folder = self.root / f"{kind}-{digest}"
         with self.lock:
             if not folder.is_dir():
                 partial = folder.with_suffix(".partial")
@@ -156,9 +167,19 @@ class Artifacts:
 class ExecutionEnvironment:
     """One warm worker process: Lambda's execution environment for one function generation."""
 
-    def __init__(self, config: FunctionConfig, paths: list[Path], endpoint: str, log: LogSink) -> None:
+    def __init__(
+        self,
+        config: FunctionConfig,
+        paths: list[Path],
+        endpoint: str,
+        log: LogSink,
+        *,
+        clock_packages: Path,
+        clock_offset: Callable[[], float],
+    ) -> None:
         self.config = config
         self.log = log
+        self.clock_offset = clock_offset
         self.stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -181,7 +202,16 @@ class ExecutionEnvironment:
             "POWERTOOLS_TRACE_DISABLED": "true",
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-S", "-u", str(WORKER), config.handler, *map(str, paths)],
+            [
+                sys.executable,
+                "-S",
+                "-u",
+                str(WORKER),
+                str(clock_packages),
+                str(clock_offset()),
+                config.handler,
+                *map(str, paths),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -221,7 +251,12 @@ class ExecutionEnvironment:
         if self.init_error is not None:
             raise self.init_error
         assert self.process.stdin is not None
-        request = {"event": event, "timeout": self.config.timeout, "request_id": request_id}
+        request = {
+            "event": event,
+            "timeout": self.config.timeout,
+            "request_id": request_id,
+            "clock_offset": self.clock_offset(),
+        }
         self.process.stdin.write(json.dumps(request).encode() + b"\n")
         self.process.stdin.flush()
         try:
@@ -339,7 +374,12 @@ class LocalFunction:
                     artifacts.runtime_packages(),
                 ]
                 environment = ExecutionEnvironment(
-                    self.config, paths, self.runtime.endpoint, self.runtime.log
+                    self.config,
+                    paths,
+                    self.runtime.endpoint,
+                    self.runtime.log,
+                    clock_packages=artifacts.clock_packages(),
+                    clock_offset=self.runtime.clock_offset,
                 )
                 with self.condition:
                     self.stats.cold_starts += 1
@@ -381,13 +421,26 @@ class LocalFunction:
 class LocalRuntime:
     """Every deployed function, created on first use; closed with the local cloud."""
 
-    def __init__(self, *, endpoint: str, workdir: Path, log: LogSink, max_environments: int = 4) -> None:
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        workdir: Path,
+        log: LogSink,
+        max_environments: int = 4,
+        clock: Clock | None = None,
+    ) -> None:
         self.endpoint = endpoint
+        self.clock = clock
         self.artifacts = Artifacts(workdir / "artifacts")
         self.log = log
         self.max_environments = max_environments
         self.functions: dict[str, LocalFunction] = {}
         self.lock = threading.Lock()
+
+    def clock_offset(self) -> float:
+        """Seconds the local clock is ahead of real time: every invocation runs on the local clock."""
+        return self.clock.offset.total_seconds() if self.clock is not None else 0.0
 
     def function(self, arn_or_name: str) -> LocalFunction:
         arn = lambda_function(arn_or_name).function_arn  # a read: no need to wait for moto's lock

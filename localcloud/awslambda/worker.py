@@ -5,6 +5,11 @@ task folder, the layers and the packages the runtime provides, given on the comm
 Nothing else from the machine is importable, so a dependency missing from the deployed
 artifact fails here too. Requests and responses are JSON lines on stdin and on a private copy
 of stdout; the handler's prints and logs go to stderr, which the runtime collects.
+
+Each request carries how far the local clock is ahead of real time; the worker moves ``time.time()``,
+``datetime.now()`` and the rest of the standard library's clocks there (time-machine, imported from
+its own folder only when the clock has been moved), so a function reads the time the scheduler and
+SQS read.
 """
 
 from __future__ import annotations
@@ -16,6 +21,41 @@ import signal
 import sys
 import time
 import traceback
+from typing import Any
+
+
+class LocalClock:
+    """The process's clocks, ``offset`` seconds ahead of real time (ticking as real time does)."""
+
+    def __init__(self, packages: str) -> None:
+        self.packages = packages
+        self.offset = 0.0
+        self.traveller: Any = None
+        self.module: Any = None
+
+    def follow(self, offset: float) -> None:
+        if offset == self.offset:
+            return
+        time_machine = self._time_machine()
+        if self.traveller is not None:
+            self.traveller.stop()
+            self.traveller = None
+        if offset:
+            # No traveller runs here: time.time() is real time.
+            self.traveller = time_machine.travel(time.time() + offset, tick=True)
+            self.traveller.start()
+        self.offset = offset
+
+    def _time_machine(self) -> Any:
+        """time-machine, imported from its own folder: the function's import path never holds it (it
+        stays in ``sys.modules``, where its C hooks look it up)."""
+        if self.module is None:
+            sys.path.append(self.packages)
+            try:
+                self.module = importlib.import_module("time_machine")
+            finally:
+                sys.path.remove(self.packages)
+        return self.module
 
 
 def main() -> int:
@@ -23,7 +63,9 @@ def main() -> int:
 
     # Ctrl-C in the terminal reaches the whole process group: the local cloud stops its environments itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    handler_path, task_dir, *library_dirs = sys.argv[1:]
+    clock_packages, clock_offset, handler_path, task_dir, *library_dirs = sys.argv[1:]
+    clock = LocalClock(clock_packages)
+    clock.follow(float(clock_offset))  # the init code runs on the local clock too
     sys.path[:1] = [task_dir, *library_dirs]  # replaces this script's folder
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # handler output -> stderr
@@ -42,6 +84,7 @@ def main() -> int:
 
     for line in sys.stdin:
         request = json.loads(line)
+        clock.follow(float(request.get("clock_offset", 0.0)))
         context = LocalLambdaContext(
             function_name=os.environ["AWS_LAMBDA_FUNCTION_NAME"],
             timeout_seconds=request["timeout"],

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
+from datetime import datetime
 from typing import Any
 
 
@@ -10,6 +12,7 @@ def apply() -> None:
     _state_machines_in_the_executing_backend()
     _state_machine_settings_from_cloudformation()
     _unnamed_executions_get_a_uuid()
+    _nested_executions_speak_step_functions_shapes()
 
 
 def _state_machines_in_the_executing_backend() -> None:
@@ -80,3 +83,68 @@ def _unnamed_executions_get_a_uuid() -> None:
         return original(self, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
 
     StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
+
+
+@functools.cache
+def _stepfunctions_operation(name: str) -> Any:
+    """botocore's model of a Step Functions API operation (``StartExecution``)."""
+    import botocore.session
+
+    return botocore.session.get_session().get_service_model("stepfunctions").operation_model(name)
+
+
+def _in_task_output_form(value: Any, shape: Any) -> Any:
+    """An API answer as a Step Functions task returns it: the members of its structures PascalCase,
+    dates in epoch milliseconds. Only the answer's own structures: an execution's input and output
+    (JSON objects in ``.sync:2``) are the user's data and keep their keys."""
+    if shape.type_name == "structure" and isinstance(value, dict):
+        members = shape.members
+        return {
+            key[:1].upper() + key[1:]: _in_task_output_form(item, members[key]) if key in members else item
+            for key, item in value.items()
+        }
+    if shape.type_name == "list" and isinstance(value, list):
+        return [_in_task_output_form(item, shape.member) for item in value]
+    if isinstance(value, datetime):
+        return round(value.timestamp() * 1000)
+    return value
+
+
+def _nested_executions_speak_step_functions_shapes() -> None:
+    """``arn:aws:states:::states:startExecution`` (plain, ``.sync``, ``.sync:2``, ``.waitForTaskToken``):
+    the state's parameters are PascalCase (``StateMachineArn``, ``Input``, ``Name``) and its output is
+    PascalCase with dates in epoch milliseconds (``ExecutionArn``, ``StartDate``; the child's
+    ``DescribeExecution`` for the ``.sync`` forms). moto's interpreter handed the parameters to boto3's
+    camelCase API as they were (``KeyError: 'StateMachineArn'``) and left the answer in boto3's form."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
+        StateTaskServiceSfn,
+    )
+
+    stringify_input = StateTaskServiceSfn._normalise_parameters
+
+    def _normalise_parameters(
+        self: Any, parameters: dict[str, Any], boto_service_name: Any = None, service_action_name: Any = None
+    ) -> None:
+        stringify_input(self, parameters, boto_service_name, service_action_name)  # Input as a JSON string
+        action = self.resource.api_action
+        members = {
+            m.lower(): m
+            for m in _stepfunctions_operation(action[:1].upper() + action[1:]).input_shape.members
+        }
+        for key in list(parameters):
+            name = members.get(key.lower(), key)
+            if name != key:
+                parameters[name] = parameters.pop(key)
+
+    def _normalise_response(
+        self: Any, response: Any, boto_service_name: Any = None, service_action_name: Any = None
+    ) -> None:
+        if isinstance(response, dict):  # in place: the interpreter keeps the object it passed
+            action = service_action_name or self._get_boto_service_action()  # describe_execution
+            operation = "".join(part.capitalize() for part in action.split("_"))
+            converted = _in_task_output_form(response, _stepfunctions_operation(operation).output_shape)
+            response.clear()
+            response.update(converted)
+
+    StateTaskServiceSfn._normalise_parameters = _normalise_parameters  # type: ignore[method-assign]
+    StateTaskServiceSfn._normalise_response = _normalise_response  # type: ignore[method-assign]

@@ -12,6 +12,7 @@ import importlib.util
 import json
 import re
 import threading
+from datetime import timedelta
 from typing import Any
 
 import boto3
@@ -154,6 +155,34 @@ def test_the_context_object_and_environment_describe_the_deployed_function(
         "AWS_REGION": REGION,
         "PROBE_MARK": configuration["Environment"]["Variables"]["PROBE_MARK"],
     }
+
+
+def test_a_function_reads_the_local_clock_warm_and_cold_after_it_is_advanced(
+    cloud: LocalCloud, conformance: dict[str, str]
+) -> None:
+    """A Lambda function's clock is the one its event sources and schedules run on (on AWS there is one clock)."""
+    # Given a warm environment
+    name = conformance["ContextProbeName"]
+    warm, error = invoke(cloud, name, {"action": "clock"})
+    assert error is None
+
+    # When the local clock moves a day ahead
+    moved_to = cloud.clock.advance(timedelta(days=1))
+    again, _ = invoke(cloud, name, {"action": "clock"})
+
+    # Then the same environment reads the new time from time.time(), datetime.now() and date.today()
+    assert again["environment"] == warm["environment"]
+    now = cloud.clock.timestamp()
+    assert moved_to.timestamp() - 1 <= again["time"] <= now + 1
+    assert moved_to.timestamp() - 1 <= again["datetime_now"] <= now + 1
+    assert again["today"] == moved_to.date().isoformat()
+    # and the context's remaining time still counts down from the function's timeout, unmoved
+    assert 0 < again["remaining_ms"] <= 7000
+    # And a new environment's init code reads the local clock too
+    cloud.runtime.function(name).close()  # retires the idle environment: the next invoke is a cold start
+    cold, _ = invoke(cloud, name, {"action": "clock"})
+    assert cold["environment"] != warm["environment"]
+    assert moved_to.timestamp() - 1 <= cold["imported_at"] <= cold["time"] <= cloud.clock.timestamp() + 1
 
 
 def test_a_sync_invoke_beyond_reserved_concurrency_is_throttled(

@@ -199,6 +199,68 @@ def test_step_functions_fails_the_execution_when_retries_are_exhausted(
     assert _item(cloud, workflows["ProbeTableName"], f"{order}#compensated") is None
 
 
+def test_a_parent_workflow_runs_a_child_to_its_end_and_gets_its_output_as_json(
+    cloud: LocalCloud, workflows: dict[str, str]
+) -> None:
+    """startExecution.sync:2 waits for the child and returns its DescribeExecution (PascalCase, Output as JSON)."""
+    # Given a parent whose task starts the workflow with RUN_JOB, associated with the parent
+    order = _unique("nested")
+    # When the parent runs with an input the child succeeds with on its second attempt
+    execution = _run_workflow(
+        cloud, workflows["ParentStateMachineArn"], {"action": "flaky", "id": order, "failures": 1}
+    )
+    # Then the parent succeeds with the child's description: its output as JSON, dates in epoch ms
+    assert execution["status"] == "SUCCEEDED", execution
+    child = json.loads(execution["output"])
+    assert child["Status"] == "SUCCEEDED"
+    assert child["StateMachineArn"] == workflows["StateMachineArn"]
+    assert child["Output"] == {"id": order, "attempts": 2}
+    assert isinstance(child["StartDate"], int) and child["StartDate"] <= child["StopDate"]
+    # and the child got the parent's input, with the parent's execution id associated
+    assert child["Input"] == {
+        "action": "flaky", "id": order, "failures": 1,
+        "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID": execution["executionArn"],
+    }  # fmt: skip
+    described = cloud.client("stepfunctions").describe_execution(executionArn=child["ExecutionArn"])
+    assert described["status"] == "SUCCEEDED"
+
+
+def test_a_parent_workflow_fails_with_states_task_failed_when_its_child_fails(
+    cloud: LocalCloud, workflows: dict[str, str]
+) -> None:
+    """A failed child fails a startExecution.sync:2 task with States.TaskFailed, the child's description as cause."""
+    # Given a child that fails for good (more failures than its retries)
+    order = _unique("nested-fail")
+    # When the parent runs it
+    execution = _run_workflow(
+        cloud, workflows["ParentStateMachineArn"], {"action": "flaky", "id": order, "failures": 10}
+    )
+    # Then the parent fails with States.TaskFailed, and the cause describes the failed child
+    assert execution["status"] == "FAILED", execution
+    assert execution["error"] == "States.TaskFailed"
+    cause = json.loads(execution["cause"])
+    assert cause["Status"] == "FAILED" and cause["Error"] == "TransientError"
+
+
+def test_a_parent_workflow_that_does_not_wait_gets_the_child_execution_arn(
+    cloud: LocalCloud, workflows: dict[str, str]
+) -> None:
+    """startExecution (request-response) returns ExecutionArn and StartDate at once; the child runs on."""
+    # Given a parent whose task starts the workflow without waiting
+    order = _unique("started")
+    # When it runs
+    execution = _run_workflow(
+        cloud, workflows["StarterStateMachineArn"], {"action": "flaky", "id": order, "failures": 0}
+    )
+    # Then it succeeds with the started execution's ARN and start date (epoch ms) only
+    assert execution["status"] == "SUCCEEDED", execution
+    started = json.loads(execution["output"])
+    assert set(started) == {"ExecutionArn", "StartDate"} and isinstance(started["StartDate"], int)
+    # and the child runs to its own end
+    child = finished_execution(cloud, started["ExecutionArn"])
+    assert child["status"] == "SUCCEEDED" and json.loads(child["output"]) == {"id": order, "attempts": 1}
+
+
 def test_step_functions_catches_a_business_error_compensates_and_fails(
     cloud: LocalCloud, workflows: dict[str, str], state_machine: str
 ) -> None:

@@ -3,8 +3,8 @@ a welcome email at once, a reminder after a day and a trial warning after three 
 Scheduler), both cancelled on conversion, a recurring daily summary, short delays through SQS, and
 a target that keeps failing ending in the schedules' dead-letter queue.
 
-The local clock drives the scheduler; the deployed functions read real time (the clock's offset is
-not passed to them), so where a function computes a delay from "now" the test says which now."""
+The local clock drives the scheduler, SQS and the deployed functions: a function that computes a
+delay from "now" reads the same now as the test."""
 
 from __future__ import annotations
 
@@ -114,11 +114,6 @@ def _settle(cloud: LocalCloud) -> None:
     every queue, delayed message and invocation it caused is done: absences are meaningful after it."""
     cloud.scheduler.fire_due()
     cloud.wait_until(cloud.idle, TIMEOUT, "the local cloud to be idle")
-
-
-def _real_now(cloud: LocalCloud) -> datetime:
-    """What the deployed functions read as now: real time, without the local clock's offset."""
-    return cloud.clock.now() - cloud.clock.offset
 
 
 # -- tests -----------------------------------------------------------------------------------------
@@ -325,10 +320,9 @@ def test_the_daily_summary_fires_once_each_day(cloud: LocalCloud) -> None:
 
 def test_a_job_due_within_fifteen_minutes_goes_through_an_sqs_delay(cloud: LocalCloud) -> None:
     """A reminder due in a few seconds is an SQS message with DelaySeconds, delivered after the delay."""
-    # Given a signup that happened 23:59:57 ago as the signup function sees time (real time: the
-    # functions do not see the local clock's offset), so its reminder is due in about 3 s
+    # Given a signup that happened 23:59:57 ago on the local clock, so its reminder is due in about 3 s
     user_id = _user()
-    occurred_at = _real_now(cloud).replace(microsecond=0) - timedelta(hours=23, minutes=59, seconds=57)
+    occurred_at = cloud.clock.now().replace(microsecond=0) - timedelta(hours=23, minutes=59, seconds=57)
     # When it is published
     _sign_up(cloud, user_id, occurred_at)
     # Then the reminder job goes through SQS (no schedule), due 24 h after the signup

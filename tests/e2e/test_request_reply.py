@@ -4,7 +4,6 @@ out (and whose late reply the next call drops), and the Step Functions task-toke
 from __future__ import annotations
 
 import json
-import time
 import uuid
 
 import pytest
@@ -33,9 +32,11 @@ def source_key(cloud: LocalCloud, outputs: dict[str, str]) -> str:
 
 
 def _client(cloud: LocalCloud, outputs: dict[str, str]) -> RpcClient:
+    # The worker checks the deadline on its clock: the local cloud's, which earlier tests may have moved.
     return RpcClient(
-        outputs["ImageResizeQueueUrl"], outputs["ImageResizeReplyQueueUrl"], sqs=cloud.client("sqs")
-    )
+        outputs["ImageResizeQueueUrl"], outputs["ImageResizeReplyQueueUrl"], sqs=cloud.client("sqs"),
+        clock=cloud.clock.timestamp,
+    )  # fmt: skip
 
 
 def test_a_caller_that_stops_waiting_gets_rpc_timeout(
@@ -45,7 +46,7 @@ def test_a_caller_that_stops_waiting_gets_rpc_timeout(
     # request, lies a minute back: a 10 ms timeout alone races a warm worker that answers within the poll)
     late = RpcClient(
         outputs["ImageResizeQueueUrl"], outputs["ImageResizeReplyQueueUrl"], sqs=cloud.client("sqs"),
-        clock=lambda: time.time() - 60,
+        clock=lambda: cloud.clock.timestamp() - 60,
     )  # fmt: skip
     # When it calls / Then the worker drops the request unworked, and RpcTimeoutError says what timed out
     with pytest.raises(RpcTimeoutError, match=r"image\.resize"):
@@ -66,7 +67,10 @@ def test_a_reply_to_an_abandoned_call_is_dropped_by_the_next_call(
         MessageAttributes={
             "reply_to": {"DataType": "String", "StringValue": reply_queue},
             "correlation_id": {"DataType": "String", "StringValue": "abandoned-call"},
-            "deadline": {"DataType": "Number", "StringValue": str(int((time.time() + 60) * 1000))},
+            "deadline": {
+                "DataType": "Number",
+                "StringValue": str(int((cloud.clock.timestamp() + 60) * 1000)),
+            },
         },
     )
     replies = reply_queue.rsplit("/", 1)[-1]

@@ -154,14 +154,16 @@ def test_each_step_has_a_timeout_and_retries_transient_errors_with_capped_jitter
 ) -> None:
     state = saga["States"][name]
     assert state["TimeoutSeconds"] == 30
-    (retry,) = state["Retry"]
-    assert {
-        "TransientError",
-        "PaymentProviderUnavailableError",
-        "States.Timeout",
-        "Lambda.ServiceException",
-    } <= set(retry["ErrorEquals"])
+    lambda_retry, retry = state["Retry"]
+    assert {"TransientError", "PaymentProviderUnavailableError", "States.Timeout"} <= set(
+        retry["ErrorEquals"]
+    )
     assert "States.ALL" not in retry["ErrorEquals"], "business errors must not be retried"
+    # And Lambda's own failures (a throttled function) have attempts of their own, first
+    assert {"Lambda.TooManyRequestsException", "Lambda.ServiceException"} <= set(lambda_retry["ErrorEquals"])
+    assert not set(lambda_retry["ErrorEquals"]) & set(retry["ErrorEquals"])
+    assert lambda_retry["MaxAttempts"] == 6 and lambda_retry["IntervalSeconds"] == 2
+    assert lambda_retry["MaxDelaySeconds"] == 30 and lambda_retry["JitterStrategy"] == "FULL"
     assert retry["BackoffRate"] == 2 and retry["IntervalSeconds"] == 1
     assert retry["JitterStrategy"] == "FULL"
     assert retry["MaxDelaySeconds"] == (30 if name in COMPENSATIONS else 8)

@@ -89,6 +89,33 @@ class WorkflowsConformanceStack(Stack):
             timeout=Duration.minutes(2),
         )
 
+        # 1b. Nested executions: the workflow above started by a parent that waits for it (RUN_JOB:
+        # startExecution.sync:2, associated with the parent) and by one that does not (REQUEST_RESPONSE).
+        def start_child(construct_id: str, pattern: sfn.IntegrationPattern) -> sfn.StateMachine:
+            start = tasks.StepFunctionsStartExecution(
+                self,
+                f"Start{construct_id}",
+                state_machine=machine,
+                integration_pattern=pattern,
+                input=sfn.TaskInput.from_object(
+                    {
+                        "action": sfn.JsonPath.string_at("$.action"),
+                        "id": sfn.JsonPath.string_at("$.id"),
+                        "failures": sfn.JsonPath.number_at("$.failures"),
+                    }
+                ),
+                associate_with_parent=True,
+            )
+            return sfn.StateMachine(
+                self,
+                construct_id,
+                definition_body=sfn.DefinitionBody.from_chainable(start),
+                timeout=Duration.minutes(2),
+            )
+
+        parent = start_child("ParentWorkflow", sfn.IntegrationPattern.RUN_JOB)
+        starter = start_child("StarterWorkflow", sfn.IntegrationPattern.REQUEST_RESPONSE)
+
         # 2. EventBridge: rules on the default bus with SQS targets, one passing the event as is and one
         # with an input transformer (each on its own source, so a failing transformer affects no other test).
         events_queue = sqs.Queue(self, "EventsTargetQueue")
@@ -147,6 +174,8 @@ class WorkflowsConformanceStack(Stack):
             "ProbeFunctionName": probe.function_name,
             "ProbeFunctionArn": probe.function_arn,
             "StateMachineArn": machine.state_machine_arn,
+            "ParentStateMachineArn": parent.state_machine_arn,
+            "StarterStateMachineArn": starter.state_machine_arn,
             "EventsQueueUrl": events_queue.queue_url,
             "EventSource": EVENT_SOURCE,
             "TransformedEventsQueueUrl": transformed_queue.queue_url,

@@ -3,8 +3,8 @@
 SQS batches (``{"Records": [...]}``) carry bodies like ``{"run": "...", "id": "...", "fail": true,
 "sleep": 1.5, "seq": 3}``: the probe sleeps if asked, records every record it sees and every
 invocation (start, end, records) in the observation table, and reports the records that asked to
-fail as batch item failures. Direct events name an ``action``: ``context``, ``sleep``, ``fail``,
-``print`` or ``ok``. Only the standard library and boto3, as Lambda's Python runtime provides.
+fail as batch item failures. Direct events name an ``action``: ``context``, ``clock``, ``sleep``,
+``fail``, ``print`` or ``ok``. Only the standard library and boto3, as Lambda's Python runtime provides.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import json
 import os
 import time
 import uuid
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +22,7 @@ import boto3
 
 # A module is imported once per execution environment: this id tells environments apart.
 ENVIRONMENT_ID = uuid.uuid4().hex
+IMPORTED_AT = time.time()  # what the init code read as now
 
 
 class ProbeFailure(Exception):
@@ -118,6 +120,14 @@ def handler(event: dict[str, Any], context: Any) -> Any:
     reply: dict[str, Any] = {"environment": ENVIRONMENT_ID, "pid": os.getpid(), "id": event.get("id")}
     if action == "context":
         return reply | _context(context)
+    if action == "clock":
+        return reply | {
+            "time": time.time(),
+            "datetime_now": datetime.now(UTC).timestamp(),
+            "today": date.today().isoformat(),
+            "imported_at": IMPORTED_AT,
+            "remaining_ms": context.get_remaining_time_in_millis(),
+        }
     if action == "sleep":
         time.sleep(float(event["seconds"]))
         return reply | {"slept": event["seconds"]}
