@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import warnings
 from typing import Any
 from urllib.parse import urlparse
@@ -14,7 +15,7 @@ _applied: list[bool] = []
 
 def apply() -> None:
     """Install the patches and register the resource types (before moto builds its model map); once."""
-    from localcloud.cloudformation import resource_types
+    from localcloud.cloudformation import custom_resources, resource_types
 
     if _applied:
         return
@@ -29,9 +30,11 @@ def apply() -> None:
     _template_urls_on_any_endpoint()
     _change_sets_update_the_stack_template()
     _depends_on_is_honoured()
+    _stacks_are_deleted_dependents_first()
     _outputs_of_skipped_resources_are_left_out()
     _generated_names_fit_their_service()
     _previous_ssm_parameter_values()
+    custom_resources.apply()
 
 
 def _template_urls_on_any_endpoint() -> None:
@@ -91,7 +94,9 @@ def _change_sets_update_the_stack_template() -> None:
             # As CloudFormation: ExecuteChangeSet succeeds, and the failure is the stack's, with its
             # reason in the events the CLI reads (raised, the service's own error reached the CLI as an
             # unreadable body of another protocol).
-            reason = f"{getattr(error, 'code', None) or type(error).__name__}: {getattr(error, 'message', None) or error}"
+            reason = getattr(error, "reason", None) or (
+                f"{getattr(error, 'code', None) or type(error).__name__}: {getattr(error, 'message', None) or error}"
+            )
             stack._add_stack_event(f"{change_set.change_set_type}_FAILED", resource_status_reason=reason)
             stack.status = (
                 "ROLLBACK_COMPLETE" if change_set.change_set_type == "CREATE" else "UPDATE_ROLLBACK_COMPLETE"
@@ -138,6 +143,80 @@ def _depends_on_is_honoured() -> None:
         return original(self, key)
 
     ResourceMap.__getitem__ = getitem  # type: ignore[method-assign]
+
+
+def references(value: Any) -> set[str]:
+    """The logical ids a piece of template names: ``Ref``, ``Fn::GetAtt`` and ``${...}`` in ``Fn::Sub``."""
+    found: set[str] = set()
+    if isinstance(value, list):
+        for item in value:
+            found |= references(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key == "Ref" and isinstance(item, str):
+                found.add(item)
+            elif key == "Fn::GetAtt":
+                found.add(item.split(".", 1)[0] if isinstance(item, str) else item[0])
+            elif key == "Fn::Sub":
+                template = item if isinstance(item, str) else item[0]
+                found |= {name.split(".", 1)[0] for name in re.findall(r"\$\{([^!}][^}]*)\}", template)}
+                found |= references(item[1:] if isinstance(item, list) else [])
+            else:
+                found |= references(item)
+    return found
+
+
+def creation_order(resources: dict[str, Any]) -> list[str]:
+    """The logical ids, each after every resource it depends on (``DependsOn`` and references)."""
+    order: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(logical_id: str) -> None:
+        if logical_id in order or logical_id in visiting or logical_id not in resources:
+            return
+        visiting.add(logical_id)
+        resource = resources[logical_id]
+        depends_on = resource.get("DependsOn") or []
+        for dependency in sorted(
+            {*([depends_on] if isinstance(depends_on, str) else depends_on), *references(resource)}
+        ):
+            visit(dependency)
+        order.append(logical_id)
+
+    for logical_id in resources:
+        visit(logical_id)
+    return order
+
+
+def _stacks_are_deleted_dependents_first() -> None:
+    """CloudFormation deletes a stack's resources in reverse dependency order; moto deleted them in no
+    order, so a custom resource's function could be gone before its Delete request."""
+    from moto.cloudformation.parsing import ResourceMap
+
+    def delete(self: Any) -> None:
+        pending = [
+            logical_id
+            for logical_id in reversed(creation_order(self._resource_json_map))
+            if self._resource_json_map[logical_id].get("DeletionPolicy") != "Retain"
+        ]
+        failures: dict[str, Exception] = {}
+        for _ in range(2):  # a second pass for what failed on something deleted after it
+            failures = {}
+            for logical_id in pending:
+                resource = self._parsed_resources.get(logical_id)
+                if resource is None or isinstance(resource, str):
+                    continue
+                try:
+                    self._delete_resource(resource, self._resource_json_map[logical_id])
+                    self._parsed_resources.pop(logical_id)
+                except Exception as error:
+                    failures[logical_id] = error
+            if not failures:
+                return
+            pending = list(failures)
+        raise next(iter(failures.values()))
+
+    ResourceMap.delete = delete  # type: ignore[method-assign]
 
 
 def _outputs_of_skipped_resources_are_left_out() -> None:

@@ -62,8 +62,8 @@ def register() -> None:
 def supported_types() -> frozenset[str]:
     """Every AWS:: type moto's CloudFormation creates once registered (moto's own plus REGISTERED_TYPES).
 
-    ``Custom::`` types are handled too (moto invokes their service token) but have no fixed names: use
-    ``is_supported`` for a single type.
+    Custom resources (``Custom::*``, ``AWS::CloudFormation::CustomResource``) are handled too
+    (``custom_resources``) but have no fixed names: use ``is_supported`` for a single type.
     """
     from moto.cloudformation import parsing
 
@@ -72,7 +72,9 @@ def supported_types() -> frozenset[str]:
 
 
 def is_supported(resource_type: str) -> bool:
-    return resource_type.startswith("Custom::") or resource_type in supported_types()
+    from localcloud.cloudformation.custom_resources import is_custom
+
+    return is_custom(resource_type) or resource_type in supported_types()
 
 
 __all__ = ["MODELS", "REGISTERED_TYPES", "is_supported", "register", "supported_types"]
