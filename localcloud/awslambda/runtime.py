@@ -2,9 +2,10 @@
 
 Every invocation moto receives (Invoke API, Step Functions tasks, SNS and EventBridge targets,
 the scheduler) and every batch of an SQS event source mapping arrives here. Code and layers are
-unpacked from the zips ``cdk deploy`` uploaded; each execution environment is a long-lived
-``python -S`` process that sees only its task folder, its layers and the packages Lambda's
-Python runtime provides, so a packaging mistake fails here as it would in AWS.
+unpacked from the zips ``cdk deploy`` uploaded; each execution environment is a long-lived process
+(``python -S`` for Python functions, ``node`` for Node.js ones) that sees only its task folder, its
+layers and the packages Lambda's runtime provides (boto3 for Python, the AWS SDK for JavaScript v3
+for Node.js), so a packaging mistake fails here as it would in AWS.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from localcloud.logs import LogSink
 from localcloud.server import ACCOUNT, DUMMY_CREDENTIALS, REGION
 
 WORKER = Path(__file__).resolve().parent / "worker.py"
+NODE_WORKER = WORKER.with_name("worker.js")
+# The AWS SDK for JavaScript v3 clients the Node.js runtime provides, pinned by their lock.
+NODE_RUNTIME = WORKER.with_name("nodejs")
 # What Lambda's Python runtime provides besides the standard library.
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
 # What the worker needs to follow the local clock (time-machine's module and its C extension).
@@ -123,8 +127,9 @@ class Artifacts:
             raise InvocationError("Runtime.InvalidEntrypoint", "the function has no deployed code")
         return self._unpack("task", function.code_sha_256, function.code_bytes)
 
-    def layer_paths(self, function: Any) -> list[Path]:
-        """Lambda puts each layer at /opt; a Python layer's packages are under ``python/``."""
+    def layer_paths(self, function: Any, subfolder: str) -> list[Path]:
+        """Lambda puts each layer at /opt; a layer's packages are under ``python/`` for Python and
+        ``nodejs/node_modules/`` for Node.js (``subfolder``)."""
         from moto.awslambda.models import lambda_backends
 
         paths = []
@@ -132,12 +137,38 @@ class Artifacts:
             version = lambda_backends[ACCOUNT][REGION].layers_versions_by_arn(layer["Arn"])
             if version is None:
                 raise InvocationError("Runtime.LayerNotFound", f"layer {layer['Arn']} is not deployed")
-            paths.append(self._unpack("layers", version.code_sha_256, version.code_bytes) / "python")
+            paths.append(self._unpack("layers", version.code_sha_256, version.code_bytes) / subfolder)
         return paths
 
     def runtime_packages(self) -> Path:
         """A folder with only the packages Lambda's Python runtime provides (links into this venv)."""
         return self._linked("runtime-packages", RUNTIME_PACKAGES)
+
+    def nodejs_packages(self) -> Path:
+        """The node_modules folder of the Node.js runtime's AWS SDK clients, installed from their lock
+        (``npm ci``) the first time a Node.js function starts."""
+        lock = (NODE_RUNTIME / "package-lock.json").read_bytes()
+        folder = self.root / f"nodejs-runtime-{hashlib.sha256(lock).hexdigest()[:10]}"
+        with self.lock:
+            if not (folder / "node_modules").is_dir():
+                npm = shutil.which("npm")
+                if npm is None:
+                    raise InvocationError("Runtime.InvalidRuntime", "Node.js functions need npm on the PATH")
+                partial = folder.with_suffix(".partial")
+                shutil.rmtree(partial, ignore_errors=True)
+                shutil.copytree(NODE_RUNTIME, partial, ignore=shutil.ignore_patterns("node_modules"))
+                installed = subprocess.run(
+                    [npm, "ci", "--no-audit", "--no-fund", "--omit=dev"],
+                    cwd=partial, capture_output=True, text=True, check=False,
+                )  # fmt: skip
+                if installed.returncode != 0:
+                    raise InvocationError(
+                        "Runtime.InvalidRuntime",
+                        f"installing the Node.js runtime's AWS SDK failed: {installed.stderr.strip()[-500:]}",
+                    )
+                shutil.rmtree(folder, ignore_errors=True)
+                partial.rename(folder)
+        return folder / "node_modules"
 
     def clock_packages(self) -> Path:
         """A folder with only time-machine, which the worker uses to put its functions on the local clock
@@ -162,6 +193,19 @@ class Artifacts:
                     (partial / source.name).symlink_to(source)
                 partial.rename(folder)
         return folder
+
+
+def worker_command(
+    config: FunctionConfig, paths: list[Path], clock_packages: Path, offset: float
+) -> list[str]:
+    """The process of one execution environment: Python's worker or Node.js's, by the function's runtime."""
+    if config.runtime.startswith("python"):
+        return [sys.executable, "-S", "-u", str(WORKER), str(clock_packages), str(offset), config.handler,
+                *map(str, paths)]  # fmt: skip
+    node = shutil.which("node")
+    if node is None:
+        raise InvocationError("Runtime.InvalidRuntime", f"{config.runtime} functions need node on the PATH")
+    return [node, str(NODE_WORKER), str(offset), config.handler, *map(str, paths)]
 
 
 class ExecutionEnvironment:
@@ -202,16 +246,7 @@ class ExecutionEnvironment:
             "POWERTOOLS_TRACE_DISABLED": "true",
         }
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-S",
-                "-u",
-                str(WORKER),
-                str(clock_packages),
-                str(clock_offset()),
-                config.handler,
-                *map(str, paths),
-            ],
+            worker_command(config, paths, clock_packages, clock_offset()),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -255,6 +290,7 @@ class ExecutionEnvironment:
             "event": event,
             "timeout": self.config.timeout,
             "request_id": request_id,
+            "function_arn": self.config.arn,
             "clock_offset": self.clock_offset(),
         }
         self.process.stdin.write(json.dumps(request).encode() + b"\n")
@@ -368,11 +404,7 @@ class LocalFunction:
                 started = time.perf_counter()
                 artifacts = self.runtime.artifacts
                 function = lambda_function(self.arn)
-                paths = [
-                    artifacts.task_dir(function),
-                    *artifacts.layer_paths(function),
-                    artifacts.runtime_packages(),
-                ]
+                paths = [artifacts.task_dir(function), *self._libraries(artifacts, function)]
                 environment = ExecutionEnvironment(
                     self.config,
                     paths,
@@ -401,6 +433,17 @@ class LocalFunction:
                     self.stats.durations_ms.append((time.perf_counter() - started) * 1000)
         finally:
             self._release(environment)
+
+    def _libraries(self, artifacts: Artifacts, function: Any) -> list[Path]:
+        """Where modules come from besides the task folder: the layers, then what the runtime provides."""
+        runtime = self.config.runtime
+        if runtime.startswith("python"):
+            return [*artifacts.layer_paths(function, "python"), artifacts.runtime_packages()]
+        if runtime.startswith("nodejs"):
+            return [*artifacts.layer_paths(function, "nodejs/node_modules"), artifacts.nodejs_packages()]
+        raise InvocationError(
+            "Runtime.InvalidRuntime", f"the local cloud runs Python and Node.js functions, not {runtime}"
+        )
 
     def kill_running(self) -> int:
         """Kill every environment in the middle of an invocation (a crash, for fault injection);

@@ -139,10 +139,13 @@ def test_a_changed_property_sends_an_update_and_the_replaced_resource_is_deleted
     assert updated["ProbeId"] == "probe-renamed" and updated["ProbeEcho"] == "renamed"
 
 
-def test_deleting_the_stack_sends_the_custom_resource_a_delete_before_its_function_goes(
+def test_deleting_the_stack_sends_the_custom_resources_a_delete_before_their_functions_go(
     cloud: LocalCloud, outputs: dict[str, str]
 ) -> None:
-    """CloudFormation deletes dependents first: the custom resource's Delete reaches its function."""
+    """CloudFormation deletes dependents first: each custom resource's Delete reaches its function, and
+    CDK's Node.js auto-delete handler empties the bucket so that the bucket can be deleted."""
+    s3 = cloud.client("s3")
+    assert s3.list_objects_v2(Bucket=outputs["BucketName"])["KeyCount"] > 0  # the objects of the tests above
     cloudformation = cloud.client("cloudformation")
     stack = cloudformation.describe_stacks(StackName=STACK)["Stacks"][0]
     physical_id = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}["ProbeId"]
@@ -163,3 +166,10 @@ def test_deleting_the_stack_sends_the_custom_resource_a_delete_before_its_functi
     )
     stacks = cloudformation.list_stacks()["StackSummaries"]
     assert any(s["StackName"] == STACK and s["StackStatus"] == "DELETE_COMPLETE" for s in stacks)
+    # And CDK's Node.js auto-delete handler got its Delete, and the bucket it emptied is gone
+    (group,) = logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{STACK}-CustomS3AutoDeleteObjects")[
+        "logGroups"
+    ]
+    messages = [e["message"] for e in logs.filter_log_events(logGroupName=group["logGroupName"])["events"]]
+    assert any('"RequestType": "Delete"' in message for message in messages)
+    assert outputs["BucketName"] not in {bucket["Name"] for bucket in s3.list_buckets()["Buckets"]}

@@ -1,5 +1,5 @@
-"""BucketEventsStack: S3 event notifications (through CDK's own custom resource) and a Lambda-backed
-custom resource, deployed to the local cloud with the CDK CLI by ``tests/e2e/test_bucket_events.py``.
+"""BucketEventsStack: S3 event notifications (through CDK's own custom resource, in Python), a bucket
+emptied on deletion (CDK's Custom::S3AutoDeleteObjects, in Node.js) and a Lambda-backed custom resource, deployed to the local cloud with the CDK CLI by ``tests/e2e/test_bucket_events.py``.
 The context value ``probe_name`` changes one of the custom resource's properties (an Update).
 
 FailingResourceStack holds one custom resource whose function answers FAILED: its deploy must fail
@@ -54,7 +54,7 @@ class BucketEventsStack(Stack):
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             removal_policy=RemovalPolicy.DESTROY,
         )
-        bucket = s3.Bucket(self, "Uploads", removal_policy=RemovalPolicy.DESTROY)
+        bucket = s3.Bucket(self, "Uploads", removal_policy=RemovalPolicy.DESTROY, auto_delete_objects=True)
         queue = sqs.Queue(self, "CreatedQueue")
         bucket.add_event_notification(
             s3.EventType.OBJECT_CREATED,
