@@ -31,7 +31,7 @@ import threading
 import time
 import zipfile
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -406,6 +406,67 @@ class LocalCloudBench:
         )
         queue_url = sqs.create_queue(QueueName=NOOP_QUEUE, Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
         return function["FunctionArn"], queue_url
+
+    # -- 1b. long-poll wake-up ---------------------------------------------------------------------
+
+    def long_poll_wakeup(self, queue_url: str) -> None:
+        """How soon a waiting long poll returns a message: sent while it waits, and delayed by 1 s.
+        An idle long poll re-polls nothing; it is woken by the message (or by its due time)."""
+        sqs, receiver = self.cloud.client("sqs"), self.cloud.client("sqs")
+        rounds = 8 if self.quick else 20
+
+        def receive_after(send: Callable[[], float]) -> float:
+            """Seconds from the moment ``send`` says the message is receivable to the long poll's answer."""
+            answered: list[float] = []
+
+            def wait() -> None:
+                got = receiver.receive_message(QueueUrl=queue_url, WaitTimeSeconds=20).get("Messages", [])
+                answered.append(time.perf_counter())
+                for message in got:
+                    receiver.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+            waiting = threading.Thread(target=wait)
+            waiting.start()
+            time.sleep(0.3)  # the poll is waiting on an empty queue
+            receivable_at = send()
+            waiting.join()
+            return answered[0] - receivable_at
+
+        def immediate() -> float:
+            """The baseline: a receive that finds the message already there."""
+            sqs.send_message(QueueUrl=queue_url, MessageBody="{}")
+            started = time.perf_counter()
+            message = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=20)["Messages"][0]
+            elapsed = time.perf_counter() - started
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            return elapsed
+
+        def sent_now() -> float:
+            started = time.perf_counter()
+            sqs.send_message(QueueUrl=queue_url, MessageBody="{}")
+            return started
+
+        def delayed() -> float:
+            sqs.send_message(QueueUrl=queue_url, MessageBody="{}", DelaySeconds=1)
+            return time.perf_counter() + 1.0
+
+        woken, due, baseline = [], [], []
+        for _ in range(rounds):  # interleaved, so noise spreads over all three
+            woken.append(receive_after(sent_now) * 1000)
+            due.append(receive_after(delayed) * 1000)
+            baseline.append(immediate() * 1000)
+        base = percentile(baseline, 0.5)
+        described = f"a ReceiveMessage that finds the message already there, p50 of {rounds}, interleaved"
+        self.add("long_poll.woken_by_send_p50_ms", percentile(woken, 0.5), "ms", described, base)
+        self.add("long_poll.woken_by_delay_end_p50_ms", percentile(due, 0.5), "ms", described, base)
+        self.note(
+            f"long-poll wake-up: a message sent to a queue a long poll waits on is answered in p50"
+            f" {percentile(woken, 0.5):.1f} ms (max {max(woken):.1f}); one delayed 1 s, p50 {percentile(due, 0.5):.1f} ms"
+            f" after its delay ends; a receive finding the message there takes p50 {base:.1f} ms"
+        )
+        say(
+            f"long-poll wake-up p50: {percentile(woken, 0.5):.1f} ms on send, {percentile(due, 0.5):.1f} ms after a delay"
+        )
 
     # -- 4. invoke latency -----------------------------------------------------------------------
 
@@ -932,6 +993,7 @@ def run(*, quick: bool = False) -> tuple[list[Metric], list[str]]:
         bench.time_to_ready()
         say("a do-nothing function and its queue, created through the API")
         function_arn, queue_url = bench.create_noop()
+        bench.long_poll_wakeup(queue_url)
         bench.invoke_latency(function_arn)
         ceiling = bench.efficiency(function_arn, queue_url)
         demo = OrderPipeline(cloud, say)

@@ -26,7 +26,7 @@ from localcloud.apigateway.local_api import FunctionError, LocalApi
 from localcloud.awslambda import patches as lambda_patches
 from localcloud.awslambda.async_invoke import AsyncInvoker
 from localcloud.awslambda.runtime import FunctionStats, InvocationError, LocalRuntime, Throttled
-from localcloud.clock import Clock
+from localcloud.clock import Clock, ClockLoop
 from localcloud.events.schedules import RuleSchedules
 from localcloud.extensions import Extension, Queue, discover
 from localcloud.logs import LogSink
@@ -174,6 +174,10 @@ class LocalCloud:
             self._stack.callback(lambda_patches.set_invoker, None)
             sqs_patches.set_clock(self.clock)
             self._stack.callback(sqs_patches.set_clock, None)
+            # A move of the clock may bring hidden and delayed messages due: waiting long polls look again.
+            long_polls = ClockLoop(self.clock, self.app.wake_all, name="long polls", seconds=3600, log=print)
+            long_polls.start()
+            self._stack.callback(long_polls.close)
             self.mappings = EventSourceMappings(self.runtime)
             self.mappings.start()
             self._stack.callback(self.mappings.close)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import ipaddress
 import json
@@ -64,8 +65,31 @@ MOTO_LOCK = threading.RLock()
 _INVOCATION_PATH = re.compile(r"^/20\d\d-\d\d-\d\d/functions/[^/]+/(invocations|invoke-async/?)$")
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
 
-# Operations after which a waiting SQS receiver may find messages (sends, fan-out, visibility changes).
-_ADDS_MESSAGES = ("SendMessage", "ChangeMessageVisibility", "Publish", "PutEvents", "ExecuteChangeSet")
+# SQS operations after which a waiting receiver of the queue may find a message without one being
+# added: a message made visible, or a FIFO message group unblocked by a delete.
+_FREES_MESSAGES = ("ChangeMessageVisibility", "DeleteMessage")
+# The long-poll waiters to tell when a message is added to a queue (SerializedMotoApp.mark_changed).
+_queue_listeners: list[Callable[[str], None]] = []
+
+
+def message_added(queue: str) -> None:
+    """Called by moto's SQS (``localcloud.sqs.patches``) whenever a message is added to ``queue``."""
+    for listener in tuple(_queue_listeners):
+        listener(queue)
+
+
+def _seconds_to_next_message(queue: str) -> float | None:
+    """Seconds until the next hidden or delayed message of ``queue`` (a name) becomes receivable on
+    SQS's clock, or None if none is waiting for its time. Called under MOTO_LOCK."""
+    from moto.sqs import models
+
+    found = models.sqs_backends[ACCOUNT][REGION].queues.get(queue)
+    if found is None:
+        return None
+    now = models.unix_time_millis()
+    due = [ready for m in found._messages if (ready := max(m.visible_at, m.delayed_until)) > now]
+    return (min(due) - now) / 1000 if due else None
+
 
 # The local cloud's own endpoints live under this prefix on the AWS endpoint's port.
 CONTROL_PREFIX = "/_localcloud/"
@@ -145,11 +169,11 @@ class SerializedMotoApp:
     undo other requests' writes, hence the lock. Two kinds of request run outside it: Lambda
     invocations (the handler calls back into moto while it runs) and SQS long polls, emulated
     with short polls so a waiting receiver does not stall everyone else. A waiting receiver polls
-    again when another request may have added messages, or after ``REPOLL_SECONDS`` (visibility
-    timeouts and delays expire without a request).
+    again only when its queue may have a message for it: one was added to it (whatever added it:
+    a send, SNS or EventBridge fan-out, an S3 notification, a redrive), one of its messages was
+    deleted or made visible, the next hidden or delayed message's time came, or the local clock
+    moved (``wake_all``). An idle long poll costs nothing until then.
     """
-
-    REPOLL_SECONDS = 0.25
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -158,8 +182,9 @@ class SerializedMotoApp:
         # Fault injection (tests, chaos runs): hooks see each request before moto serves it.
         self.request_hooks: list[RequestHook] = []
         self.changed = threading.Condition()
-        # Bumped per queue by SQS operations on it, and for every queue by fan-out (SNS, EventBridge).
+        # Bumped per queue when it may have a new message for a waiting receiver; "" bumps them all.
         self.generations: Counter[str] = Counter()
+        _queue_listeners.append(self.mark_changed)
 
     def _generation(self, queue: str) -> int:
         return self.generations[queue] + self.generations[""]
@@ -168,10 +193,20 @@ class SerializedMotoApp:
         with self.changed:
             self.changed.wait_for(lambda: self._generation(queue) != seen, timeout)
 
-    def _mark_changed(self, queue: str) -> None:
+    def mark_changed(self, queue: str) -> None:
+        """``queue`` (a name; "" for every queue) may have a message for a waiting receiver."""
         with self.changed:
             self.generations[queue] += 1
             self.changed.notify_all()
+
+    def wake_all(self) -> None:
+        """Every waiting receiver polls again (the local clock moved: hidden and delayed messages may
+        have come due)."""
+        self.mark_changed("")
+
+    def close(self) -> None:
+        with contextlib.suppress(ValueError):
+            _queue_listeners.remove(self.mark_changed)
 
     @staticmethod
     def _queue_of(call: tuple[str, str], body: bytes) -> str:
@@ -201,8 +236,8 @@ class SerializedMotoApp:
             return list(self.app(environ, start_response))
         receive = call == ("sqs", "ReceiveMessage")
         wait = self._long_poll_seconds(environ, body) if receive else 0.0
-        adds = call[1].startswith(_ADDS_MESSAGES)
-        queue = self._queue_of(call, body) if receive or adds else ""
+        frees = call[0] == "sqs" and call[1].startswith(_FREES_MESSAGES)
+        queue = self._queue_of(call, body) if receive or frees else ""
         deadline = time.monotonic() + wait
         while True:
             captured: list[Any] = []
@@ -213,15 +248,17 @@ class SerializedMotoApp:
                 environ["CONTENT_LENGTH"] = str(len(served))
                 environ["wsgi.input"] = io.BytesIO(served)
                 result = list(self.app(environ, lambda *args, into=captured: into.append(args)))
-            if adds:
-                self._mark_changed(queue)
+                received = b'"Messages"' in b"".join(result)
+                due = _seconds_to_next_message(queue) if wait and not received else None
+            if frees:
+                self.mark_changed(queue)
             left = deadline - time.monotonic()
-            if not wait or b'"Messages"' in b"".join(result) or left <= 0:
+            if not wait or received or left <= 0:
                 if rewrite is not None and captured[0][0].startswith("200"):
                     return self._amended(rewrite, result, captured[0], start_response)
                 start_response(*captured[0])
                 return result
-            self._wait_for_change(queue, generation, min(left, self.REPOLL_SECONDS))
+            self._wait_for_change(queue, generation, left if due is None else min(left, due))
 
     @staticmethod
     def _answer(answer: HookResponse, start_response: Any) -> list[bytes]:
@@ -389,5 +426,6 @@ def serve_moto(
     try:
         yield app
     finally:
+        app.close()
         server.shutdown()
         thread.join(timeout=5)

@@ -20,6 +20,23 @@ def apply() -> None:
     _sqs_follows_the_clock()
     _cheap_retention_check()
     _sqs_scales_with_queue_depth()
+    _waiting_receivers_hear_of_new_messages()
+
+
+def _waiting_receivers_hear_of_new_messages() -> None:
+    """Every message added to a queue, whatever the path (a send, SNS or EventBridge fan-out, an S3
+    notification, a redrive), wakes the long polls waiting on that queue (``localcloud.server``)."""
+    from moto.sqs.models import Queue
+
+    from localcloud.server import message_added
+
+    add_message = Queue.add_message
+
+    def add_and_tell(self: Any, message: Any) -> None:
+        add_message(self, message)
+        message_added(self.name)
+
+    Queue.add_message = add_and_tell  # type: ignore[method-assign]
 
 
 def _fifo_queue_names() -> None:
