@@ -24,9 +24,11 @@ from typing import TYPE_CHECKING, Any
 from localcloud import moto_patches
 from localcloud.apigateway.local_api import FunctionError, LocalApi
 from localcloud.awslambda import patches as lambda_patches
-from localcloud.awslambda.async_invoke import AsyncInvoker
+from localcloud.awslambda.async_invoke import AsyncInvoker, send_to
 from localcloud.awslambda.runtime import FunctionStats, InvocationError, LocalRuntime, Throttled
+from localcloud.awslambda.streams import StreamMappings
 from localcloud.clock import Clock, ClockLoop
+from localcloud.dynamodb.streams import DynamoDBStreams
 from localcloud.events.schedules import RuleSchedules
 from localcloud.extensions import Extension, Queue, discover
 from localcloud.logs import LogSink
@@ -137,6 +139,7 @@ class LocalCloud:
         self.runtime: LocalRuntime
         self.async_invoker: AsyncInvoker
         self.mappings: EventSourceMappings
+        self.streams: StreamMappings
         self.scheduler: SchedulerEngine
         self.rule_schedules: RuleSchedules
         self.api: LocalApi | None = None
@@ -181,6 +184,13 @@ class LocalCloud:
             self.mappings = EventSourceMappings(self.runtime)
             self.mappings.start()
             self._stack.callback(self.mappings.close)
+            self.streams = StreamMappings(
+                self.runtime,
+                [DynamoDBStreams()],
+                send=lambda arn, record: send_to(self.client, arn, json.dumps(record)),
+            )
+            self.streams.start()
+            self._stack.callback(self.streams.close)
             self.scheduler = SchedulerEngine(
                 clock=self.clock, client=self.client, account_id=ACCOUNT, region=REGION
             )
@@ -485,7 +495,9 @@ class LocalCloud:
             "schedules": {"pending": self.scheduler.pending(), **vars(self.scheduler.stats)},
             "scheduled_rules": vars(self.rule_schedules.stats),
             "async_invocations": {**vars(self.async_invoker.stats), "pending": self.async_invoker.pending},
-            "event_source_mappings": {uuid: vars(s) for uuid, s in self.mappings.stats().items()},
+            "event_source_mappings": {
+                uuid: vars(s) for uuid, s in (self.mappings.stats() | self.streams.stats()).items()
+            },
             "api_calls": self.app.api_calls.snapshot(),
             "deploys": [vars(d) | {"seconds": d.seconds} for d in self.deploys],
         }
@@ -528,7 +540,9 @@ class LocalCloud:
             for name, q in self.queues().items()
             if name in consumed
         )
-        return not busy_queues and self.mappings.idle and self.async_invoker.pending == 0
+        return (
+            not busy_queues and self.mappings.idle and self.streams.idle and self.async_invoker.pending == 0
+        )
 
 
 @contextmanager

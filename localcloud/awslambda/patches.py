@@ -20,8 +20,11 @@ def set_invoker(invoker: Invoker | None) -> None:
 
 
 def apply() -> None:
+    from localcloud.awslambda import streams
+
     _lambda_cloudformation_properties()
     _invocations_through_the_runtime()
+    streams.apply()
 
 
 def _lambda_cloudformation_properties() -> None:

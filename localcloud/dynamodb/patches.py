@@ -8,8 +8,11 @@ from typing import Any
 
 
 def apply() -> None:
+    from localcloud.dynamodb import streams
+
     _numbers_within_precision()
     _transactions_back_up_only_their_items()
+    streams.apply()
 
 
 def _numbers_within_precision() -> None:
