@@ -31,6 +31,7 @@ from localcloud.clock import Clock, ClockLoop
 from localcloud.dynamodb.streams import DynamoDBStreams
 from localcloud.events.schedules import RuleSchedules
 from localcloud.extensions import Extension, Queue, discover
+from localcloud.kinesis.streams import KinesisStreams
 from localcloud.logs import LogSink
 from localcloud.scheduler.engine import SchedulerEngine
 from localcloud.server import (
@@ -186,7 +187,7 @@ class LocalCloud:
             self._stack.callback(self.mappings.close)
             self.streams = StreamMappings(
                 self.runtime,
-                [DynamoDBStreams()],
+                [DynamoDBStreams(), KinesisStreams()],
                 send=lambda arn, record: send_to(self.client, arn, json.dumps(record)),
             )
             self.streams.start()

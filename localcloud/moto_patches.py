@@ -13,6 +13,7 @@ from localcloud.awslambda import patches as awslambda
 from localcloud.cloudformation import patches as cloudformation
 from localcloud.dynamodb import patches as dynamodb
 from localcloud.events import patches as events
+from localcloud.kinesis import streams as kinesis
 from localcloud.sns import patches as sns
 from localcloud.sqs import patches as sqs
 from localcloud.stepfunctions import patches as stepfunctions
@@ -34,5 +35,5 @@ def apply(port: int) -> None:
         return
     _applied.append(True)
     cloudformation.apply()  # first: the resource types register before any stack operation
-    for service in (stepfunctions, sns, events, awslambda, sqs, dynamodb):
+    for service in (stepfunctions, sns, events, awslambda, sqs, dynamodb, kinesis):
         service.apply()

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from localcloud.awslambda.runtime import InvocationError, LocalRuntime, Throttled
+from localcloud.awslambda.runtime import InvocationError, LocalRuntime, Throttled, lambda_function
 from localcloud.clock import Clock
 from localcloud.server import ACCOUNT, MOTO_LOCK, REGION
 
@@ -70,6 +70,7 @@ class StreamSource(Protocol):
     """A stream service's side: the shards of a stream and their records, read under moto's lock."""
 
     batch_info_key: str  # "DDBStreamBatchInfo" or "KinesisBatchInfo" in on-failure records
+    adds_identity: bool  # whether each record carries invokeIdentityArn (the function's role)
 
     def handles(self, source_arn: str) -> bool: ...
 
@@ -301,7 +302,7 @@ class ShardPoller:
         self.stats.batches += 1
         try:
             result = self.runtime.invoke(
-                mapping.function_arn, {"Records": [r.event for r in batch.records]}, wait=60.0
+                mapping.function_arn, {"Records": self._events(mapping, batch)}, wait=60.0
             )
         except (InvocationError, Throttled) as error:
             batch.attempts += 1
@@ -320,6 +321,13 @@ class ShardPoller:
         index = 0 if retry_from is False else int(retry_from)
         self.stats.records_failed += len(batch.records) - index
         return index
+
+    def _events(self, mapping: StreamMappingView, batch: _Batch) -> list[dict[str, Any]]:
+        events = [r.event for r in batch.records]
+        if not self.source.adds_identity:
+            return events
+        role = lambda_function(mapping.function_arn).role
+        return [{**event, "invokeIdentityArn": role} for event in events]
 
     def _exhausted(self, mapping: StreamMappingView, batch: _Batch) -> str | None:
         """The condition that ends a batch's retries, if one holds."""

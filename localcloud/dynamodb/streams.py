@@ -19,6 +19,7 @@ class DynamoDBStreams:
     """The records of a table's stream, as Lambda hands them to a function."""
 
     batch_info_key = "DDBStreamBatchInfo"
+    adds_identity = False
 
     @staticmethod
     def handles(source_arn: str) -> bool:

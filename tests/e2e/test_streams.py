@@ -1,7 +1,8 @@
-"""DynamoDB Streams event source mappings on the local cloud, as Lambda polls them.
+"""DynamoDB Streams and Kinesis event source mappings on the local cloud, as Lambda polls them.
 
-The stack is ``tests/e2e/streams_app/app.py``, deployed with the CDK CLI: tables with streams, each
-mapped to a function that records the records it gets (the sink table) and fails those asked to.
+The stack is ``tests/e2e/streams_app/app.py``, deployed with the CDK CLI: tables with streams and a
+Kinesis stream, each mapped to a function that records the records it gets (the sink table) and fails
+those asked to.
 """
 
 from __future__ import annotations
@@ -174,3 +175,34 @@ def test_latest_starts_at_the_records_written_after_the_mapping_exists(
     _wait_for(cloud, outputs, "LateTable", 1)
     cloud.wait_until(cloud.idle, TIMEOUT, "the local cloud to be idle")
     assert [s["key"] for s in _seen(cloud, outputs, "LateTable")] == ["after-the-mapping"]
+
+
+def test_kinesis_records_reach_the_function_in_order_per_shard_and_filtered_on_their_data(
+    cloud: LocalCloud, outputs: dict[str, str]
+) -> None:
+    """A Kinesis mapping reads every shard in order, filters on the record's data as JSON, and hands the
+    function Lambda's Kinesis records (base64 data, eventID shard:sequence, invokeIdentityArn)."""
+    kinesis = cloud.client("kinesis")
+    stream = outputs["ReadingsStreamName"]
+    # When readings for two devices (partition keys) are put, with other records among them
+    for n in range(6):
+        for device in ("device-a", "device-b"):
+            kinesis.put_record(
+                StreamName=stream, PartitionKey=device, Data=json.dumps({"kind": "reading", "n": n}).encode()
+            )
+        kinesis.put_record(
+            StreamName=stream, PartitionKey="device-a", Data=json.dumps({"kind": "noise"}).encode()
+        )
+    # Then the function got the twelve readings only, each device's in the order they were put
+    seen = _wait_for(cloud, outputs, "kinesis", 12)
+    cloud.wait_until(cloud.idle, TIMEOUT, "the local cloud to be idle")
+    seen = _seen(cloud, outputs, "kinesis")
+    assert len(seen) == 12 and all(json.loads(s["data"])["kind"] == "reading" for s in seen)
+    for device in ("device-a", "device-b"):
+        assert [json.loads(s["data"])["n"] for s in seen if s["key"] == device] == list(range(6))
+    assert all(int(s["batch_size"]) <= 5 for s in seen)
+    record = json.loads(seen[0]["record"])
+    assert record["eventSource"] == "aws:kinesis" and record["eventName"] == "aws:kinesis:record"
+    assert record["eventID"] == f"{record['eventID'].split(':')[0]}:{record['kinesis']['sequenceNumber']}"
+    assert record["invokeIdentityArn"].startswith("arn:aws:iam::")
+    assert record["eventSourceARN"].endswith(f":stream/{stream}")

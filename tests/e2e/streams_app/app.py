@@ -7,6 +7,7 @@ runnable as a script from the repo root.
 - Failing: a record that always fails is isolated by bisecting its batch and, after one retry, sent
   to the on-failure queue; the others go on.
 - Partial: the function reports failed records (ReportBatchItemFailures) instead of failing the batch.
+- Readings: a Kinesis stream of two shards whose records with ``"kind": "reading"`` reach a recorder.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from aws_cdk import App, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
@@ -33,9 +35,11 @@ class StreamsStack(Stack):
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST, removal_policy=RemovalPolicy.DESTROY,
         )  # fmt: skip
 
-        def recorder(construct_id: str, **environment: str) -> lambda_.Function:
+        def recorder(
+            construct_id: str, handler: str = "recorder.handler", **environment: str
+        ) -> lambda_.Function:
             function = lambda_.Function(
-                self, construct_id, runtime=lambda_.Runtime.PYTHON_3_11, handler="recorder.handler",
+                self, construct_id, runtime=lambda_.Runtime.PYTHON_3_11, handler=handler,
                 code=lambda_.Code.from_asset(str(HANDLERS), exclude=["__pycache__"]),
                 timeout=Duration.seconds(10), environment={"SINK_TABLE": sink.table_name, **environment},
             )  # fmt: skip
@@ -80,7 +84,17 @@ class StreamsStack(Stack):
                 max_batching_window=Duration.seconds(1),
             )
         )  # fmt: skip
+        readings = kinesis.Stream(
+            self, "Readings", shard_count=2, encryption=kinesis.StreamEncryption.MANAGED
+        )
+        recorder("KinesisRecorder", "kinesis_recorder.handler").add_event_source(
+            sources.KinesisEventSource(
+                readings, starting_position=trim_horizon, batch_size=5,
+                filters=[lambda_.FilterCriteria.filter({"data": {"kind": lambda_.FilterRule.is_equal("reading")}})],
+            )
+        )  # fmt: skip
         for name, value in {
+            "ReadingsStreamName": readings.stream_name,
             "SinkTableName": sink.table_name,
             "FailedBatchesQueueUrl": failed.queue_url,
             "RecorderFunctionName": plain.function_name,

@@ -1,0 +1,1 @@
+"""Kinesis Data Streams: its side of the local cloud's stream event source mappings."""
