@@ -671,6 +671,101 @@ class LocalCloudBench:
         )
         return shallow
 
+    # -- 2b. stream event sources ------------------------------------------------------------------
+
+    def stream_efficiency(self, function_arn: str) -> None:
+        """Records/s through a DynamoDB stream and a Kinesis stream mapping into the do-nothing function,
+        against one client reading the same records with GetRecords on the same endpoint."""
+        count = self.sizes.esm_messages
+        dynamodb, streams, kinesis = (
+            self.cloud.client(s) for s in ("dynamodb", "dynamodbstreams", "kinesis")
+        )
+        table = dynamodb.create_table(
+            TableName="bench-stream", AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}], BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+        )["TableDescription"]  # fmt: skip
+        for start in range(0, count, 25):
+            dynamodb.batch_write_item(RequestItems={"bench-stream": [
+                {"PutRequest": {"Item": {"pk": {"S": f"item-{n}"}, "body": {"S": "x" * 200}}}}
+                for n in range(start, min(count, start + 25))
+            ]})  # fmt: skip
+        stream_arn = table["LatestStreamArn"]
+
+        def read_dynamodb() -> int:
+            shard = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"][0]["ShardId"]
+            iterator = streams.get_shard_iterator(
+                StreamArn=stream_arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+            read = 0
+            while read < count:
+                page = streams.get_records(ShardIterator=iterator, Limit=100)
+                read, iterator = read + len(page["Records"]), page["NextShardIterator"]
+            return read
+
+        kinesis.create_stream(StreamName="bench-stream", ShardCount=1)
+        kinesis_arn = kinesis.describe_stream(StreamName="bench-stream")["StreamDescription"]["StreamARN"]
+        for start in range(0, count, 500):
+            kinesis.put_records(StreamName="bench-stream", Records=[
+                {"PartitionKey": f"key-{n % 10}", "Data": b"x" * 200} for n in range(start, min(count, start + 500))
+            ])  # fmt: skip
+
+        def read_kinesis() -> int:
+            shard = kinesis.list_shards(StreamName="bench-stream")["Shards"][0]["ShardId"]
+            iterator = kinesis.get_shard_iterator(
+                StreamName="bench-stream", ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+            read = 0
+            while read < count:
+                page = kinesis.get_records(ShardIterator=iterator, Limit=100)
+                read, iterator = read + len(page["Records"]), page["NextShardIterator"]
+            return read
+
+        for name, source_arn, read in (
+            ("dynamodb", stream_arn, read_dynamodb),
+            ("kinesis", kinesis_arn, read_kinesis),
+        ):
+            started = time.perf_counter()
+            read()
+            raw = count / (time.perf_counter() - started)
+            rate = self.stream_drain(function_arn, source_arn)
+            self.add(
+                f"esm.{name}_stream_records_per_s", rate, "records/s",
+                f"one client reading the same {count} records with GetShardIterator + GetRecords(100) on the same"
+                " endpoint", raw,
+            )  # fmt: skip
+            say(f"{name} stream mapping: {rate:.0f} records/s; raw GetRecords loop {raw:.0f} records/s")
+
+    def stream_drain(self, function_arn: str, source_arn: str) -> float:
+        """Create a disabled mapping from the start of a stream holding the records, enable it once its
+        poller exists, and time until every record was processed; records/s."""
+        lambda_, count = self.cloud.client("lambda"), self.sizes.esm_messages
+        mapping = lambda_.create_event_source_mapping(
+            EventSourceArn=source_arn, FunctionName=function_arn, Enabled=False, BatchSize=100,
+            StartingPosition="TRIM_HORIZON",
+        )["UUID"]  # fmt: skip
+        streams = self.cloud.streams
+        self.cloud.wait_until(
+            lambda: any(key[0] == mapping for key in streams.pollers),
+            10,
+            "the runtime to read the new mapping",
+        )
+        started = time.perf_counter()
+        lambda_.update_event_source_mapping(UUID=mapping, Enabled=True)
+        while (stats := streams.stats().get(mapping)) is None or stats.records_succeeded < count:
+            if time.perf_counter() - started > 300:
+                raise RuntimeError(
+                    f"the stream mapping processed {stats and stats.records_succeeded} of {count}"
+                )
+            time.sleep(0.005)
+        seconds = time.perf_counter() - started
+        lambda_.delete_event_source_mapping(UUID=mapping)
+        self.note(
+            f"stream mapping {source_arn.split(':')[2]}: {count} records in {seconds:.2f} s, {stats.batches} batches"
+            " of up to 100, from enabling the mapping (its poller then reads the shard from TRIM_HORIZON)"
+        )
+        return count / seconds
+
     # -- 3. latency of one event at a time -------------------------------------------------------
 
     def processed(self, consumer: Consumer) -> int:
@@ -996,6 +1091,7 @@ def run(*, quick: bool = False) -> tuple[list[Metric], list[str]]:
         bench.long_poll_wakeup(queue_url)
         bench.invoke_latency(function_arn)
         ceiling = bench.efficiency(function_arn, queue_url)
+        bench.stream_efficiency(function_arn)
         demo = OrderPipeline(cloud, say)
         demo.seed_stock()
         idle_p50 = bench.idle_latency(demo)

@@ -260,9 +260,9 @@ class LocalCloud:
             return json.dumps(error.payload(request_id)).encode(), "Unhandled"
         return json.dumps(result, default=str).encode(), None
 
-    def _api_invoke(self, function: str, event: dict[str, Any]) -> dict[str, Any]:
+    def _api_invoke(self, function: str, event: dict[str, Any]) -> Any:
         try:
-            return dict(self.runtime.invoke(function, event, wait=None) or {})
+            return self.runtime.invoke(function, event, wait=None)
         except (InvocationError, Throttled) as error:
             raise FunctionError(getattr(error, "error_type", "Throttled"), str(error)) from error
 

@@ -1,4 +1,5 @@
-"""The local API: the deployed REST APIs' Lambda proxy integrations served over HTTP.
+"""The local API: the deployed REST APIs' Lambda proxy integrations served over HTTP (HTTP APIs, API
+Gateway v2, are served beside them by ``http_api``).
 
 Requests become API Gateway REST API (v1) proxy events (payload format 1.0), the integrated
 function is invoked, and its result becomes the HTTP response, as API Gateway does. The REST
@@ -7,8 +8,8 @@ A resource or method that is not defined answers API Gateway's 403 ``{"message":
 Authentication Token"}``, and so does any method a REST API does not route (ANY is DELETE, GET,
 HEAD, OPTIONS, PATCH, POST and PUT): TRACE, CONNECT or a made-up one.
 
-Every REST API is served at ``/restapis/{api_id}/{stage}/_user_request_/{path}`` (LocalStack's
-form). One of them is also served at the root, as ``/{stage}/{path}`` (its invoke URL) and as
+Every REST and HTTP API is served at ``/restapis/{api_id}/{stage}/_user_request_/{path}`` (LocalStack's
+form; an HTTP API's default stage is ``$default``). One of them is also served at the root, as ``/{stage}/{path}`` (its invoke URL) and as
 ``/{path}`` (its first stage): the one given as ``api_id``, else the only one deployed, else the
 one ``root_api`` names (an extension's choice). At the root a first path part naming a stage is
 always taken as the stage; with several REST APIs and none chosen, a root request answers 500
@@ -154,7 +155,7 @@ class LocalApi:
     def __init__(
         self,
         *,
-        invoke: Callable[[str, dict[str, Any]], dict[str, Any]],
+        invoke: Callable[[str, dict[str, Any]], Any],
         api_key: str | None,
         port: int = 3000,
         access_key_id: str = "localcloud",
@@ -230,12 +231,14 @@ class LocalApi:
             raise GatewayError(413, "RequestTooLongException", "Request Too Long")
         path = urlsplit(request.target).path
         addressed = USER_REQUEST.match(path)
-        if addressed:
-            api = self._addressed_api(unquote(addressed["api"]))
-            route = _route(api, request.method, addressed["path"] or "/", stage=unquote(addressed["stage"]))
-        else:
-            api = self._rest_api()
-            route = _route(api, request.method, path)
+        api_id = unquote(addressed["api"]) if addressed else self._root_api_id()
+        stage = unquote(addressed["stage"]) if addressed else None
+        path = (addressed["path"] or "/") if addressed else path
+        http = http_api.http_apis(self.account_id, self.region).get(api_id)
+        if http is not None:
+            return self._http_api(http, request, path, stage, request_id)
+        api = self._addressed_api(api_id)
+        route = _route(api, request.method, path, stage=stage)
         identity = {
             **NULL_IDENTITY,
             "sourceIp": request.source_ip,
@@ -257,29 +260,47 @@ class LocalApi:
             raise GatewayError(404, "NotFoundException", f"no REST API {api_id} is deployed")
         return api
 
-    def _rest_api(self) -> RestAPI:
-        """The REST API served at the root."""
-        apis = dict(apigateway_backends[self.account_id][self.region].apis)
+    def _root_api_id(self) -> str:
+        """The API (REST or HTTP) served at the root."""
+        apis = sorted(apigateway_backends[self.account_id][self.region].apis) + sorted(
+            http_api.http_apis(self.account_id, self.region)
+        )
         if self.api_id is not None:
             if self.api_id in apis:
-                return apis[self.api_id]
+                return self.api_id
             raise GatewayError(
-                500,
-                "InternalServerErrorException",
-                f"REST API {self.api_id} not found; REST APIs: {sorted(apis)}",
+                500, "InternalServerErrorException", f"API {self.api_id} not found; APIs: {apis}"
             )
         if len(apis) == 1:
-            return next(iter(apis.values()))
+            return apis[0]
         chosen = self.root_api() if self.root_api is not None and apis else None
         if chosen in apis:
-            return apis[chosen]
+            return chosen
         message = (
-            f"{len(apis)} REST APIs are deployed ({', '.join(sorted(apis))}): call one at "
+            f"{len(apis)} APIs are deployed ({', '.join(apis)}): call one at "
             "/restapis/{api_id}/{stage}/_user_request_/{path}, or serve one at the root (--api-id)"
             if apis
-            else "no REST API is deployed"
+            else "no REST or HTTP API is deployed"
         )
         raise GatewayError(500, "InternalServerErrorException", message)
+
+    def _http_api(
+        self, api: Any, request: Request, path: str, stage: str | None, request_id: str
+    ) -> Response:
+        """A request to an HTTP API (API Gateway v2)."""
+        stage, path = http_api.stage_and_path(api, path, stage)
+        route = http_api.select_route(api, request.method, path)
+        function, version = http_api.function_of(api, route)
+        event = http_api.event(
+            api, stage, path, route, request, version=version, account_id=self.account_id,
+            request_id=request_id, port=self.port,
+        )  # fmt: skip
+        try:
+            result = self.invoke(function, event)
+        except FunctionError as error:
+            log.warning("Lambda function %s failed: %s", function, error)
+            raise _internal_error() from error
+        return http_api.response(result, function, version=version)
 
     def _authorise(self, method: Method, request: Request) -> dict[str, Any]:
         """The identity fields the authorisation adds; raises API Gateway's 403s."""
@@ -604,3 +625,6 @@ def _exactly(stream: BufferedIOBase, size: int) -> Iterator[bytes]:
             raise ValueError("the body ended early")
         size -= len(piece)
         yield piece
+
+
+from localcloud.apigateway import http_api  # noqa: E402 (it builds on this module)

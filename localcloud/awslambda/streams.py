@@ -34,6 +34,7 @@ from localcloud.server import ACCOUNT, MOTO_LOCK, REGION
 
 IDLE_WAIT_SECONDS = 1.0  # a shard with nothing new is read again after this, or when written to
 MAX_BACKOFF_SECONDS = 10.0
+DISABLED_WAIT_SECONDS = 0.1  # how soon a disabled mapping's poller sees it enabled
 CREATED_AT = "localcloud_created_at"  # set on moto's mappings when created (real time)
 
 
@@ -245,7 +246,7 @@ class ShardPoller:
                 if mapping is None:
                     return
                 if not mapping.enabled:
-                    self.stop.wait(0.5)
+                    self.stop.wait(DISABLED_WAIT_SECONDS)
                     continue
                 if not self.started:
                     self._start_position(mapping)

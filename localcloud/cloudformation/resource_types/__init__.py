@@ -13,7 +13,7 @@ import re
 
 from moto.core.common_models import CloudFormationModel
 
-from . import apigateway, awslambda, cloudwatch, scheduler, secretsmanager, sns, sqs
+from . import apigateway, apigatewayv2, awslambda, cloudwatch, scheduler, secretsmanager, sns, sqs
 
 MODELS: tuple[type[CloudFormationModel], ...] = (
     sns.SnsSubscription,
@@ -28,6 +28,10 @@ MODELS: tuple[type[CloudFormationModel], ...] = (
     apigateway.ApiGatewayUsagePlan,
     apigateway.ApiGatewayUsagePlanKey,
     apigateway.ApiGatewayAccount,
+    apigatewayv2.ApiGatewayV2Api,
+    apigatewayv2.ApiGatewayV2Integration,
+    apigatewayv2.ApiGatewayV2Route,
+    apigatewayv2.ApiGatewayV2Stage,
     secretsmanager.SecretsManagerSecret,
 )
 
