@@ -47,6 +47,21 @@ class HttpRoute:
     path_parameters: dict[str, str]
 
 
+@dataclass(frozen=True)
+class _DefaultRoute:
+    route_key: str = "$default"
+
+
+@dataclass(frozen=True)
+class UrlApi:
+    """A function URL in the place of an API in its events (``requestContext.apiId`` is the URL's id)."""
+
+    api_id: str
+
+
+DEFAULT_ROUTE = _DefaultRoute()
+
+
 def _key_match(
     route_key: str, method: str, parts: list[str]
 ) -> tuple[tuple[int, int, int], dict[str, str]] | None:

@@ -66,6 +66,10 @@ LAMBDA_URI = re.compile(
 )
 # LocalStack's path for any REST API: /restapis/{api_id}/{stage}/_user_request_/{path}
 USER_REQUEST = re.compile(r"^/restapis/(?P<api>[^/]+)/(?P<stage>[^/]+)/_user_request_(?P<path>/.*)?$")
+# A function URL: https://{url-id}.lambda-url.{region}.on.aws/{path}, served as /lambda-url/{url-id}/{path}
+# (or with that Host header).
+FUNCTION_URL_PATH = re.compile(r"^/lambda-url/(?P<id>[0-9a-z]+)(?P<path>/.*)?$")
+FUNCTION_URL_HOST = re.compile(r"^(?P<id>[0-9a-z]+)\.lambda-url\.")
 SIGV4_CREDENTIAL = re.compile(r"^AWS4-HMAC-SHA256\s+Credential=(?P<key>[^/,\s]+)/")
 STAGE_VARIABLE = re.compile(r"\$\{stageVariables\.(\w+)\}")
 # The methods a REST API routes (ANY is these); any other method is answered 403 Missing
@@ -230,6 +234,11 @@ class LocalApi:
         if request.body is None:
             raise GatewayError(413, "RequestTooLongException", "Request Too Long")
         path = urlsplit(request.target).path
+        function_url = FUNCTION_URL_PATH.match(path) or FUNCTION_URL_HOST.match(request.header("Host") or "")
+        if function_url is not None:
+            return self._function_url(
+                function_url["id"], request, function_url.groupdict().get("path"), request_id
+            )
         addressed = USER_REQUEST.match(path)
         api_id = unquote(addressed["api"]) if addressed else self._root_api_id()
         stage = unquote(addressed["stage"]) if addressed else None
@@ -283,6 +292,33 @@ class LocalApi:
             else "no REST or HTTP API is deployed"
         )
         raise GatewayError(500, "InternalServerErrorException", message)
+
+    def _function_url(self, url_id: str, request: Request, path: str | None, request_id: str) -> Response:
+        """A request to a function URL: a payload 2.0 event with the ``$default`` route key."""
+        from moto.awslambda.models import lambda_backends
+
+        functions = lambda_backends[self.account_id][self.region]._lambdas.all()
+        function = next(
+            (f for f in functions if f.url_config is not None and f"//{url_id}." in f.url_config.url), None
+        )
+        if function is None:
+            raise GatewayError(404, "ResourceNotFoundException", f"no function URL {url_id}")
+        if (function.url_config.config if function.url_config else {}).get(
+            "AuthType"
+        ) == "AWS_IAM" and not SIGV4_CREDENTIAL.match(request.header("Authorization") or ""):
+            raise GatewayError(403, "AccessDeniedException", "Forbidden")
+        if path is None:  # addressed by its Host header: the whole path is the function's
+            path = urlsplit(request.target).path
+        event = http_api.event(
+            http_api.UrlApi(url_id), "$default", path, http_api.HttpRoute(http_api.DEFAULT_ROUTE, {}), request,
+            version="2.0", account_id=self.account_id, request_id=request_id, port=self.port,
+        )  # fmt: skip
+        try:
+            result = self.invoke(function.function_arn, event)
+        except FunctionError as error:
+            log.warning("Lambda function %s failed: %s", function.function_name, error)
+            raise _internal_error() from error
+        return http_api.response(result, function.function_name, version="2.0")
 
     def _http_api(
         self, api: Any, request: Request, path: str, stage: str | None, request_id: str

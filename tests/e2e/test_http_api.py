@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -24,10 +25,14 @@ APP = Path(__file__).resolve().parent / "http_api_app" / "app.py"
 
 
 @pytest.fixture(scope="module")
-def api(cloud: LocalCloud) -> str:
+def outputs(cloud: LocalCloud) -> dict[str, str]:
+    return cloud.deploy(["HttpApiStack"], app=f"{sys.executable} {APP}").outputs
+
+
+@pytest.fixture(scope="module")
+def api(cloud: LocalCloud, outputs: dict[str, str]) -> str:
     """The base URL of the deployed HTTP API's $default stage."""
-    api_id = cloud.deploy(["HttpApiStack"], app=f"{sys.executable} {APP}").outputs["HttpApiId"]
-    return f"{cloud.api.url}/restapis/{api_id}/$default/_user_request_"
+    return f"{cloud.api.url}/restapis/{outputs['HttpApiId']}/$default/_user_request_"
 
 
 def call(
@@ -83,3 +88,19 @@ def test_a_payload_1_integration_gets_the_rest_shaped_event(api: str) -> None:
     assert status == 201
     assert event["version"] == "1.0" and event["httpMethod"] == "POST" and event["path"] == "/legacy/9"
     assert event["pathParameters"] == {"id": "9"} and event["body"] == '{"x": 1}'
+
+
+def test_a_function_url_gets_a_payload_2_event_by_its_path_or_its_host(
+    cloud: LocalCloud, outputs: dict[str, str]
+) -> None:
+    """A function URL (https://{id}.lambda-url.{region}.on.aws/...) invokes its function with a payload 2.0
+    event whose route key is $default; locally at /lambda-url/{id}/..., or with the URL's Host header."""
+    host = urlsplit(outputs["EchoUrl"]).hostname or ""
+    url_id = host.split(".", 1)[0]
+    status, _, by_path = call(f"{cloud.api.url}/lambda-url/{url_id}/hello?x=1")
+    _, _, by_host = call(f"{cloud.api.url}/hello", headers={"Host": host})
+    assert status == 200
+    for event in (by_path, by_host):
+        assert event["version"] == "2.0" and event["routeKey"] == "$default" and event["rawPath"] == "/hello"
+        assert event["requestContext"]["apiId"] == url_id
+    assert by_path["queryStringParameters"] == {"x": "1"}

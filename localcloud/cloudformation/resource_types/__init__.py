@@ -23,6 +23,7 @@ MODELS: tuple[type[CloudFormationModel], ...] = (
     scheduler.SchedulerSchedule,
     cloudwatch.CloudWatchAlarm,
     awslambda.LambdaEventInvokeConfig,
+    awslambda.LambdaUrl,
     apigateway.ApiGatewayStage,
     apigateway.ApiGatewayApiKey,
     apigateway.ApiGatewayUsagePlan,

@@ -1,4 +1,4 @@
-"""AWS::Lambda::EventInvokeConfig on moto's Lambda backend."""
+"""AWS::Lambda::EventInvokeConfig and AWS::Lambda::Url on moto's Lambda backend."""
 
 from __future__ import annotations
 
@@ -74,3 +74,55 @@ class LambdaEventInvokeConfig(CfnResource, CloudFormationModel):
     def delete(self, account_id: str, region_name: str) -> None:
         with contextlib.suppress(UnknownEventConfig, UnknownFunctionException):
             _backend(account_id, region_name).delete_function_event_invoke_config(self.function_name)
+
+
+class LambdaUrl(CfnResource, CloudFormationModel):
+    """A function URL; the local API serves it (``/lambda-url/{url-id}/...``). Ref is the function's ARN."""
+
+    TYPE = "AWS::Lambda::Url"
+    REF = "function_arn"
+    ATTRIBUTES = {"FunctionUrl": "url", "FunctionArn": "function_arn"}
+
+    def __init__(self, function_arn: str, url: str) -> None:
+        self.function_arn = function_arn
+        self.url = url
+
+    @staticmethod
+    def _config(props: dict[str, Any]) -> dict[str, Any]:
+        return compact(
+            AuthType=props.get("AuthType", "NONE"), Cors=props.get("Cors"), InvokeMode=props.get("InvokeMode")
+        )
+
+    @classmethod
+    def create_from_cloudformation_json(
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> LambdaUrl:
+        props = properties(cloudformation_json)
+        config = _backend(account_id, region_name).create_function_url_config(
+            props["TargetFunctionArn"], cls._config(props)
+        )
+        return cls(config.function.function_arn, config.url)
+
+    @classmethod
+    def update_from_cloudformation_json(
+        cls, original_resource: LambdaUrl, new_resource_name: str, cloudformation_json: dict[str, Any],
+        account_id: str, region_name: str,
+    ) -> LambdaUrl:  # fmt: skip
+        props = properties(cloudformation_json)
+        backend = _backend(account_id, region_name)
+        if props["TargetFunctionArn"] != original_resource.function_arn:
+            original_resource.delete(account_id, region_name)
+            return cls.create_from_cloudformation_json(
+                new_resource_name, cloudformation_json, account_id, region_name
+            )
+        backend.update_function_url_config(original_resource.function_arn, cls._config(props))
+        return original_resource
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        with contextlib.suppress(UnknownFunctionException, Exception):
+            _backend(account_id, region_name).delete_function_url_config(self.function_arn)

@@ -1,4 +1,4 @@
-"""HttpApiStack: an HTTP API (API Gateway v2) with Lambda proxy routes, deployed with the CDK CLI by
+"""HttpApiStack: an HTTP API (API Gateway v2) with Lambda proxy routes and a function URL, deployed with the CDK CLI by
 ``tests/e2e/test_http_api.py``; runnable as a script from the repo root."""
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ class HttpApiStack(Stack):
         api.add_routes(path="/files/{path+}", methods=[apigwv2.HttpMethod.ANY], integration=v2)
         api.add_routes(path="/legacy/{id}", methods=[apigwv2.HttpMethod.POST], integration=v1)
         CfnOutput(self, "HttpApiId", value=api.api_id)
+        url = echo.add_function_url(auth_type=lambda_.FunctionUrlAuthType.NONE)
+        CfnOutput(self, "EchoUrl", value=url.url)
 
 
 app = App()
