@@ -112,10 +112,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             for name, value in sorted(report.outputs.items()):
                 print(f"  {name:<32} {value}")
             for resource in cloud.unsupported_resources():
-                print(
-                    f"  not honoured locally: {resource['stack']}/{resource['resource']} ({resource['type']}): "
-                    f"{resource['why']}"
-                )
+                print(f"  {not_honoured(resource)}")
         print(f"local API key (x-api-key): {cloud.api_key}")
         if cloud.dashboard:
             print(
@@ -158,9 +155,15 @@ def _print_status(status: dict[str, Any]) -> None:
     print(f"schedules pending: {status['schedules']['pending']}")
     _print_extension_status(status.get("extensions") or {})
     for resource in status["unsupported_resources"]:
-        print(
-            f"not honoured locally: {resource['stack']}/{resource['resource']} ({resource['type']}): {resource['why']}"
-        )
+        print(not_honoured(resource))
+
+
+def not_honoured(resource: dict[str, str]) -> str:
+    """One line for a resource, or one of its properties, that the local cloud does not honour."""
+    place = f"{resource['stack']}/{resource['resource']} ({resource['type']})"
+    if resource.get("property"):
+        place += f" {resource['property']}"
+    return f"not honoured locally: {place}: {resource['why']}"
 
 
 def cmd_status(args: argparse.Namespace) -> int:

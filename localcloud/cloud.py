@@ -388,10 +388,15 @@ class LocalCloud:
         return merged
 
     def unsupported_resources(self) -> list[dict[str, str]]:
-        """Resources of deployed stacks whose type moto cannot create: listed, never silently ignored."""
+        """Resources of deployed stacks whose type moto cannot create, or with a property the local cloud
+        does not honour (``property`` names it): listed, never silently ignored."""
         from moto.cloudformation.models import cloudformation_backends
 
-        from localcloud.cloudformation.resource_types import NOT_HONOURED, is_supported
+        from localcloud.cloudformation.resource_types import (
+            NOT_HONOURED,
+            is_supported,
+            not_honoured_properties,
+        )
 
         found = []
         with MOTO_LOCK:
@@ -403,6 +408,17 @@ class LocalCloud:
                             {"stack": stack.name, "resource": logical_id, "type": kind,
                              "why": NOT_HONOURED.get(kind, "moto cannot create this type")}
                         )  # fmt: skip
+                        continue
+                    for name, why in not_honoured_properties(kind, resource.get("Properties") or {}):
+                        found.append(
+                            {
+                                "stack": stack.name,
+                                "resource": logical_id,
+                                "type": kind,
+                                "property": name,
+                                "why": why,
+                            }
+                        )
         return found
 
     def queues(self) -> dict[str, dict[str, Any]]:

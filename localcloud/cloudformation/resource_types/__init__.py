@@ -10,6 +10,8 @@ model module needs a dotted path of at least two segments and model class names 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
 from moto.core.common_models import CloudFormationModel
 
@@ -41,6 +43,52 @@ NOT_HONOURED: dict[str, str] = {
     "AWS::S3::BucketPolicy": "the stack's bucket policies refuse requests without TLS "
     "(aws:SecureTransport) and the local endpoint is plain HTTP",
 }
+
+
+def _set(value: Any) -> bool:
+    return value not in (None, "", [], {}, False)
+
+
+# Properties the local cloud does not honour, by type: (property, whether a value is not honoured, what
+# will not happen locally). Listed beside each resource that sets them, like the types above.
+NOT_HONOURED_PROPERTIES: dict[str, tuple[tuple[str, Callable[[Any], bool], str], ...]] = {
+    "AWS::Lambda::Function": (
+        ("PackageType", lambda v: v == "Image", "container image functions are not run (only zip packages)"),
+        ("VpcConfig", _set, "functions run on this machine's network, not in a VPC"),
+        ("FileSystemConfigs", _set, "EFS file systems are not mounted"),
+        ("SnapStart", _set, "SnapStart is not applied"),
+    ),
+    "AWS::Lambda::EventSourceMapping": (
+        ("ParallelizationFactor", lambda v: int(v) > 1, "each shard is processed one batch at a time"),
+        ("TumblingWindowInSeconds", _set, "tumbling windows are not supported"),
+    ),
+    "AWS::ApiGateway::Method": (
+        ("AuthorizationType", lambda v: v in ("CUSTOM", "COGNITO_USER_POOLS"),
+         "custom and Cognito authorizers are not run: the method is served without them"),
+    ),
+    "AWS::ApiGatewayV2::Route": (
+        ("AuthorizationType", lambda v: v not in ("NONE", None), "authorizers are not run: the route answers 500"),
+    ),
+    "AWS::DynamoDB::Table": (
+        ("TimeToLiveSpecification", lambda v: bool((v or {}).get("Enabled")), "items do not expire (no TTL)"),
+    ),
+    "AWS::DynamoDB::GlobalTable": (
+        ("TimeToLiveSpecification", lambda v: bool((v or {}).get("Enabled")), "items do not expire (no TTL)"),
+    ),
+}  # fmt: skip
+
+
+def not_honoured_properties(resource_type: str, props: dict[str, Any]) -> list[tuple[str, str]]:
+    """(property, why) for each property of a resource that the local cloud does not honour."""
+    found = []
+    for name, applies, why in NOT_HONOURED_PROPERTIES.get(resource_type, ()):
+        try:
+            if name in props and applies(props[name]):
+                found.append((name, why))
+        except (TypeError, ValueError):  # an unresolved intrinsic: say so rather than guess
+            found.append((name, f"{why} (if set)"))
+    return found
+
 
 REGISTERED_TYPES: frozenset[str] = frozenset(model.cloudformation_type() for model in MODELS)
 
@@ -82,4 +130,12 @@ def is_supported(resource_type: str) -> bool:
     return is_custom(resource_type) or resource_type in supported_types()
 
 
-__all__ = ["MODELS", "REGISTERED_TYPES", "is_supported", "register", "supported_types"]
+__all__ = [
+    "MODELS",
+    "NOT_HONOURED_PROPERTIES",
+    "REGISTERED_TYPES",
+    "is_supported",
+    "not_honoured_properties",
+    "register",
+    "supported_types",
+]

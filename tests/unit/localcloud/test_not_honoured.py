@@ -1,0 +1,46 @@
+"""What the local cloud does not honour is listed, down to the property: nothing is silently skipped."""
+
+from __future__ import annotations
+
+import pytest
+
+from localcloud.__main__ import not_honoured
+from localcloud.cloudformation.resource_types import not_honoured_properties
+
+pytestmark = pytest.mark.unit
+
+
+def test_a_property_that_changes_what_runs_is_listed_with_what_will_not_happen() -> None:
+    assert not_honoured_properties(
+        "AWS::Lambda::Function", {"PackageType": "Image", "Runtime": "python3.13"}
+    ) == [("PackageType", "container image functions are not run (only zip packages)")]
+    assert not_honoured_properties("AWS::Lambda::EventSourceMapping", {"ParallelizationFactor": 4}) == [
+        ("ParallelizationFactor", "each shard is processed one batch at a time")
+    ]
+    assert not_honoured_properties(
+        "AWS::DynamoDB::Table", {"TimeToLiveSpecification": {"AttributeName": "expires", "Enabled": True}}
+    ) == [("TimeToLiveSpecification", "items do not expire (no TTL)")]
+
+
+def test_a_value_the_local_cloud_honours_is_not_listed() -> None:
+    assert not_honoured_properties("AWS::Lambda::Function", {"PackageType": "Zip", "VpcConfig": {}}) == []
+    assert not_honoured_properties("AWS::Lambda::EventSourceMapping", {"ParallelizationFactor": 1}) == []
+    assert not_honoured_properties("AWS::ApiGatewayV2::Route", {"AuthorizationType": "NONE"}) == []
+    assert not_honoured_properties("AWS::SQS::Queue", {"VisibilityTimeout": 30}) == []
+
+
+def test_a_value_that_cannot_be_read_is_listed_as_possibly_not_honoured() -> None:
+    assert not_honoured_properties(
+        "AWS::Lambda::EventSourceMapping", {"ParallelizationFactor": {"Ref": "P"}}
+    ) == [("ParallelizationFactor", "each shard is processed one batch at a time (if set)")]
+
+
+def test_the_cli_names_the_property_in_its_line() -> None:
+    line = not_honoured(
+        {"stack": "App", "resource": "Mapping", "type": "AWS::Lambda::EventSourceMapping",
+         "property": "TumblingWindowInSeconds", "why": "tumbling windows are not supported"}
+    )  # fmt: skip
+    assert line == (
+        "not honoured locally: App/Mapping (AWS::Lambda::EventSourceMapping) TumblingWindowInSeconds: "
+        "tumbling windows are not supported"
+    )
