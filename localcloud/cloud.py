@@ -33,6 +33,7 @@ from localcloud.events.schedules import RuleSchedules
 from localcloud.extensions import Extension, Queue, discover
 from localcloud.kinesis.streams import KinesisStreams
 from localcloud.logs import LogSink
+from localcloud.pipes.runner import Pipes
 from localcloud.scheduler.engine import SchedulerEngine
 from localcloud.server import (
     ACCOUNT,
@@ -141,6 +142,7 @@ class LocalCloud:
         self.async_invoker: AsyncInvoker
         self.mappings: EventSourceMappings
         self.streams: StreamMappings
+        self.pipes: Pipes
         self.scheduler: SchedulerEngine
         self.rule_schedules: RuleSchedules
         self.api: LocalApi | None = None
@@ -192,6 +194,12 @@ class LocalCloud:
             )
             self.streams.start()
             self._stack.callback(self.streams.close)
+            self.pipes = Pipes(
+                self.runtime, self.client, [DynamoDBStreams(), KinesisStreams()],
+                send=lambda arn, record: send_to(self.client, arn, json.dumps(record)),
+            )  # fmt: skip
+            self.pipes.start()
+            self._stack.callback(self.pipes.close)
             self.scheduler = SchedulerEngine(
                 clock=self.clock, client=self.client, account_id=ACCOUNT, region=REGION
             )
@@ -558,7 +566,11 @@ class LocalCloud:
             if name in consumed
         )
         return (
-            not busy_queues and self.mappings.idle and self.streams.idle and self.async_invoker.pending == 0
+            not busy_queues
+            and self.mappings.idle
+            and self.streams.idle
+            and self.pipes.idle
+            and self.async_invoker.pending == 0
         )
 
 

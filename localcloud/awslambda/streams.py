@@ -179,7 +179,15 @@ class ShardPoller:
         send: Callable[[str, dict[str, Any]], None],
         stop: threading.Event,
         written: Signal,
+        view: Callable[[], StreamMappingView | None] | None = None,
+        deliver: Callable[[StreamMappingView, list[dict[str, Any]]], Any] | None = None,
     ) -> None:
+        """``view`` and ``deliver``: where the mapping's settings come from and what a batch is handed
+        to (default: moto's event source mapping, and an invocation of its function with
+        ``{"Records": [...]}``; EventBridge Pipes give their own). ``deliver`` raises InvocationError
+        or Throttled for a failed batch."""
+        self.view = view or (lambda: stream_mappings(source).get(mapping_uuid))
+        self.deliver = deliver or self._invoke_function
         self.uuid = mapping_uuid
         self.shard = shard
         self.source = source
@@ -206,7 +214,7 @@ class ShardPoller:
         return self._now() - arrived
 
     def _mapping(self) -> StreamMappingView | None:
-        return stream_mappings(self.source).get(self.uuid)
+        return self.view()
 
     def _start_position(self, mapping: StreamMappingView) -> None:
         """TRIM_HORIZON: from the oldest record; LATEST and AT_TIMESTAMP: from the first record that
@@ -302,9 +310,7 @@ class ShardPoller:
         """None if the batch is done; else the index of the first record to retry (0: all of them)."""
         self.stats.batches += 1
         try:
-            result = self.runtime.invoke(
-                mapping.function_arn, {"Records": self._events(mapping, batch)}, wait=60.0
-            )
+            result = self.deliver(mapping, [r.event for r in batch.records])
         except (InvocationError, Throttled) as error:
             batch.attempts += 1
             batch.last_error = "Unhandled" if isinstance(error, InvocationError) else "Throttled"
@@ -323,12 +329,11 @@ class ShardPoller:
         self.stats.records_failed += len(batch.records) - index
         return index
 
-    def _events(self, mapping: StreamMappingView, batch: _Batch) -> list[dict[str, Any]]:
-        events = [r.event for r in batch.records]
-        if not self.source.adds_identity:
-            return events
-        role = lambda_function(mapping.function_arn).role
-        return [{**event, "invokeIdentityArn": role} for event in events]
+    def _invoke_function(self, mapping: StreamMappingView, events: list[dict[str, Any]]) -> Any:
+        if self.source.adds_identity:
+            role = lambda_function(mapping.function_arn).role
+            events = [{**event, "invokeIdentityArn": role} for event in events]
+        return self.runtime.invoke(mapping.function_arn, {"Records": events}, wait=60.0)
 
     def _exhausted(self, mapping: StreamMappingView, batch: _Batch) -> str | None:
         """The condition that ends a batch's retries, if one holds."""
@@ -380,6 +385,12 @@ class ShardPoller:
 _written_listeners: list[Callable[[], None]] = []
 
 
+def listen_to_writes(signal: Signal) -> Callable[[], None]:
+    """Fire ``signal`` whenever a stream gets a record; returns what stops it."""
+    _written_listeners.append(signal.fire)
+    return lambda: _written_listeners.remove(signal.fire) if signal.fire in _written_listeners else None
+
+
 def stream_written() -> None:
     """Called by a stream service's patches (under moto's lock) whenever a stream gets a record."""
     for listener in tuple(_written_listeners):
@@ -422,7 +433,7 @@ class StreamMappings:
         self.sources = list(sources)
         self.send = send
         self.signal = Signal()  # fired when any stream is written to
-        _written_listeners.append(self.signal.fire)
+        self._stop_listening = listen_to_writes(self.signal)
         self.pollers: dict[tuple[str, str], tuple[threading.Event, ShardPoller]] = {}
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="stream-mappings", daemon=True)
@@ -477,8 +488,7 @@ class StreamMappings:
 
     def close(self) -> None:
         self.stop.set()
-        if self.signal.fire in _written_listeners:
-            _written_listeners.remove(self.signal.fire)
+        self._stop_listening()
         for stop, _ in self.pollers.values():
             stop.set()
         self.signal.fire()

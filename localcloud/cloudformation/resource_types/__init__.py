@@ -15,7 +15,7 @@ from typing import Any
 
 from moto.core.common_models import CloudFormationModel
 
-from . import apigateway, apigatewayv2, awslambda, cloudwatch, scheduler, secretsmanager, sns, sqs
+from . import apigateway, apigatewayv2, awslambda, cloudwatch, pipes, scheduler, secretsmanager, sns, sqs
 
 MODELS: tuple[type[CloudFormationModel], ...] = (
     sns.SnsSubscription,
@@ -36,6 +36,7 @@ MODELS: tuple[type[CloudFormationModel], ...] = (
     apigatewayv2.ApiGatewayV2Route,
     apigatewayv2.ApiGatewayV2Stage,
     secretsmanager.SecretsManagerSecret,
+    pipes.PipesPipe,
 )
 
 # Types left out on purpose, and why (shown next to each such resource by `up` and `status`).

@@ -1,0 +1,1 @@
+"""EventBridge Pipes, run by the local cloud (``runner``)."""
