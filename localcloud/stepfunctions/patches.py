@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -13,6 +13,7 @@ def apply() -> None:
     _state_machine_settings_from_cloudformation()
     _unnamed_executions_get_a_uuid()
     _nested_executions_speak_step_functions_shapes()
+    _sdk_integrations_answer_dates_as_text()
 
 
 def _state_machines_in_the_executing_backend() -> None:
@@ -148,3 +149,29 @@ def _nested_executions_speak_step_functions_shapes() -> None:
 
     StateTaskServiceSfn._normalise_parameters = _normalise_parameters  # type: ignore[method-assign]
     StateTaskServiceSfn._normalise_response = _normalise_response  # type: ignore[method-assign]
+
+
+def _as_text_dates(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _as_text_dates(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_as_text_dates(item) for item in value]
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return value
+
+
+def _sdk_integrations_answer_dates_as_text() -> None:
+    """An ``aws-sdk:*`` task returns the API's timestamps as ISO 8601 text ("2013-08-23T01:02:15.422Z");
+    moto kept boto3's datetimes in the state's output, and then failed to describe the execution (500)."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
+        StateTaskServiceAwsSdk,
+    )
+
+    call = StateTaskServiceAwsSdk._eval_service_task
+
+    def eval_service_task(self: Any, env: Any, *args: Any, **kwargs: Any) -> None:
+        call(self, env, *args, **kwargs)
+        env.stack[-1] = _as_text_dates(env.stack[-1])
+
+    StateTaskServiceAwsSdk._eval_service_task = eval_service_task  # type: ignore[method-assign]
