@@ -26,6 +26,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -61,6 +62,20 @@ ROLE_NAME = "bench"
 NOOP_SOURCE = 'def handler(event, context):\n    return {"batchItemFailures": []}\n'
 ESM_CONCURRENCY = 2
 IDLE_SECONDS = 3.0
+HOT_RELOAD_APP = """
+import sys
+from aws_cdk import App, CfnOutput, Duration, Stack
+from aws_cdk import aws_lambda as lambda_
+
+app = App()
+stack = Stack(app, "HotReloadBench")
+function = lambda_.Function(
+    stack, "Edited", runtime=lambda_.Runtime.PYTHON_3_11, handler="handler.handler",
+    code=lambda_.Code.from_asset(sys.argv[1]), timeout=Duration.seconds(5),
+)
+CfnOutput(stack, "FunctionName", value=function.function_name)
+app.synth()
+"""
 
 
 @dataclass(frozen=True)
@@ -406,6 +421,52 @@ class LocalCloudBench:
         )
         queue_url = sqs.create_queue(QueueName=NOOP_QUEUE, Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
         return function["FunctionArn"], queue_url
+
+    # -- 1a. hot reload ----------------------------------------------------------------------------
+
+    def hot_reload(self) -> None:
+        """Edit-to-effect of a handler change: with the source watched (``up --watch``) against a
+        ``cdk deploy`` of the same change, each timed until an invocation answers with the new code."""
+        code = self.workdir / "hot-reload"
+        code.mkdir()
+        app = self.workdir / "hot_reload_app.py"
+        app.write_text(HOT_RELOAD_APP)
+
+        def write(version: str) -> None:
+            (code / "handler.py").write_text(f"def handler(event, context):\n    return {version!r}\n")
+
+        write("v0")
+        command = f"{sys.executable} {app} {code}"
+        name = self.cloud.deploy(["HotReloadBench"], app=command, staging=False).outputs["FunctionName"]
+        lambda_ = self.cloud.client("lambda")
+
+        def until_answer(version: str) -> float:
+            started = time.perf_counter()
+            while json.loads(lambda_.invoke(FunctionName=name, Payload=b"{}")["Payload"].read()) != version:
+                time.sleep(0.02)
+            return time.perf_counter() - started
+
+        until_answer("v0")
+        watcher = self.cloud.watch_sources()
+        edits = []
+        for n in range(1, 4):
+            started = time.perf_counter()
+            write(f"v{n}")
+            until_answer(f"v{n}")
+            edits.append(time.perf_counter() - started)
+        watcher.close()
+        started = time.perf_counter()
+        write("deployed")
+        self.cloud.deploy(["HotReloadBench"], app=command, staging=False)
+        until_answer("deployed")
+        deployed = time.perf_counter() - started
+        self.add(
+            "hot_reload.edit_to_effect_s", median(edits), "s",
+            "`cdk deploy` of the same one-line change, until an invocation answers with it (same cloud)", deployed,
+        )  # fmt: skip
+        say(
+            f"hot reload: edit to effect {median(edits):.2f} s (median of 3); cdk deploy of the change {deployed:.1f} s"
+        )
 
     # -- 1b. long-poll wake-up ---------------------------------------------------------------------
 
@@ -1086,6 +1147,7 @@ def run(*, quick: bool = False) -> tuple[list[Metric], list[str]]:
     ):
         bench = LocalCloudBench(cloud, quick, Path(tmp))
         bench.time_to_ready()
+        bench.hot_reload()
         say("a do-nothing function and its queue, created through the API")
         function_arn, queue_url = bench.create_noop()
         bench.long_poll_wakeup(queue_url)

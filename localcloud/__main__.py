@@ -104,7 +104,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         if not args.no_deploy:
             stacks = " ".join(args.stacks or []) or "every stack"
             print(f"deploying {stacks} of {app_dir} with its CDK CLI ...", flush=True)
-            report = cloud.deploy(args.stacks or (), app_dir=app_dir, context=context)
+            report = cloud.deploy(args.stacks or (), app_dir=app_dir, context=context, staging=not args.watch)
             print(
                 f"ready in {report.seconds:.1f} s (bootstrap {report.bootstrap_seconds:.1f} s, deploy {report.deploy_seconds:.1f} s): "
                 f"{', '.join(report.stacks)}"
@@ -113,6 +113,11 @@ def cmd_up(args: argparse.Namespace) -> int:
                 print(f"  {name:<32} {value}")
             for resource in cloud.unsupported_resources():
                 print(f"  {not_honoured(resource)}")
+            if args.watch:
+                watched = cloud.watch_sources().seen
+                print(
+                    f"watching the source folders of {len(watched)} functions: an edit reaches the next invocation"
+                )
         print(f"local API key (x-api-key): {cloud.api_key}")
         if cloud.dashboard:
             print(
@@ -294,6 +299,11 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--dashboard-port", type=int, default=3001, help="dashboard port (default 3001)")
     up.add_argument("--no-deploy", action="store_true", help="start empty; deploy yourself with the CDK CLI")
     up.add_argument("--quiet", action="store_true", help="do not print function logs")
+    up.add_argument(
+        "--watch", action="store_true",
+        help="hot reload: deploy with asset staging off and run each function's edited source folder "
+        "from its next invocation, without a redeploy",
+    )  # fmt: skip
     up.add_argument(
         "--allow-origin", action="append", dest="allowed_origins", metavar="ORIGIN",
         help="let web pages on this origin call the AWS endpoint from a browser (repeatable), "

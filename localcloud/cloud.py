@@ -27,6 +27,7 @@ from localcloud.awslambda import patches as lambda_patches
 from localcloud.awslambda.async_invoke import AsyncInvoker, send_to
 from localcloud.awslambda.runtime import FunctionStats, InvocationError, LocalRuntime, Throttled
 from localcloud.awslambda.streams import StreamMappings
+from localcloud.awslambda.watch import SourceWatcher
 from localcloud.clock import Clock, ClockLoop
 from localcloud.dynamodb.streams import DynamoDBStreams
 from localcloud.events.schedules import RuleSchedules
@@ -315,12 +316,14 @@ class LocalCloud:
 
     def deploy(
         self, stacks: Sequence[str] = (), *, app_dir: Path | None = None, app: str | None = None,
-        context: Mapping[str, str] | None = None,
+        context: Mapping[str, str] | None = None, staging: bool = True,
     ) -> DeployReport:  # fmt: skip
         """``cdk bootstrap`` (once) and ``cdk deploy`` of ``stacks`` (default: every stack, ``--all``)
         with the app's CDK CLI against this endpoint. ``app_dir``: the app's folder, with its
         ``cdk.json`` (default: the current folder); ``app``: a command that runs the app instead of
-        ``cdk.json``'s (the CLI's ``--app``)."""
+        ``cdk.json``'s (the CLI's ``--app``). ``staging=False``: assets are not copied into the cloud
+        assembly (``--no-staging``), so each function's asset metadata names its source folder (hot
+        reload, ``watch_sources``)."""
         folder = (app_dir or Path.cwd()).resolve()
         if app is None and not (folder / "cdk.json").is_file():
             raise LocalCloudError(
@@ -337,7 +340,7 @@ class LocalCloud:
                 cli, ["bootstrap", f"aws://{ACCOUNT}/{REGION}"], "cdk bootstrap", cwd=self.workdir
             )
         args = ["deploy", *(stacks or ["--all"]), "--require-approval", "never", "--output", str(run),
-                *(["--app", app] if app else [])]  # fmt: skip
+                *(["--app", app] if app else []), *([] if staging else ["--no-staging"])]  # fmt: skip
         for name, value in self.cdk_context(context).items():
             args += ["--context", f"{name}={value}"]
         report.deploy_seconds = self._cdk(cli, args, f"cdk deploy {' '.join(stacks) or '--all'}", cwd=folder)
@@ -350,6 +353,14 @@ class LocalCloud:
             report.outputs.update(deployed[stack])
         self.deploys.append(report)
         return report
+
+    def watch_sources(self) -> SourceWatcher:
+        """Hot reload: a function deployed with asset staging off (``deploy(staging=False)``) runs its
+        edited source folder from the next invocation on."""
+        watcher = SourceWatcher(lambda name, folder: self.runtime.function(name).reload_from(folder))
+        watcher.start()
+        self._stack.callback(watcher.close)
+        return watcher
 
     def _root_api(self) -> str | None:
         """The REST API an extension names for the local API's root (its own invoke URL on AWS)."""

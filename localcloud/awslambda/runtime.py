@@ -224,6 +224,7 @@ class ExecutionEnvironment:
         self.config = config
         self.log = log
         self.clock_offset = clock_offset
+        self.reloads = 0
         self.stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -352,6 +353,8 @@ class LocalFunction:
         self.stats = FunctionStats()
         self.condition = threading.Condition()
         self.config = FunctionConfig.of(lambda_function(arn))
+        self.source: Path | None = None  # hot reload: the source folder run instead of the deployed zip
+        self.reloads = 0  # environments started before the last reload are retired
 
     @property
     def limit(self) -> int:
@@ -389,7 +392,8 @@ class LocalFunction:
             self.busy -= 1
             if environment is not None:
                 self.stats.peak_memory_mb = max(self.stats.peak_memory_mb, environment.peak_memory_mb())
-                if environment.alive and environment.config.generation == self.config.generation:
+                current = environment.config.generation == self.config.generation
+                if environment.alive and current and environment.reloads == self.reloads:
                     self.idle.append(environment)
                 else:
                     environment.kill()
@@ -404,7 +408,8 @@ class LocalFunction:
                 started = time.perf_counter()
                 artifacts = self.runtime.artifacts
                 function = lambda_function(self.arn)
-                paths = [artifacts.task_dir(function), *self._libraries(artifacts, function)]
+                task = self.source or artifacts.task_dir(function)
+                paths = [task, *self._libraries(artifacts, function)]
                 environment = ExecutionEnvironment(
                     self.config,
                     paths,
@@ -413,6 +418,7 @@ class LocalFunction:
                     clock_packages=artifacts.clock_packages(),
                     clock_offset=self.runtime.clock_offset,
                 )
+                environment.reloads = self.reloads
                 with self.condition:
                     self.stats.cold_starts += 1
                     self.stats.init_ms.append((time.perf_counter() - started) * 1000)
@@ -444,6 +450,15 @@ class LocalFunction:
         raise InvocationError(
             "Runtime.InvalidRuntime", f"the local cloud runs Python and Node.js functions, not {runtime}"
         )
+
+    def reload_from(self, folder: Path) -> None:
+        """Run ``folder`` from the next invocation on (hot reload); warm environments are retired."""
+        with self.condition:
+            self.source = folder
+            self.reloads += 1
+            for environment in self.idle:
+                environment.kill()
+            self.idle.clear()
 
     def kill_running(self) -> int:
         """Kill every environment in the middle of an invocation (a crash, for fault injection);
