@@ -220,7 +220,9 @@ class ExecutionEnvironment:
         *,
         clock_packages: Path,
         clock_offset: Callable[[], float],
+        live_source: bool = False,
     ) -> None:
+        """``live_source``: the task folder is a source folder being edited (hot reload)."""
         self.config = config
         self.log = log
         self.clock_offset = clock_offset
@@ -246,6 +248,14 @@ class ExecutionEnvironment:
             # No X-Ray daemon runs locally.
             "POWERTOOLS_TRACE_DISABLED": "true",
         }
+        if live_source:
+            # Hot reload: no bytecode is written into the source folder or read from it. Python checks
+            # a cached module against its source's mtime in whole seconds and its size, so two edits
+            # of the same length within a second would run the first one's bytecode.
+            env |= {
+                "PYTHONDONTWRITEBYTECODE": "1",
+                "PYTHONPYCACHEPREFIX": str(paths[0] / ".localcloud-no-bytecode"),
+            }
         self.process = subprocess.Popen(
             worker_command(config, paths, clock_packages, clock_offset()),
             stdin=subprocess.PIPE,
@@ -417,6 +427,7 @@ class LocalFunction:
                     self.runtime.log,
                     clock_packages=artifacts.clock_packages(),
                     clock_offset=self.runtime.clock_offset,
+                    live_source=self.source is not None,
                 )
                 environment.reloads = self.reloads
                 with self.condition:

@@ -60,3 +60,7 @@ def test_an_edit_reaches_the_next_invocation_without_a_redeploy(cloud: LocalClou
     cloud.wait_until(lambda: invoke() == {"version": "v2"}, 10, "the edited code to answer")
     assert cloud.functions()[name]["cold_starts"] == 2
     assert lambda_.get_function(FunctionName=name)["Configuration"]["CodeSha256"] == deployed
+    assert not (code / "__pycache__").exists()  # no bytecode written into the source folder
+    # And a second edit of the same length right after (Python's bytecode check would miss it) is run too
+    _write_code(code, "v3")
+    cloud.wait_until(lambda: invoke() == {"version": "v3"}, 10, "the second edit to answer")
