@@ -35,6 +35,8 @@ def apply() -> None:
     _generated_names_fit_their_service()
     _previous_ssm_parameter_values()
     custom_resources.apply()
+    _unsupported_types_stand_in()
+    _methods_without_an_integration_method()
 
 
 def _template_urls_on_any_endpoint() -> None:
@@ -224,11 +226,20 @@ def _outputs_of_skipped_resources_are_left_out() -> None:
     by ``status``) is left out of the stack's outputs; moto failed every DescribeStacks that included
     the stack, for every caller, from then on."""
     from moto.cloudformation.exceptions import ValidationError
-    from moto.cloudformation.parsing import OutputMap, ResourceMap, clean_json, resource_class_from_type
+    from moto.cloudformation.parsing import OutputMap, ResourceMap, clean_json
+
+    from localcloud.cloudformation.resource_types import is_supported
 
     original = OutputMap.__getitem__
 
     def getitem(self: Any, key: str) -> Any:
+        value = (self._output_json_map.get(key) or {}).get("Value")
+        resources = self._resource_map._resource_json_map
+        if any(
+            name in resources and not is_supported(resources[name].get("Type", ""))
+            for name in references(value)
+        ):
+            return None  # it would read a stand-in (_unsupported_types_stand_in), not a resource
         try:
             return original(self, key)
         except ValidationError:
@@ -257,7 +268,7 @@ def _outputs_of_skipped_resources_are_left_out() -> None:
             if not (isinstance(read, dict) and "Fn::GetAtt" in read):
                 return True
             resource = self._resource_json_map.get(read["Fn::GetAtt"][0]) or {}
-            return "Type" not in resource or resource_class_from_type(resource["Type"]) is not None
+            return "Type" not in resource or is_supported(resource["Type"])
 
         outputs = self._template.get("Outputs")
         if outputs:
@@ -334,3 +345,85 @@ def _previous_ssm_parameter_values() -> None:
         return original(self, value, value_type)
 
     ResourceMap.parse_ssm_parameter = parse_ssm_parameter  # type: ignore[method-assign]
+
+
+def _unsupported_types_stand_in() -> None:
+    """A resource of a type the local cloud cannot create (listed by ``up`` and ``status``) gets a stand-in:
+    nothing is created, but ``Ref`` and ``Fn::GetAtt`` of it resolve (to its generated name, and an ARN
+    of its service's shape for ``Arn`` attributes), so the resources that name it are still created.
+    moto failed the whole stack ("Fn::GetAtt references undefined resource"), e.g. an EventBridge rule
+    whose target is a Kinesis Firehose stream."""
+    from moto.cloudformation import parsing
+    from moto.core.common_models import CloudFormationModel
+
+    class NotHonouredResource(CloudFormationModel):
+        def __init__(self, resource_type: str, name: str, account_id: str, region_name: str) -> None:
+            service, kind = [*resource_type.split("::"), "", ""][1:3]
+            self.name = name
+            self.arn = f"arn:aws:{service.lower()}:{region_name}:{account_id}:{kind.lower()}/{name}"
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::LocalCloud::NotHonoured"
+
+        @classmethod
+        def create_from_cloudformation_json(
+            cls,
+            resource_name: str,
+            cloudformation_json: Any,
+            account_id: str,
+            region_name: str,
+            **kwargs: Any,
+        ) -> NotHonouredResource:
+            return cls(kwargs.get("ResourceType", ""), resource_name, account_id, region_name)
+
+        @classmethod
+        def update_from_cloudformation_json(
+            cls, original_resource: Any, new_resource_name: str, cloudformation_json: Any, account_id: str,
+            region_name: str,
+        ) -> Any:  # fmt: skip
+            return original_resource
+
+        @property
+        def physical_resource_id(self) -> str:
+            return self.name
+
+        @classmethod
+        def has_cfn_attr(cls, attr: str) -> bool:
+            return True
+
+        def get_cfn_attribute(self, attribute_name: str) -> str:
+            return self.arn if attribute_name.endswith("Arn") else self.name
+
+        def delete(self, account_id: str, region_name: str) -> None:
+            pass
+
+    original = parsing.resource_class_from_type
+
+    def resource_class_from_type(resource_type: str) -> Any:
+        found = original(resource_type)
+        return NotHonouredResource if found is None and resource_type not in parsing.NULL_MODELS else found
+
+    parsing.resource_class_from_type = resource_class_from_type
+
+
+def _methods_without_an_integration_method() -> None:
+    """An API Gateway method whose integration has no ``IntegrationHttpMethod`` or ``Uri`` (a MOCK one,
+    as CDK's ``add_method("ANY")`` makes) or no ``AuthorizationType`` (NONE by default) made moto's
+    CloudFormation fail the stack with KeyError."""
+    from moto.apigateway.models import Method
+
+    create = Method.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    def create_from_cloudformation_json(
+        cls: Any, resource_name: str, cloudformation_json: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        properties = dict(cloudformation_json.get("Properties") or {})
+        properties.setdefault("AuthorizationType", "NONE")
+        integration = dict(properties.get("Integration") or {"Type": "MOCK"})
+        integration.setdefault("IntegrationHttpMethod", properties.get("HttpMethod"))
+        integration.setdefault("Uri", "")
+        properties["Integration"] = integration
+        return create(cls, resource_name, {**cloudformation_json, "Properties": properties}, *args, **kwargs)
+
+    Method.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)  # type: ignore[assignment]

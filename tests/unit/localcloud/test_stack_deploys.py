@@ -133,3 +133,44 @@ def test_a_resource_that_fails_fails_its_stack_with_the_reason_and_the_call_succ
         for e in cfn.describe_stack_events(StackName="Refused")["StackEvents"]
     ]
     assert any("name" in reason.lower() and "80" in reason for reason in reasons), reasons
+
+
+def test_a_resource_naming_one_the_local_cloud_cannot_create_is_still_created(aws: None) -> None:
+    """An EventBridge rule whose target is a Kinesis Firehose stream (a type moto lacks): the stream is
+    not honoured (listed), the rule is created; moto failed the whole stack on the GetAtt."""
+    cfn = boto3.client("cloudformation")
+    template = {
+        "Resources": {
+            "Firehose": {"Type": "AWS::KinesisFirehose::DeliveryStream", "Properties": {}},
+            "Rule": {
+                "Type": "AWS::Events::Rule",
+                "Properties": {
+                    "Name": "to-firehose", "EventPattern": {"source": ["app"]},
+                    "Targets": [{"Id": "f", "Arn": {"Fn::GetAtt": ["Firehose", "Arn"]}}],
+                },
+            },
+        },
+    }  # fmt: skip
+    cfn.create_stack(StackName="Standing", TemplateBody=json.dumps(template))
+    assert cfn.describe_stacks(StackName="Standing")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+    (target,) = boto3.client("events").list_targets_by_rule(Rule="to-firehose")["Targets"]
+    assert target["Arn"].startswith("arn:aws:kinesisfirehose:us-east-1:")
+
+
+def test_a_method_with_a_mock_integration_and_no_authorization_type_is_created(aws: None) -> None:
+    """CDK's ``add_method("ANY")``: a MOCK integration without IntegrationHttpMethod or Uri."""
+    cfn = boto3.client("cloudformation")
+    template = {
+        "Resources": {
+            "Api": {"Type": "AWS::ApiGateway::RestApi", "Properties": {"Name": "mocked"}},
+            "Any": {
+                "Type": "AWS::ApiGateway::Method",
+                "Properties": {
+                    "RestApiId": {"Ref": "Api"}, "ResourceId": {"Fn::GetAtt": ["Api", "RootResourceId"]},
+                    "HttpMethod": "ANY", "Integration": {"Type": "MOCK"},
+                },
+            },
+        },
+    }  # fmt: skip
+    cfn.create_stack(StackName="Mocked", TemplateBody=json.dumps(template))
+    assert cfn.describe_stacks(StackName="Mocked")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
