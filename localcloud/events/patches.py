@@ -7,6 +7,27 @@ from typing import Any
 
 def apply() -> None:
     _eventbridge_targets()
+    _rules_know_when_they_were_created()
+
+
+def _rules_know_when_they_were_created() -> None:
+    """A scheduled rule's rate() counts from its creation: rules are stamped (real time) when created,
+    so a clock moved right after a deploy still finds the rule's due times (``events/schedules.py``)."""
+    import time
+
+    from moto.events.models import EventsBackend
+
+    from localcloud.events.schedules import CREATED_AT
+
+    put_rule = EventsBackend.put_rule
+
+    def put_and_stamp(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        rule = put_rule(self, name, *args, **kwargs)
+        if not hasattr(rule, CREATED_AT):
+            setattr(rule, CREATED_AT, time.time())
+        return rule
+
+    EventsBackend.put_rule = put_and_stamp  # type: ignore[method-assign]
 
 
 def _eventbridge_targets() -> None:

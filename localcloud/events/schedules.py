@@ -23,6 +23,8 @@ from localcloud.clock import Clock, ClockLoop
 from localcloud.scheduler.cron import Cron
 from localcloud.scheduler.engine import every, rate_period
 
+CREATED_AT = "localcloud_created_at"  # set on moto's rules when created (real time; events/patches.py)
+
 POLL_SECONDS = 0.2
 _CRON = re.compile(r"cron\((.+)\)")
 
@@ -114,7 +116,14 @@ class RuleSchedules:
         return sent
 
     def _fire_rule(self, rule: Any, now: datetime) -> int:
-        tracked = self._tracked.setdefault(rule.arn, _Tracked(created=now, mark=now))
+        if rule.arn not in self._tracked:
+            stamped = getattr(rule, CREATED_AT, None)  # seen after the clock moved: count from creation
+            moment = self._clock.at_real(stamped) if stamped is not None else now
+            created = datetime.fromtimestamp(
+                round(moment.timestamp()), UTC
+            )  # EventBridge counts whole seconds
+            self._tracked[rule.arn] = _Tracked(created=created, mark=created)
+        tracked = self._tracked[rule.arn]
         if rule.state != "ENABLED":
             tracked.mark = max(tracked.mark, now)  # what passes while disabled is not replayed
             return 0

@@ -92,3 +92,16 @@ def test_a_disabled_rule_does_not_fire_nor_replay_what_it_missed(aws: None) -> N
 def test_an_expression_that_is_neither_rate_nor_cron_is_refused() -> None:
     with pytest.raises(ValueError, match="unsupported schedule expression"):
         next(due_times("at(2026-03-02T09:00:00)", START, START))
+
+
+def test_a_rule_first_seen_after_the_clock_moved_counts_from_its_creation(aws: None) -> None:
+    """A clock moved right after a deploy, before the engine's next pass, still reaches the rule's due times."""
+    # Given a rule created at START, never looked at before the clock moves past its first period
+    clock = Clock(start=START)
+    url = rule_to_queue("rate(1 minute)")
+    clock.advance(timedelta(minutes=1, seconds=1))
+    # When the engine makes its first pass
+    # Then the due time a minute after the rule's creation fires
+    assert engine(clock).fire_due() == 1
+    (event,) = received(url)
+    assert event["time"] == "2026-03-02T09:01:30Z"
