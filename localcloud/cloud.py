@@ -455,7 +455,11 @@ class LocalCloud:
                 # One pass per queue: moto's own counts scan the messages once each.
                 visible = in_flight = delayed = 0
                 oldest = now
+                # SQS drops a message past its retention period, and never returns it.
+                expired = now - int(getattr(q, "message_retention_period", 345600)) * 1000
                 for m in q._messages:
+                    if (m.sent_timestamp or now) <= expired:
+                        continue
                     in_flight += now <= m.visible_at
                     delayed += now < m.delayed_until
                     visible += now > m.visible_at and now >= m.delayed_until

@@ -166,10 +166,15 @@ def test_deleting_the_stack_sends_the_custom_resources_a_delete_before_their_fun
     )
     stacks = cloudformation.list_stacks()["StackSummaries"]
     assert any(s["StackName"] == STACK and s["StackStatus"] == "DELETE_COMPLETE" for s in stacks)
-    # And CDK's Node.js auto-delete handler got its Delete, and the bucket it emptied is gone
+    # And CDK's Node.js auto-delete handler got its Delete (its log reaches CloudWatch Logs a moment
+    # after it ran), and the bucket it emptied is gone
     (group,) = logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{STACK}-CustomS3AutoDeleteObjects")[
         "logGroups"
     ]
-    messages = [e["message"] for e in logs.filter_log_events(logGroupName=group["logGroupName"])["events"]]
-    assert any('"RequestType": "Delete"' in message for message in messages)
+
+    def auto_delete_logged() -> bool:
+        events = logs.filter_log_events(logGroupName=group["logGroupName"])["events"]
+        return any('"RequestType": "Delete"' in event["message"] for event in events)
+
+    cloud.wait_until(auto_delete_logged, TIMEOUT, "the auto-delete handler's Delete in its log")
     assert outputs["BucketName"] not in {bucket["Name"] for bucket in s3.list_buckets()["Buckets"]}

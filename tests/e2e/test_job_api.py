@@ -162,11 +162,20 @@ def test_a_receiver_that_always_fails_ends_in_the_webhook_dlq_and_the_job_shows_
     assert [a["status_code"] for a in job["webhook"]["attempts"]] == [500] * 7
     assert all(a["at"] for a in job["webhook"]["attempts"])
     # And the delivery sits in the webhook DLQ with the reason
-    cloud.wait_until(lambda: cloud.queues()[dlq]["visible"] == before + 1, TIMEOUT, "the webhook DLQ")
-    messages = cloud.client("sqs").receive_message(
-        QueueUrl=outputs["WebhookDeadLetterQueueUrl"], MaxNumberOfMessages=10, MessageAttributeNames=["All"]
-    )["Messages"]
-    mine = [m for m in messages if m["MessageAttributes"]["job-id"]["StringValue"] == started["job_id"]]
+    cloud.wait_until(lambda: cloud.queues()[dlq]["visible"] >= before + 1, TIMEOUT, "the webhook DLQ")
+    mine: list[dict[str, Any]] = []
+
+    def dead_lettered() -> bool:
+        received = cloud.client("sqs").receive_message(
+            QueueUrl=outputs["WebhookDeadLetterQueueUrl"], MaxNumberOfMessages=10, MessageAttributeNames=["All"],
+            VisibilityTimeout=0,
+        ).get("Messages", [])  # fmt: skip
+        mine[:] = [
+            m for m in received if m["MessageAttributes"]["job-id"]["StringValue"] == started["job_id"]
+        ]
+        return bool(mine)
+
+    cloud.wait_until(dead_lettered, TIMEOUT, "the job's delivery in the webhook DLQ")
     assert len(mine) == 1
     assert mine[0]["MessageAttributes"]["error-type"]["StringValue"] == "CallbackFailed"
     # And no further attempt comes
