@@ -35,7 +35,7 @@ from localcloud.awslambda.streams import (
     StreamSource,
     listen_to_writes,
 )
-from localcloud.server import ACCOUNT, MOTO_LOCK, REGION
+from localcloud.server import ACCOUNT, MOTO_LOCK, REGION, local_client
 from localcloud.sqs import filters
 from localcloud.sqs.records import RECEIVE_ATTRIBUTES, lambda_record
 
@@ -225,7 +225,9 @@ class SqsPipeWorker:
         self.thread = threading.Thread(target=self._run, name=f"pipe-{name[:20]}", daemon=True)
 
     def _run(self) -> None:
-        sqs = self.client("sqs")
+        # Unvalidated: the rest of a batching window is a fraction of a second, which the local endpoint
+        # honours and the SQS API's whole seconds cannot express (as for the SQS pollers).
+        sqs = local_client("sqs", self.runtime.endpoint, validate=False)
         while not self.stop.is_set():
             pipe = pipes().get(self.name)
             if pipe is None:

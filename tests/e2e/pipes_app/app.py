@@ -41,7 +41,9 @@ class PipesStack(Stack):
             self, "OrderPipe", role_arn=role.role_arn, source=orders.queue_arn, enrichment=enrich.function_arn,
             target=enriched.queue_arn,
             source_parameters=pipes.CfnPipe.PipeSourceParametersProperty(
-                sqs_queue_parameters=pipes.CfnPipe.PipeSourceSqsQueueParametersProperty(batch_size=5),
+                sqs_queue_parameters=pipes.CfnPipe.PipeSourceSqsQueueParametersProperty(
+                    batch_size=5, maximum_batching_window_in_seconds=1
+                ),
                 filter_criteria=pipes.CfnPipe.FilterCriteriaProperty(
                     filters=[pipes.CfnPipe.FilterProperty(pattern=json.dumps({"body": {"kind": ["order"]}}))]
                 ),
