@@ -135,8 +135,8 @@ def _invoke(function: Any, event: dict[str, Any]) -> None:
         failure = f"{type(error).__name__}: {error}"
     request_id = event["RequestId"]
     with _responses:
-        if _responses.wait_for(
-            lambda: _pending.get(request_id) is not None, 0 if failure else LATE_RESPONSE_SECONDS
+        if _responses.wait_for(  # answered, or already taken by the deploy (popped)
+            lambda: _pending.get(request_id, {}) is not None, 0 if failure else LATE_RESPONSE_SECONDS
         ):
             return
         reason = (

@@ -16,6 +16,8 @@ from urllib.parse import quote_plus
 import pytest
 
 from localcloud.cloud import LocalCloud
+from localcloud.cloudformation import custom_resources
+from localcloud.cloudformation.custom_resources import LATE_RESPONSE_SECONDS
 from localcloud.server import LocalCloudError
 
 pytestmark = pytest.mark.e2e
@@ -72,6 +74,8 @@ def test_a_custom_resource_gets_its_properties_as_strings_and_its_answer_reaches
     # And the stack's outputs read the response: Ref is the physical id, GetAtt the response's Data
     assert outputs["ProbeId"] == "probe-probe"
     assert outputs["ProbeEcho"] == "probe"
+    # And once the functions have returned, no request is left waiting for an answer
+    cloud.wait_until(lambda: not custom_resources._pending, LATE_RESPONSE_SECONDS + 5, "no pending request")
 
 
 def test_a_custom_resource_that_answers_failed_fails_the_stack_with_cloudformations_reason(
