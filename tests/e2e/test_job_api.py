@@ -143,8 +143,6 @@ def test_a_receiver_that_always_fails_ends_in_the_webhook_dlq_and_the_job_shows_
     cloud: LocalCloud, receiver_factory: Any
 ) -> None:
     outputs = cloud.stack_outputs()
-    dlq = outputs["WebhookDeadLetterQueueUrl"].rsplit("/", 1)[-1]
-    before = cloud.queues()[dlq]["visible"]
     # Given a receiver that never accepts a delivery
     receiver = receiver_factory(failures=1000)
     started = _start_export(cloud, receiver.url)
@@ -161,8 +159,8 @@ def test_a_receiver_that_always_fails_ends_in_the_webhook_dlq_and_the_job_shows_
     job = _job(cloud, status_url)
     assert [a["status_code"] for a in job["webhook"]["attempts"]] == [500] * 7
     assert all(a["at"] for a in job["webhook"]["attempts"])
-    # And the delivery sits in the webhook DLQ with the reason
-    cloud.wait_until(lambda: cloud.queues()[dlq]["visible"] >= before + 1, TIMEOUT, "the webhook DLQ")
+    # And the delivery sits in the webhook DLQ with the reason (read by the job's id: a count of the queue
+    # also moves as older dead letters expire while the clock runs 17.5 hours ahead)
     mine: list[dict[str, Any]] = []
 
     def dead_lettered() -> bool:
