@@ -789,6 +789,7 @@ class LocalCloudBench:
                 read, iterator = read + len(page["Records"]), page["NextShardIterator"]
             return read
 
+        rates = {}
         for name, source_arn, read in (
             ("dynamodb", stream_arn, read_dynamodb),
             ("kinesis", kinesis_arn, read_kinesis),
@@ -796,21 +797,28 @@ class LocalCloudBench:
             started = time.perf_counter()
             read()
             raw = count / (time.perf_counter() - started)
-            rate = self.stream_drain(function_arn, source_arn)
+            rate = rates[name] = self.stream_drain(function_arn, source_arn)
             self.add(
                 f"esm.{name}_stream_records_per_s", rate, "records/s",
                 f"one client reading the same {count} records with GetShardIterator + GetRecords(100) on the same"
                 " endpoint", raw,
             )  # fmt: skip
             say(f"{name} stream mapping: {rate:.0f} records/s; raw GetRecords loop {raw:.0f} records/s")
+        parallel = self.stream_drain(function_arn, kinesis_arn, ParallelizationFactor=4)
+        self.add(
+            "esm.kinesis_parallelization_4_records_per_s", parallel, "records/s",
+            "the same Kinesis mapping with ParallelizationFactor 1 (10 partition keys, batches of up to 100)",
+            rates["kinesis"],
+        )  # fmt: skip
+        say(f"kinesis stream mapping, parallelization factor 4: {parallel:.0f} records/s")
 
-    def stream_drain(self, function_arn: str, source_arn: str) -> float:
+    def stream_drain(self, function_arn: str, source_arn: str, **settings: Any) -> float:
         """Create a disabled mapping from the start of a stream holding the records, enable it once its
         poller exists, and time until every record was processed; records/s."""
         lambda_, count = self.cloud.client("lambda"), self.sizes.esm_messages
         mapping = lambda_.create_event_source_mapping(
             EventSourceArn=source_arn, FunctionName=function_arn, Enabled=False, BatchSize=100,
-            StartingPosition="TRIM_HORIZON",
+            StartingPosition="TRIM_HORIZON", **settings,
         )["UUID"]  # fmt: skip
         streams = self.cloud.streams
         self.cloud.wait_until(

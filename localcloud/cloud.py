@@ -51,6 +51,7 @@ from localcloud.server import (
 from localcloud.sqs import patches as sqs_patches
 from localcloud.sqs.pollers import EventSourceMappings, sqs_mappings
 from localcloud.stats import percentile
+from localcloud.stepfunctions.sync_executions import start_sync_execution
 
 if TYPE_CHECKING:
     from localcloud.dashboard import Dashboard
@@ -164,6 +165,7 @@ class LocalCloud:
             self.app = self._stack.enter_context(
                 serve_moto(self.port, self.host, allowed_origins=self.allowed_origins)
             )
+            self.app.operations[("states", "StartSyncExecution")] = start_sync_execution
             log = LogSink(self.workdir / "logs", echo=sys.stdout if self.echo_logs else None)
             self._stack.callback(log.close)
             self.runtime = LocalRuntime(
@@ -214,7 +216,7 @@ class LocalCloud:
             if self.api_port is not None:
                 self.api = LocalApi(
                     invoke=self._api_invoke, api_key=self.api_key, host=self.host, port=self.api_port,
-                    api_id=self.api_id, root_api=self._root_api,
+                    api_id=self.api_id, root_api=self._root_api, endpoint=self.endpoint,
                 )  # fmt: skip
                 self.api.start()
                 self._stack.callback(self.api.close)
@@ -273,7 +275,9 @@ class LocalCloud:
         try:
             return self.runtime.invoke(function, event, wait=None)
         except (InvocationError, Throttled) as error:
-            raise FunctionError(getattr(error, "error_type", "Throttled"), str(error)) from error
+            raise FunctionError(
+                getattr(error, "error_type", "Throttled"), getattr(error, "message", str(error))
+            ) from error
 
     # -- deploy ------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -33,8 +34,9 @@ def local_client(service: str, endpoint: str, *, validate: bool = True) -> Any:
     return boto3.session.Session().client(  # type: ignore[call-overload]
         service, endpoint_url=endpoint, region_name=REGION,
         aws_access_key_id="localcloud", aws_secret_access_key="localcloud",
-        # shared by the runtime's threads (pollers, async workers, scheduler)
-        config=Config(max_pool_connections=64, parameter_validation=validate),
+        # shared by the runtime's threads (pollers, async workers, scheduler); one host answers every
+        # operation, so no host prefix (StartSyncExecution's "sync-")
+        config=Config(max_pool_connections=64, parameter_validation=validate, inject_host_prefix=False),
     )  # fmt: skip
 
 
@@ -118,6 +120,9 @@ class HookRewrite:
 # hook that returns a HookResponse answers the request itself (moto never sees it); one that
 # returns a HookRewrite changes what moto is asked and what it answers.
 RequestHook = Callable[[tuple[str, str], dict[str, Any], bytes], HookResponse | HookRewrite | None]
+# An operation the local cloud answers itself, outside moto's lock (it waits on other requests):
+# given the JSON request body, its HTTP status and JSON answer.
+Operation = Callable[[bytes], tuple[int, dict[str, Any]]]
 
 
 class ApiCallCounter:
@@ -181,6 +186,7 @@ class SerializedMotoApp:
         self.control: ControlHandler | None = None
         # Fault injection (tests, chaos runs): hooks see each request before moto serves it.
         self.request_hooks: list[RequestHook] = []
+        self.operations: dict[tuple[str, str], Operation] = {}  # by (service, operation)
         self.changed = threading.Condition()
         # Bumped per queue when it may have a new message for a waiting receiver; "" bumps them all.
         self.generations: Counter[str] = Counter()
@@ -234,6 +240,10 @@ class SerializedMotoApp:
         if _INVOCATION_PATH.match(path):
             environ["wsgi.input"] = io.BytesIO(body)
             return list(self.app(environ, start_response))
+        operation = self.operations.get(call)
+        if operation is not None:
+            status, payload = operation(body)
+            return self._answer(HookResponse(status, payload), start_response)
         receive = call == ("sqs", "ReceiveMessage")
         wait = self._long_poll_seconds(environ, body) if receive else 0.0
         frees = call[0] == "sqs" and call[1].startswith(_FREES_MESSAGES)
@@ -263,7 +273,10 @@ class SerializedMotoApp:
     @staticmethod
     def _answer(answer: HookResponse, start_response: Any) -> list[bytes]:
         data = json.dumps(answer.body).encode()
-        start_response(f"{answer.status} Injected", [*answer.headers, ("Content-Length", str(len(data)))])
+        start_response(
+            f"{answer.status} {HTTPStatus(answer.status).phrase}",
+            [*answer.headers, ("Content-Length", str(len(data)))],
+        )
         return [data]
 
     @staticmethod

@@ -1,8 +1,10 @@
-"""The local API: the deployed REST APIs' Lambda proxy integrations served over HTTP (HTTP APIs, API
-Gateway v2, are served beside them by ``http_api``).
+"""The local API: the deployed REST APIs served over HTTP (HTTP APIs, API Gateway v2, are served
+beside them by ``http_api``).
 
 Requests become API Gateway REST API (v1) proxy events (payload format 1.0), the integrated
-function is invoked, and its result becomes the HTTP response, as API Gateway does. The REST
+function is invoked, and its result becomes the HTTP response, as API Gateway does. The other
+integrations (MOCK, AWS services, Lambda without proxy, HTTP, HTTP_PROXY) run with their mapping
+templates and integration responses (``integrations``). The REST
 APIs are read from moto's in-process backend on every request, so a redeploy needs no restart.
 A resource or method that is not defined answers API Gateway's 403 ``{"message": "Missing
 Authentication Token"}``, and so does any method a REST API does not route (ANY is DELETE, GET,
@@ -21,9 +23,9 @@ Where it differs from API Gateway:
 - ``AWS_IAM`` methods need a SigV4 ``Authorization`` header whose credential is the local access
   key id; the signature is not verified. The identity in the event is made up from that key.
 - ``apiKeyRequired`` methods accept the local API key or any enabled key in moto, without usage
-  plans, quotas or throttling. Custom and Cognito authorizers, request validation, mapping
-  templates and gateway-response customisation are not implemented.
-- Only ``AWS_PROXY`` Lambda integrations are supported (others answer 500).
+  plans, quotas or throttling. Custom and Cognito authorizers, request validation and
+  gateway-response customisation are not implemented.
+- VPC links and integration caching are not run.
 - Request bodies that are not UTF-8 are passed base64-encoded even if ``binaryMediaTypes`` does
   not list their type; a result with ``isBase64Encoded`` is always decoded (API Gateway decodes
   only when the request's ``Accept`` matches ``binaryMediaTypes``).
@@ -50,6 +52,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from moto.apigateway.models import Method, Resource, RestAPI, Stage, apigateway_backends
 
+from localcloud.apigateway.integrations import IntegrationError, Integrations, MethodRequest
 from localcloud.server import LocalCloudError
 
 log = logging.getLogger(__name__)
@@ -168,10 +171,16 @@ class LocalApi:
         host: str = "127.0.0.1",
         api_id: str | None = None,
         root_api: Callable[[], str | None] | None = None,
+        endpoint: str | None = None,
     ) -> None:
         """``api_id``: the REST API served at the root; ``root_api``: asked for one on each root
-        request when there are several and ``api_id`` is None."""
+        request when there are several and ``api_id`` is None; ``endpoint``: where AWS service
+        integrations are called."""
         self.invoke = invoke
+        self.integrations = Integrations(
+            invoke=invoke, function_error=FunctionError, endpoint=endpoint, region=region,
+            access_key_id=access_key_id,
+        )  # fmt: skip
         self.root_api = root_api
         self.api_key = api_key
         self.access_key_id = access_key_id
@@ -254,6 +263,9 @@ class LocalApi:
             "userAgent": request.header("User-Agent"),
             **self._authorise(route.method, request),
         }
+        integration = route.method.method_integration
+        if integration is not None and integration.integration_type != "AWS_PROXY":
+            return self._integration(api, route, request, identity, request_id)
         function = self._function(route)
         event = self._event(api, route, request, identity, request_id)
         try:
@@ -262,6 +274,27 @@ class LocalApi:
             log.warning("Lambda function %s failed: %s", function, error)
             raise _internal_error() from error
         return _response(result, function)
+
+    def _integration(
+        self, api: RestAPI, route: Route, request: Request, identity: dict[str, Any], request_id: str
+    ) -> Response:
+        """A method whose integration is not a Lambda proxy: its templates and integration responses."""
+        event = self._event(api, route, request, identity, request_id)
+        method_request = MethodRequest(
+            http_method=request.method, body=(request.body or b"").decode("utf-8", "replace"),
+            headers=event["headers"] or {}, query=event["queryStringParameters"] or {},
+            path_parameters=route.path_parameters, context=event["requestContext"],
+            stage_variables=route.stage_variables or {},
+        )  # fmt: skip
+        try:
+            result = self.integrations.run(route.method.method_integration, method_request)
+        except IntegrationError as error:
+            log.warning("%s %s: %s", request.method, route.resource.get_path(), error.message)
+            message = (
+                error.message if error.status < 500 else "Internal server error"
+            )  # details stay in the log
+            raise GatewayError(error.status, error.error_type, message) from error
+        return Response(result.status, result.headers, result.body)
 
     def _addressed_api(self, api_id: str) -> RestAPI:
         api = apigateway_backends[self.account_id][self.region].apis.get(api_id)
@@ -387,7 +420,7 @@ class LocalApi:
                 500,
                 "InternalServerErrorException",
                 f"{route.method.http_method} {route.resource.get_path()} has {kind} integration ({uri or 'no uri'}): "
-                "the local API only supports Lambda proxy integrations (AWS_PROXY)",
+                "a Lambda proxy integration (AWS_PROXY) needs a Lambda function's invocation URI",
             )
         return match["function"]
 

@@ -5,14 +5,17 @@ One poller per mapping and shard reads the shard in order from the mapping's sta
 ``MaximumBatchingWindowInSeconds``, applies ``FilterCriteria`` (records no filter matches are skipped),
 and invokes the function with ``{"Records": [...]}``, one batch at a time per shard, so records of a
 shard arrive in order. A batch that fails is retried with backoff until it succeeds; with
-``BisectBatchOnFunctionError`` it is split in two first (bisection does not count as a retry). After
+``BisectBatchOnFunctionError`` it is split in two instead, down to single records (splitting does
+not count as a retry). After
 ``MaximumRetryAttempts`` retries, or once its oldest record is older than
 ``MaximumRecordAgeInSeconds`` (-1, the default for both: until the record expires), the batch is
 skipped and, with an ``OnFailure`` destination (SQS queue or SNS topic), described there as Lambda
 describes it. With ``ReportBatchItemFailures`` a response naming ``batchItemFailures`` checkpoints
 before the lowest sequence number it names and retries from there.
 
-``ParallelizationFactor`` above 1 is not honoured: each shard is processed one batch at a time.
+With ``ParallelizationFactor`` N, up to N batches of a shard run at once: records are spread over N
+lanes by a hash of their partition key, so records with the same key still arrive in order; the
+shard's position moves past a read once every lane is done with it.
 The services' own parts (which records a shard holds, what a record looks like to the function) are
 ``StreamSource`` implementations in their folders (``localcloud/dynamodb/streams.py``).
 """
@@ -23,6 +26,7 @@ import json
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +34,7 @@ from typing import Any, Protocol
 
 from localcloud.awslambda.runtime import InvocationError, LocalRuntime, Throttled, lambda_function
 from localcloud.clock import Clock
+from localcloud.poller_sets import Poller, PollerSet
 from localcloud.server import ACCOUNT, MOTO_LOCK, REGION
 
 IDLE_WAIT_SECONDS = 1.0  # a shard with nothing new is read again after this, or when written to
@@ -100,6 +105,7 @@ class StreamMappingView:
     report_batch_item_failures: bool
     on_failure: str | None
     filters: tuple[dict[str, Any], ...]
+    parallelization_factor: int = 1
 
     @classmethod
     def of(cls, esm: Any) -> StreamMappingView:
@@ -122,6 +128,7 @@ class StreamMappingView:
             report_batch_item_failures="ReportBatchItemFailures" in (esm.function_response_types or []),
             on_failure=destination,
             filters=tuple(json.loads(f["Pattern"]) for f in (esm.filter_criteria or {}).get("Filters") or []),
+            parallelization_factor=max(1, int(esm.parallelization_factor or 1)),
         )
 
 
@@ -135,6 +142,18 @@ def matches(document: Mapping[str, Any], filters: Sequence[Mapping[str, Any]]) -
 
     event: Any = dict(document)
     return not filters or any(EventPattern.load(json.dumps(p)).matches_event(event) for p in filters)
+
+
+def lanes(records: Sequence[StreamRecord], factor: int, batch_size: int) -> list[list[_Batch]]:
+    """The batches of each lane: records spread over ``factor`` lanes by partition key (one key, one
+    lane, so its records stay in order), each lane cut into batches of at most ``batch_size``."""
+    by_lane: dict[int, list[StreamRecord]] = {}
+    for record in records:
+        by_lane.setdefault(zlib.crc32(record.partition_key.encode()) % factor, []).append(record)
+    return [
+        [_Batch(lane[i : i + batch_size]) for i in range(0, len(lane), batch_size)]
+        for _, lane in sorted(by_lane.items())
+    ]
 
 
 def batch_item_failure(result: Any, batch: Sequence[StreamRecord]) -> int | bool | None:
@@ -162,7 +181,8 @@ class StreamPollerStats:
 @dataclass
 class _Batch:
     records: list[StreamRecord]
-    attempts: int = 0  # failed invocations of these records
+    attempts: int = 0  # failed invocations of these records (Lambda's approximateInvokeCount)
+    retries: int = 0  # what MaximumRetryAttempts counts: splitting a batch is not a retry
     last_error: str = "Unhandled"
 
 
@@ -199,6 +219,7 @@ class ShardPoller:
         self.started = False
         self.busy = False
         self.stats = StreamPollerStats()
+        self._stats_lock = threading.Lock()  # lanes of a parallelized shard count at once
         self.thread = threading.Thread(target=self._run, name=f"stream-{mapping_uuid[:8]}", daemon=True)
 
     @property
@@ -234,13 +255,12 @@ class ShardPoller:
         deadline: float | None = None
         while not self.stop.is_set():
             generation = self.written.generation
+            limit = mapping.batch_size * mapping.parallelization_factor
             with MOTO_LOCK:
-                records = self.source.records(
-                    mapping.source_arn, self.shard, self.position, mapping.batch_size
-                )
+                records = self.source.records(mapping.source_arn, self.shard, self.position, limit)
             if records and deadline is None:
                 deadline = time.monotonic() + mapping.batching_window
-            if len(records) >= mapping.batch_size or (deadline is not None and time.monotonic() >= deadline):
+            if len(records) >= limit or (deadline is not None and time.monotonic() >= deadline):
                 return records
             self.written.wait(
                 generation, IDLE_WAIT_SECONDS if deadline is None else deadline - time.monotonic()
@@ -271,62 +291,71 @@ class ShardPoller:
             finally:
                 self.busy = False
 
+    def _count(self, **deltas: int) -> None:
+        with self._stats_lock:
+            for name, delta in deltas.items():
+                setattr(self.stats, name, getattr(self.stats, name) + delta)
+
     def _process(self, mapping: StreamMappingView, records: list[StreamRecord]) -> None:
         passing = [r for r in records if matches(r.filter_document, mapping.filters)]
-        self.stats.records_filtered_out += len(records) - len(passing)
-        if not passing:
+        self._count(records_filtered_out=len(records) - len(passing))
+        work = lanes(passing, mapping.parallelization_factor, mapping.batch_size)
+        threads = [
+            threading.Thread(target=self._process_lane, args=(mapping, batches), daemon=True)
+            for batches in work[1:]
+        ]
+        for thread in threads:
+            thread.start()
+        for batches in work[:1]:
+            self._process_lane(mapping, batches)
+        for thread in threads:
+            thread.join()
+        if not self.stop.is_set():  # every record read is done, skipped or filtered out
             self.position = records[-1].sequence
-            return
-        pending = [_Batch(passing)]
+
+    def _process_lane(self, mapping: StreamMappingView, pending: list[_Batch]) -> None:
+        """The batches of one lane, in order: each is done, or given up, before the next starts."""
         while pending and not self.stop.is_set():
             batch = pending.pop(0)
             outcome = self._invoke(mapping, batch)
             if outcome is None:  # done
-                self.position = batch.records[-1].sequence
                 continue
             if outcome > 0:  # a partial batch response: the records before the first failure are done
-                self.position = batch.records[outcome - 1].sequence
-                self.stats.records_succeeded += outcome
-                batch = _Batch(batch.records[outcome:], batch.attempts, batch.last_error)
-            if mapping.bisect and len(batch.records) > 1:  # bisecting is not a retry
+                self._count(records_succeeded=outcome)
+                batch = _Batch(batch.records[outcome:], batch.attempts, batch.retries, batch.last_error)
+            if mapping.bisect and len(batch.records) > 1:  # splitting does not count as a retry
                 half = len(batch.records) // 2
                 pending[:0] = [
-                    _Batch(batch.records[:half], batch.attempts),
-                    _Batch(batch.records[half:], batch.attempts),
+                    _Batch(batch.records[:half], batch.attempts, batch.retries),
+                    _Batch(batch.records[half:], batch.attempts, batch.retries),
                 ]
                 continue
             condition = self._exhausted(mapping, batch)
             if condition is not None:
                 self._give_up(mapping, batch, condition)
-                self.position = batch.records[-1].sequence
                 continue
-            self.stop.wait(min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** (batch.attempts - 1)))
+            batch.retries += 1
+            self.stop.wait(min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** (batch.retries - 1)))
             pending.insert(0, batch)
-        # Records the filters dropped after the last batch are done too.
-        if not self.stop.is_set() and self.position == passing[-1].sequence:
-            self.position = records[-1].sequence
 
     def _invoke(self, mapping: StreamMappingView, batch: _Batch) -> int | None:
         """None if the batch is done; else the index of the first record to retry (0: all of them)."""
-        self.stats.batches += 1
+        self._count(batches=1)
         try:
             result = self.deliver(mapping, [r.event for r in batch.records])
         except (InvocationError, Throttled) as error:
             batch.attempts += 1
             batch.last_error = "Unhandled" if isinstance(error, InvocationError) else "Throttled"
-            self.stats.records_failed += len(batch.records)
+            self._count(records_failed=len(batch.records))
             return 0
-        if not mapping.report_batch_item_failures:
-            self.stats.records_succeeded += len(batch.records)
-            return None
-        retry_from = batch_item_failure(result, batch.records)
+        retry_from = batch_item_failure(result, batch.records) if mapping.report_batch_item_failures else None
         if retry_from is None:
-            self.stats.records_succeeded += len(batch.records)
+            self._count(records_succeeded=len(batch.records))
             return None
         batch.attempts += 1
         batch.last_error = "Unhandled"
         index = 0 if retry_from is False else int(retry_from)
-        self.stats.records_failed += len(batch.records) - index
+        self._count(records_failed=len(batch.records) - index)
         return index
 
     def _invoke_function(self, mapping: StreamMappingView, events: list[dict[str, Any]]) -> Any:
@@ -337,8 +366,7 @@ class ShardPoller:
 
     def _exhausted(self, mapping: StreamMappingView, batch: _Batch) -> str | None:
         """The condition that ends a batch's retries, if one holds."""
-        retries = batch.attempts - 1
-        if mapping.maximum_retry_attempts >= 0 and retries >= mapping.maximum_retry_attempts:
+        if mapping.maximum_retry_attempts >= 0 and batch.retries >= mapping.maximum_retry_attempts:
             return "RetryAttemptsExhausted"
         if mapping.maximum_record_age >= 0 and self._age(batch.records[0]) > mapping.maximum_record_age:
             return "MaximumRecordAgeExceeded"
@@ -379,7 +407,7 @@ class ShardPoller:
             },
         }
         self.send(mapping.on_failure, record)
-        self.stats.batches_sent_to_destination += 1
+        self._count(batches_sent_to_destination=1)
 
 
 _written_listeners: list[Callable[[], None]] = []
@@ -420,8 +448,10 @@ def stream_mappings(source: StreamSource) -> dict[str, StreamMappingView]:
         return {m.uuid: StreamMappingView.of(m) for m in mappings if source.handles(m.event_source_arn)}
 
 
-class StreamMappings:
+class StreamMappings(PollerSet[tuple[str, str]]):
     """Keeps one poller per stream mapping and shard, for each stream service given."""
+
+    name = "stream-mappings"
 
     def __init__(
         self,
@@ -429,68 +459,44 @@ class StreamMappings:
         sources: Sequence[StreamSource],
         send: Callable[[str, dict[str, Any]], None],
     ) -> None:
+        super().__init__()
         self.runtime = runtime
         self.sources = list(sources)
         self.send = send
         self.signal = Signal()  # fired when any stream is written to
         self._stop_listening = listen_to_writes(self.signal)
-        self.pollers: dict[tuple[str, str], tuple[threading.Event, ShardPoller]] = {}
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="stream-mappings", daemon=True)
 
-    def start(self) -> None:
-        self.reconcile()
-        self.thread.start()
-
-    def reconcile(self) -> None:
-        wanted: dict[tuple[str, str], tuple[StreamSource, StreamMappingView]] = {}
+    def wanted(self) -> dict[tuple[str, str], Any]:
+        wanted: dict[tuple[str, str], StreamSource] = {}
         for source in self.sources:
             for mapping in stream_mappings(source).values():
                 with MOTO_LOCK:
                     shards = source.shards(mapping.source_arn)
-                for shard in shards:
-                    wanted[mapping.uuid, shard] = (source, mapping)
-        for key in [k for k in self.pollers if k not in wanted]:
-            self.pollers.pop(key)[0].set()
-        for key, (source, _mapping) in wanted.items():
-            if key not in self.pollers:
-                stop = threading.Event()
-                poller = ShardPoller(
-                    key[0],
-                    key[1],
-                    source=source,
-                    runtime=self.runtime,
-                    send=self.send,
-                    stop=stop,
-                    written=self.signal,
-                )
-                self.pollers[key] = (stop, poller)
-                poller.thread.start()
+                wanted |= {(mapping.uuid, shard): source for shard in shards}
+        return wanted
 
-    def _run(self) -> None:
-        while not self.stop.wait(1.0):
-            try:
-                self.reconcile()
-            except Exception as error:  # a deploy in progress can leave moto half-updated
-                print(f"[localcloud] stream mappings: {error!r}")
+    def create(self, key: tuple[str, str], spec: Any, stop: threading.Event) -> list[Poller]:
+        return [
+            ShardPoller(
+                key[0],
+                key[1],
+                source=spec,
+                runtime=self.runtime,
+                send=self.send,
+                stop=stop,
+                written=self.signal,
+            )
+        ]
 
-    @property
-    def idle(self) -> bool:
-        return not any(poller.busy for _, poller in self.pollers.values())
+    def wake(self) -> None:
+        self._stop_listening()
+        self.signal.fire()
 
     def stats(self) -> dict[str, StreamPollerStats]:
         totals: dict[str, StreamPollerStats] = {}
-        for (mapping_uuid, _), (_, poller) in self.pollers.items():
+        for (mapping_uuid, _), (_, pollers) in self.pollers.items():
             total = totals.setdefault(mapping_uuid, StreamPollerStats())
-            for name, value in vars(poller.stats).items():
-                setattr(total, name, getattr(total, name) + value)
+            for poller in pollers:
+                for name, value in vars(poller.stats).items():
+                    setattr(total, name, getattr(total, name) + value)
         return totals
-
-    def close(self) -> None:
-        self.stop.set()
-        self._stop_listening()
-        for stop, _ in self.pollers.values():
-            stop.set()
-        self.signal.fire()
-        for _, poller in self.pollers.values():
-            poller.thread.join(timeout=2)

@@ -410,7 +410,8 @@ def _unsupported_types_stand_in() -> None:
 def _methods_without_an_integration_method() -> None:
     """An API Gateway method whose integration has no ``IntegrationHttpMethod`` or ``Uri`` (a MOCK one,
     as CDK's ``add_method("ANY")`` makes) or no ``AuthorizationType`` (NONE by default) made moto's
-    CloudFormation fail the stack with KeyError."""
+    CloudFormation fail the stack with KeyError; and moto kept only the integration's type, URI and
+    method: its templates, parameters and integration responses are kept too, for the local API."""
     from moto.apigateway.models import Method
 
     create = Method.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
@@ -424,6 +425,19 @@ def _methods_without_an_integration_method() -> None:
         integration.setdefault("IntegrationHttpMethod", properties.get("HttpMethod"))
         integration.setdefault("Uri", "")
         properties["Integration"] = integration
-        return create(cls, resource_name, {**cloudformation_json, "Properties": properties}, *args, **kwargs)
+        method = create(
+            cls, resource_name, {**cloudformation_json, "Properties": properties}, *args, **kwargs
+        )
+        created = method.method_integration
+        created.request_templates = integration.get("RequestTemplates") or None
+        created.request_parameters = integration.get("RequestParameters") or None
+        created.passthrough_behaviour = integration.get("PassthroughBehavior") or "WHEN_NO_MATCH"
+        created.credentials = integration.get("Credentials")
+        for response in integration.get("IntegrationResponses") or []:
+            created.create_integration_response(
+                str(response["StatusCode"]), response.get("SelectionPattern"),
+                response.get("ResponseTemplates") or {}, response.get("ResponseParameters") or {},
+            )  # fmt: skip
+        return method
 
     Method.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)  # type: ignore[assignment]

@@ -5,7 +5,8 @@ Sources: SQS queues (batches of up to ``BatchSize`` gathered within ``MaximumBat
 a delivered batch is deleted, a failed one comes back after its visibility timeout and the queue's
 redrive policy dead-letters it; messages no filter matches are deleted), DynamoDB streams and Kinesis
 streams (the stream pollers of ``localcloud.awslambda.streams``: order per shard, starting position,
-retries, ``OnPartialBatchItemFailure: AUTOMATIC_BISECT``, ``DeadLetterConfig``). ``FilterCriteria``
+retries, ``OnPartialBatchItemFailure: AUTOMATIC_BISECT``, ``DeadLetterConfig``,
+``ParallelizationFactor``; Kinesis records flat, as Pipes gives them). ``FilterCriteria``
 as for event source mappings. Enrichment: a Lambda function or an Express state machine, given the
 batch as a JSON array (after ``EnrichmentParameters.InputTemplate``); what it returns is the batch
 the target gets (an empty list: nothing). Targets: SQS, SNS, Lambda (``REQUEST_RESPONSE`` or
@@ -35,6 +36,7 @@ from localcloud.awslambda.streams import (
     StreamSource,
     listen_to_writes,
 )
+from localcloud.poller_sets import Poller, PollerSet
 from localcloud.server import ACCOUNT, MOTO_LOCK, REGION, local_client
 from localcloud.sqs import filters
 from localcloud.sqs.records import RECEIVE_ATTRIBUTES, lambda_record
@@ -207,6 +209,15 @@ class Delivery:
         } for body in bodies])  # fmt: skip
 
 
+def flat_record(event: dict[str, Any]) -> dict[str, Any]:
+    """A stream record as Pipes hands it on: Kinesis fields (``data``, ``partitionKey``, ...) beside the
+    record's others, where Lambda nests them under ``kinesis``; DynamoDB records as Lambda sees them."""
+    fields = event.get("kinesis")
+    if not isinstance(fields, dict):
+        return event
+    return {**{k: v for k, v in event.items() if k != "kinesis"}, **fields}
+
+
 def _text(body: Any) -> str:
     return body if isinstance(body, str) else json.dumps(body)
 
@@ -314,32 +325,28 @@ def stream_view(pipe: PipeView) -> StreamMappingView:
         bisect=settings.get("OnPartialBatchItemFailure") == "AUTOMATIC_BISECT",
         report_batch_item_failures=False,
         on_failure=(settings.get("DeadLetterConfig") or {}).get("Arn"),
-        filters=pipe.filters,
+        filters=pipe.filters, parallelization_factor=max(1, int(settings.get("ParallelizationFactor") or 1)),
     )  # fmt: skip
 
 
-class Pipes:
+class Pipes(PollerSet[tuple[str, str]]):
     """Keeps one worker per running pipe (one per shard for stream sources)."""
+
+    name = "pipes"
 
     def __init__(
         self, runtime: LocalRuntime, client: Callable[[str], Any], sources: Sequence[StreamSource],
         send: Callable[[str, dict[str, Any]], None],
     ) -> None:  # fmt: skip
+        super().__init__()
         self.runtime = runtime
         self.client = client
         self.sources = list(sources)
         self.send = send
         self.signal = Signal()
-        self.workers: dict[tuple[str, str], tuple[threading.Event, Any]] = {}
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="pipes", daemon=True)
         self._stop_listening = listen_to_writes(self.signal)
 
-    def start(self) -> None:
-        self.reconcile()
-        self.thread.start()
-
-    def reconcile(self) -> None:
+    def wanted(self) -> dict[tuple[str, str], Any]:
         wanted: dict[tuple[str, str], StreamSource | None] = {}  # (pipe, shard) -> its stream; SQS: None
         for name, pipe in pipes().items():
             if pipe.source.startswith("arn:aws:sqs:"):
@@ -350,18 +357,17 @@ class Pipes:
                 with MOTO_LOCK:
                     shards = source.shards(pipe.source)
                 wanted |= {(name, shard): source for shard in shards}
-        for key in [k for k in self.workers if k not in wanted]:
-            self.workers.pop(key)[0].set()
-        for (name, shard), source in wanted.items():
-            if (name, shard) not in self.workers:
-                stop = threading.Event()
-                worker: Any = (
-                    SqsPipeWorker(name, self.runtime, self.client, stop)
-                    if source is None
-                    else self._shard_poller(name, shard, source, stop)
-                )
-                self.workers[name, shard] = (stop, worker)
-                worker.thread.start()
+        return wanted
+
+    def create(self, key: tuple[str, str], spec: Any, stop: threading.Event) -> list[Poller]:
+        name, shard = key
+        if spec is None:
+            return [SqsPipeWorker(name, self.runtime, self.client, stop)]
+        return [self._shard_poller(name, shard, spec, stop)]
+
+    def wake(self) -> None:
+        self._stop_listening()
+        self.signal.fire()
 
     def _shard_poller(
         self, name: str, shard: str, source: StreamSource, stop: threading.Event
@@ -373,29 +379,9 @@ class Pipes:
         def deliver(_: StreamMappingView, events: list[dict[str, Any]]) -> None:
             pipe = pipes().get(name)
             if pipe is not None:
-                Delivery(pipe, self.runtime, self.client)(events)
+                Delivery(pipe, self.runtime, self.client)([flat_record(e) for e in events])
 
         return ShardPoller(
             f"pipe:{name}", shard, source=source, runtime=self.runtime, send=self.send, stop=stop,
             written=self.signal, view=view, deliver=deliver,
         )  # fmt: skip
-
-    def _run(self) -> None:
-        while not self.stop.wait(1.0):
-            try:
-                self.reconcile()
-            except Exception as error:  # a deploy in progress can leave moto half-updated
-                print(f"[localcloud] pipes: {error!r}")
-
-    @property
-    def idle(self) -> bool:
-        return not any(worker.busy for _, worker in self.workers.values())
-
-    def close(self) -> None:
-        self.stop.set()
-        self._stop_listening()
-        for stop, _ in self.workers.values():
-            stop.set()
-        self.signal.fire()
-        for _, worker in self.workers.values():
-            worker.thread.join(timeout=2)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from localcloud.awslambda.runtime import InvocationError, LocalRuntime, Throttled
+from localcloud.poller_sets import Poller, PollerSet
 from localcloud.server import ACCOUNT, MOTO_LOCK, REGION, local_client
 from localcloud.sqs import filters
 from localcloud.sqs.records import RECEIVE_ATTRIBUTES, failed_message_ids, lambda_event
@@ -195,48 +196,25 @@ class SqsPoller:
         self.stats.records_failed += len(messages) - len(done)
 
 
-class EventSourceMappings:
+class EventSourceMappings(PollerSet[str]):
     """Keeps one set of pollers per mapping moto holds, sized by the mapping's maximum concurrency."""
 
+    name = "event-source-mappings"
+
     def __init__(self, runtime: LocalRuntime) -> None:
+        super().__init__()
         self.runtime = runtime
         self.sqs = local_client("sqs", runtime.endpoint, validate=False)
-        self.pollers: dict[str, tuple[threading.Event, list[SqsPoller]]] = {}
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="event-source-mappings", daemon=True)
 
-    def start(self) -> None:
-        self.reconcile()
-        self.thread.start()
+    def wanted(self) -> dict[str, Any]:
+        return sqs_mappings()
 
-    def reconcile(self) -> None:
-        mappings = sqs_mappings()
-        for uuid in list(self.pollers):
-            if uuid not in mappings:
-                self.pollers.pop(uuid)[0].set()
-        for uuid, mapping in mappings.items():
-            if uuid in self.pollers:
-                continue
-            function_limit = self.runtime.function(mapping.function_arn).limit
-            stop = threading.Event()
-            pollers = [
-                SqsPoller(uuid, self.runtime, self.sqs, stop)
-                for _ in range(max(1, min(mapping.maximum_concurrency, function_limit)))
-            ]
-            self.pollers[uuid] = (stop, pollers)
-            for poller in pollers:
-                poller.thread.start()
-
-    def _run(self) -> None:
-        while not self.stop.wait(1.0):
-            try:
-                self.reconcile()
-            except Exception as error:  # a deploy in progress can leave moto half-updated
-                print(f"[localcloud] event source mappings: {error!r}")
-
-    @property
-    def idle(self) -> bool:
-        return not any(p.busy for _, pollers in self.pollers.values() for p in pollers)
+    def create(self, key: str, spec: Any, stop: threading.Event) -> list[Poller]:
+        function_limit = self.runtime.function(spec.function_arn).limit
+        return [
+            SqsPoller(key, self.runtime, self.sqs, stop)
+            for _ in range(max(1, min(spec.maximum_concurrency, function_limit)))
+        ]
 
     def stats(self) -> dict[str, PollerStats]:
         totals: dict[str, PollerStats] = {}
@@ -247,13 +225,3 @@ class EventSourceMappings:
                 total.records_succeeded += poller.stats.records_succeeded
                 total.records_failed += poller.stats.records_failed
         return totals
-
-    def close(self) -> None:
-        self.stop.set()
-        for stop, _ in self.pollers.values():
-            stop.set()
-        # A poller may sit in a 20-second long poll: wait a little for all of them, not for each.
-        deadline = time.monotonic() + 3
-        for _, pollers in self.pollers.values():
-            for poller in pollers:
-                poller.thread.join(timeout=max(0.0, deadline - time.monotonic()))

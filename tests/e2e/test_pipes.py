@@ -78,3 +78,40 @@ def test_a_dynamodb_stream_pipe_puts_each_change_on_the_event_bus(
     assert event["source"] == "pipes.test" and event["detail-type"] == "ItemChanged"
     assert event["detail"]["eventName"] == "INSERT"
     assert event["detail"]["dynamodb"]["NewImage"] == {"pk": {"S": "item-1"}}
+
+
+def test_a_kinesis_pipe_is_enriched_by_an_express_state_machine_and_published_to_a_topic(
+    cloud: LocalCloud, outputs: dict[str, str]
+) -> None:
+    # When readings are put on the stream
+    for device in ("meter-1", "meter-2"):
+        cloud.client("kinesis").put_record(
+            StreamName=outputs["ReadingsStreamName"], PartitionKey=device, Data=b'{"kw": 3}'
+        )
+    # Then each reached the topic's subscriber as the state machine labelled it
+    delivered = _drain(cloud, outputs["LabelledQueueUrl"], 2)
+    assert sorted(delivered, key=lambda d: d["device"]) == [
+        {"device": "meter-1", "labelled": True},
+        {"device": "meter-2", "labelled": True},
+    ]
+
+
+def test_an_sqs_pipe_invokes_its_lambda_target_with_the_batch_through_the_input_template(
+    cloud: LocalCloud, outputs: dict[str, str]
+) -> None:
+    # When a job is sent to the pipe's source queue
+    cloud.client("sqs").send_message(QueueUrl=outputs["JobsQueueUrl"], MessageBody=json.dumps({"id": "j-1"}))
+    # Then the function got the batch, each event rendered by the template, and forwarded it
+    (batch,) = _drain(cloud, outputs["ForwardedQueueUrl"], 1)
+    assert batch == [{"job": "j-1"}]
+
+
+def test_an_sqs_pipe_starts_its_state_machine_target_with_the_batch(
+    cloud: LocalCloud, outputs: dict[str, str]
+) -> None:
+    # When a message is sent to the pipe's source queue
+    cloud.client("sqs").send_message(QueueUrl=outputs["RunsQueueUrl"], MessageBody="run-1")
+    # Then an execution started with the batch of SQS records as its input
+    (batch,) = _drain(cloud, outputs["StartedQueueUrl"], 1)
+    assert [record["body"] for record in batch] == ["run-1"]
+    assert batch[0]["eventSourceARN"].endswith(":" + outputs["RunsQueueUrl"].rsplit("/", 1)[-1])

@@ -125,7 +125,9 @@ def test_a_record_that_keeps_failing_is_isolated_by_bisection_and_sent_to_the_on
     (message,) = sqs.receive_message(QueueUrl=outputs["FailedBatchesQueueUrl"])["Messages"]
     failure = json.loads(message["Body"])
     assert failure["requestContext"]["condition"] == "RetryAttemptsExhausted"
-    assert failure["requestContext"]["approximateInvokeCount"] == 2  # the first try and one retry
+    # its try alone and one retry, after the batches it failed in before being split out (how the
+    # records were read together decides how many: the exact count is in tests/unit/localcloud/test_shard_poller.py)
+    assert 2 <= failure["requestContext"]["approximateInvokeCount"] <= 4
     assert failure["responseContext"]["functionError"] == "Unhandled"
     info = failure["DDBStreamBatchInfo"]
     assert info["batchSize"] == 1 and info["startSequenceNumber"] == info["endSequenceNumber"]

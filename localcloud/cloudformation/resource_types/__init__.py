@@ -60,7 +60,6 @@ NOT_HONOURED_PROPERTIES: dict[str, tuple[tuple[str, Callable[[Any], bool], str],
         ("SnapStart", _set, "SnapStart is not applied"),
     ),
     "AWS::Lambda::EventSourceMapping": (
-        ("ParallelizationFactor", lambda v: int(v) > 1, "each shard is processed one batch at a time"),
         ("TumblingWindowInSeconds", _set, "tumbling windows are not supported"),
     ),
     "AWS::ApiGateway::Method": (
@@ -83,12 +82,21 @@ def not_honoured_properties(resource_type: str, props: dict[str, Any]) -> list[t
     """(property, why) for each property of a resource that the local cloud does not honour."""
     found = []
     for name, applies, why in NOT_HONOURED_PROPERTIES.get(resource_type, ()):
-        try:
-            if name in props and applies(props[name]):
-                found.append((name, why))
-        except (TypeError, ValueError):  # an unresolved intrinsic: say so rather than guess
+        if name not in props:
+            continue
+        if _intrinsic(props[name]):  # known only at deploy: say so rather than guess
             found.append((name, f"{why} (if set)"))
+        elif applies(props[name]):
+            found.append((name, why))
     return found
+
+
+def _intrinsic(value: Any) -> bool:
+    """Whether a template value is an unresolved function (``{"Ref": ...}``, ``{"Fn::If": ...}``)."""
+    if not (isinstance(value, dict) and len(value) == 1):
+        return False
+    key = str(next(iter(value)))
+    return key == "Ref" or key.startswith("Fn::")
 
 
 REGISTERED_TYPES: frozenset[str] = frozenset(model.cloudformation_type() for model in MODELS)

@@ -439,20 +439,28 @@ def test_redeployed_routes_are_served_without_restart(
     assert function.event["resource"] == "/new"
 
 
-def test_non_proxy_integration_is_500(local_api: LocalApi, rest_api: RestApi) -> None:
-    """Only Lambda proxy integrations are supported locally."""
-    # Given a method with an AWS (non-proxy) integration
-    resource_id = boto3.client("apigateway", region_name=REGION).create_resource(
+def test_a_proxy_integration_without_a_function_uri_is_500(local_api: LocalApi, rest_api: RestApi) -> None:
+    """An AWS_PROXY integration must name a Lambda function's invocation URI."""
+    # Given a proxy method whose URI names its function by a stage variable the stage does not set
+    apigateway = boto3.client("apigateway", region_name=REGION)
+    resource_id = apigateway.create_resource(
         restApiId=rest_api.id, parentId=rest_api.resources["/"], pathPart="legacy"
     )["id"]
-    add_route(rest_api.id, resource_id, "GET", rest_api.function_arn, integration="AWS")
+    apigateway.put_method(
+        restApiId=rest_api.id, resourceId=resource_id, httpMethod="GET", authorizationType="NONE"
+    )
+    apigateway.put_integration(
+        restApiId=rest_api.id, resourceId=resource_id, httpMethod="GET", type="AWS_PROXY",
+        integrationHttpMethod="POST",
+        uri=f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/${{stageVariables.fn}}/invocations",
+    )  # fmt: skip
 
     # When it is called
     reply = call(local_api, "GET", "/legacy")
 
-    # Then the local API explains what it supports
+    # Then the local API explains what the integration lacks
     assert reply.status == 500
-    assert "Lambda proxy integrations" in reply.json()["message"]
+    assert "Lambda function's invocation URI" in reply.json()["message"]
 
 
 def test_body_over_10_mb_is_413(local_api: LocalApi, function: FakeFunction) -> None:

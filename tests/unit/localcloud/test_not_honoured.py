@@ -14,8 +14,8 @@ def test_a_property_that_changes_what_runs_is_listed_with_what_will_not_happen()
     assert not_honoured_properties(
         "AWS::Lambda::Function", {"PackageType": "Image", "Runtime": "python3.13"}
     ) == [("PackageType", "container image functions are not run (only zip packages)")]
-    assert not_honoured_properties("AWS::Lambda::EventSourceMapping", {"ParallelizationFactor": 4}) == [
-        ("ParallelizationFactor", "each shard is processed one batch at a time")
+    assert not_honoured_properties("AWS::Lambda::EventSourceMapping", {"TumblingWindowInSeconds": 60}) == [
+        ("TumblingWindowInSeconds", "tumbling windows are not supported")
     ]
     assert not_honoured_properties(
         "AWS::DynamoDB::Table", {"TimeToLiveSpecification": {"AttributeName": "expires", "Enabled": True}}
@@ -24,15 +24,15 @@ def test_a_property_that_changes_what_runs_is_listed_with_what_will_not_happen()
 
 def test_a_value_the_local_cloud_honours_is_not_listed() -> None:
     assert not_honoured_properties("AWS::Lambda::Function", {"PackageType": "Zip", "VpcConfig": {}}) == []
-    assert not_honoured_properties("AWS::Lambda::EventSourceMapping", {"ParallelizationFactor": 1}) == []
+    assert not_honoured_properties("AWS::Lambda::EventSourceMapping", {"ParallelizationFactor": 4}) == []
     assert not_honoured_properties("AWS::ApiGatewayV2::Route", {"AuthorizationType": "NONE"}) == []
     assert not_honoured_properties("AWS::SQS::Queue", {"VisibilityTimeout": 30}) == []
 
 
 def test_a_value_that_cannot_be_read_is_listed_as_possibly_not_honoured() -> None:
-    assert not_honoured_properties(
-        "AWS::Lambda::EventSourceMapping", {"ParallelizationFactor": {"Ref": "P"}}
-    ) == [("ParallelizationFactor", "each shard is processed one batch at a time (if set)")]
+    assert not_honoured_properties("AWS::DynamoDB::Table", {"TimeToLiveSpecification": {"Ref": "P"}}) == [
+        ("TimeToLiveSpecification", "items do not expire (no TTL) (if set)")
+    ]
 
 
 def test_the_cli_names_the_property_in_its_line() -> None:
