@@ -14,6 +14,7 @@ from localcloud.cloudformation import patches as cloudformation
 from localcloud.dynamodb import patches as dynamodb
 from localcloud.events import patches as events
 from localcloud.kinesis import streams as kinesis
+from localcloud.s3 import patches as s3
 from localcloud.sns import patches as sns
 from localcloud.sqs import patches as sqs
 from localcloud.stepfunctions import patches as stepfunctions
@@ -35,5 +36,5 @@ def apply(port: int) -> None:
         return
     _applied.append(True)
     cloudformation.apply()  # first: the resource types register before any stack operation
-    for service in (stepfunctions, sns, events, awslambda, sqs, dynamodb, kinesis):
+    for service in (stepfunctions, sns, events, awslambda, sqs, dynamodb, kinesis, s3):
         service.apply()

@@ -42,7 +42,7 @@ def _eventbridge_targets() -> None:
 
     def send_to_targets(self: Any, original_event: dict[str, Any], transform_input: bool = True) -> None:
         event = {"account": self.account_id, **original_event}
-        if not self.event_pattern.matches_event(event):
+        if self.state != "ENABLED" or not self.event_pattern.matches_event(event):
             return
         ours = [t for t in self.targets if t["Arn"].split(":")[2] in TARGET_SERVICES]
         for target in ours:

@@ -124,6 +124,43 @@ def test_bucket_notifications_deliver_object_events_to_sqs_and_lambda_by_their_f
     assert recorded() == {"object#b.json", "object#in/d.json"}
 
 
+def test_bucket_events_reach_an_sns_topic_and_eventbridge_as_s3_sends_them(
+    cloud: LocalCloud, outputs: dict[str, str]
+) -> None:
+    """A topic notification gets S3's event records; with EventBridge on, the default bus gets an
+    "Object Created" event that rules match on its detail (S3's "EventBridge message structure")."""
+    s3, bucket, sqs = cloud.client("s3"), outputs["BucketName"], cloud.client("sqs")
+    # When an object is created under the topic's prefix
+    s3.put_object(Bucket=bucket, Key="reports/q1.csv", Body=b"a,b")
+
+    def waiting(url: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+
+        def more() -> bool:
+            for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+                "Messages", []
+            ):
+                found.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            return any("Records" in body or "detail" in body for body in found)
+
+        cloud.wait_until(more, TIMEOUT, f"a bucket event in {url}")
+        return [body for body in found if "Records" in body or "detail" in body]
+
+    # Then the topic's subscriber got the S3 event record
+    (notice,) = waiting(outputs["ReportedQueueUrl"])
+    (record,) = notice["Records"]
+    assert record["eventName"] == "ObjectCreated:Put" and record["s3"]["object"]["key"] == "reports%2Fq1.csv"
+    # And the rule on the default bus got EventBridge's event, with ISO time, etag and S3's reason
+    (event,) = waiting(outputs["BusQueueUrl"])
+    assert event["source"] == "aws.s3" and event["detail-type"] == "Object Created"
+    assert (
+        event["detail"]["bucket"]["name"] == bucket and event["detail"]["object"]["key"] == "reports/q1.csv"
+    )
+    assert event["detail"]["reason"] == "PutObject" and event["detail"]["object"]["size"] == 3
+    assert event["detail"]["object"]["etag"] and event["time"].endswith("Z")
+
+
 def test_a_changed_property_sends_an_update_and_the_replaced_resource_is_deleted(
     cloud: LocalCloud, outputs: dict[str, str]
 ) -> None:

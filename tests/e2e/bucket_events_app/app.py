@@ -12,9 +12,13 @@ from pathlib import Path
 
 from aws_cdk import App, CfnOutput, CustomResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as notifications
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -54,7 +58,13 @@ class BucketEventsStack(Stack):
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             removal_policy=RemovalPolicy.DESTROY,
         )
-        bucket = s3.Bucket(self, "Uploads", removal_policy=RemovalPolicy.DESTROY, auto_delete_objects=True)
+        bucket = s3.Bucket(
+            self,
+            "Uploads",
+            removal_policy=RemovalPolicy.DESTROY,
+            auto_delete_objects=True,
+            event_bridge_enabled=True,
+        )
         queue = sqs.Queue(self, "CreatedQueue")
         bucket.add_event_notification(
             s3.EventType.OBJECT_CREATED,
@@ -69,6 +79,22 @@ class BucketEventsStack(Stack):
             s3.NotificationKeyFilter(suffix=".json"),
         )
 
+        reports, reported = sns.Topic(self, "Reports"), sqs.Queue(self, "ReportedQueue")
+        reports.add_subscription(subscriptions.SqsSubscription(reported, raw_message_delivery=True))
+        bucket.add_event_notification(
+            s3.EventType.OBJECT_CREATED,
+            notifications.SnsDestination(reports),
+            s3.NotificationKeyFilter(prefix="reports/"),
+        )
+        on_bus = sqs.Queue(self, "BusQueue")
+        events.Rule(
+            self, "ObjectCreatedRule", targets=[targets.SqsQueue(on_bus)],
+            event_pattern=events.EventPattern(
+                source=["aws.s3"], detail_type=["Object Created"],
+                detail={"bucket": {"name": [bucket.bucket_name]}, "object": {"key": [{"prefix": "reports/"}]}},
+            ),
+        )  # fmt: skip
+
         provider = handler_function(self, "Provider", "custom_resource.handler", TABLE_NAME=table.table_name)
         table.grant_write_data(provider)
         name = self.node.try_get_context("probe_name") or PROPERTIES["Name"]
@@ -79,6 +105,8 @@ class BucketEventsStack(Stack):
         for name, value in {
             "BucketName": bucket.bucket_name,
             "QueueUrl": queue.queue_url,
+            "ReportedQueueUrl": reported.queue_url,
+            "BusQueueUrl": on_bus.queue_url,
             "TableName": table.table_name,
             "ProbeEcho": resource.get_att_string("Echo"),
             "ProbeId": resource.ref,
