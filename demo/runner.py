@@ -108,6 +108,10 @@ def run_demo(*, events: int = 200, patterns: Sequence[str] | None = None, port: 
             results.append(result)
         say(f"\nfunction logs in {cloud.workdir / 'logs'}/\n")
         print_summary(results, say)
+        iam = cloud.permissions.status()
+        say(f"\npermissions ({iam['mode']}): {iam['allowed']} calls allowed, {iam['denied']} denied, "
+            f"{sum(iam['not_evaluated'].values())} not evaluated; "
+            f"{sum(len(g) for g in iam['unused'].values())} granted actions no call used (status --json: iam.unused)")  # fmt: skip
         failed = [r.pattern for r in results if not r.ok]
         seconds = time.monotonic() - started
         say("")

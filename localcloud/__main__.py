@@ -19,6 +19,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from localcloud.iam.enforcement import DEFAULT_IAM_MODE, MODES
 from localcloud.server import LocalCloudError, local_client
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:4566"
@@ -93,6 +94,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     cloud = LocalCloud(
         port=args.port, api_port=args.api_port, dashboard_port=args.dashboard_port, echo_logs=not args.quiet,
         allowed_origins=args.allowed_origins or (), api_id=args.api_id, workdir=default_workdir(app_dir),
+        iam=args.iam,
     ).start()  # fmt: skip
     try:
         print(
@@ -158,6 +160,14 @@ def _print_status(status: dict[str, Any]) -> None:
     for machine, counts in sorted(status["executions"].items()):
         print(f"state machine {machine}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     print(f"schedules pending: {status['schedules']['pending']}")
+    if iam := status.get("iam"):
+        unused = sum(len(grants) for grants in iam["unused"].values())
+        print(
+            f"iam ({iam['mode']}): {iam['allowed']} calls allowed, {iam['denied']} denied, "
+            f"{sum(iam['not_evaluated'].values())} not evaluated; {unused} granted actions no call used"
+        )
+        for denial in iam["recent_denials"][-5:]:
+            print(f"  {'denied' if denial['enforced'] else 'would deny'}: {denial['message']}")
     _print_extension_status(status.get("extensions") or {})
     for resource in status["unsupported_resources"]:
         print(not_honoured(resource))
@@ -299,6 +309,11 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--dashboard-port", type=int, default=3001, help="dashboard port (default 3001)")
     up.add_argument("--no-deploy", action="store_true", help="start empty; deploy yourself with the CDK CLI")
     up.add_argument("--quiet", action="store_true", help="do not print function logs")
+    up.add_argument(
+        "--iam", choices=MODES, default=DEFAULT_IAM_MODE,
+        help="functions' calls checked against their roles' policies: enforce (denied as AWS denies), "
+        f"report (allowed, each denial logged and counted) or off; default {DEFAULT_IAM_MODE}",
+    )  # fmt: skip
     up.add_argument(
         "--watch", action="store_true",
         help="hot reload: deploy with asset staging off and run each function's edited source folder "

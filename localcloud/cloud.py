@@ -32,6 +32,7 @@ from localcloud.clock import Clock, ClockLoop
 from localcloud.dynamodb.streams import DynamoDBStreams
 from localcloud.events.schedules import RuleSchedules
 from localcloud.extensions import Extension, Queue, discover
+from localcloud.iam.enforcement import DEFAULT_IAM_MODE, Permissions
 from localcloud.kinesis.streams import KinesisStreams
 from localcloud.logs import LogSink
 from localcloud.pipes.runner import Pipes
@@ -115,11 +116,13 @@ class LocalCloud:
         workdir: Path | None = None, echo_logs: bool = False, clock: Clock | None = None,
         api_key: str = LOCAL_API_KEY, max_environments: int = 4, dashboard_port: int | None = None,
         allowed_origins: Sequence[str] = (), api_id: str | None = None,
-        extensions: Sequence[Extension] | None = None,
+        extensions: Sequence[Extension] | None = None, iam: str = DEFAULT_IAM_MODE,
     ) -> None:  # fmt: skip
         """``workdir``: default the current folder's ``.build/localcloud``. ``api_id``: the REST API the
         local API serves at its root (default: the only one, or the one an extension names).
-        ``extensions``: default the installed ones (``localcloud.extensions.discover``)."""
+        ``extensions``: default the installed ones (``localcloud.extensions.discover``). ``iam``:
+        enforce, report or off (``localcloud.iam.enforcement``)."""
+        self.permissions = Permissions(iam)
         self.port = port
         self.api_port = api_port
         self.host = host
@@ -166,6 +169,7 @@ class LocalCloud:
                 serve_moto(self.port, self.host, allowed_origins=self.allowed_origins)
             )
             self.app.operations[("states", "StartSyncExecution")] = start_sync_execution
+            self.app.authorizer = self.permissions.authorise
             log = LogSink(self.workdir / "logs", echo=sys.stdout if self.echo_logs else None)
             self._stack.callback(log.close)
             self.runtime = LocalRuntime(
@@ -174,6 +178,7 @@ class LocalCloud:
                 log=log,
                 max_environments=self.max_environments,
                 clock=self.clock,
+                credentials=self.permissions.credentials_for,
             )
             self._stack.callback(self.runtime.close)
             self.async_invoker = AsyncInvoker(runtime=self.runtime, clock=self.clock, client=self.client)
@@ -543,6 +548,7 @@ class LocalCloud:
                 uuid: vars(s) for uuid, s in (self.mappings.stats() | self.streams.stats()).items()
             },
             "api_calls": self.app.api_calls.snapshot(),
+            "iam": self.permissions.status(),
             "deploys": [vars(d) | {"seconds": d.seconds} for d in self.deploys],
         }
 

@@ -32,6 +32,9 @@ def apply(port: int) -> None:
     # Kept on: with it off, moto swaps in a Lambda backend that answers every invoke with canned
     # text. Docker itself is never reached: the Lambda patches replace the only caller.
     default_user_config["lambda"]["use_docker"] = True
+    # Roles get the AWS managed policies their templates attach (AWSLambdaBasicExecutionRole, ...):
+    # the permissions the endpoint authorises against.
+    default_user_config["iam"]["load_aws_managed_policies"] = True
     if _applied:
         return
     _applied.append(True)

@@ -123,6 +123,10 @@ RequestHook = Callable[[tuple[str, str], dict[str, Any], bytes], HookResponse | 
 # An operation the local cloud answers itself, outside moto's lock (it waits on other requests):
 # given the JSON request body, its HTTP status and JSON answer.
 Operation = Callable[[bytes], tuple[int, dict[str, Any]]]
+# What the endpoint answers instead of moto when a request is refused: status, headers, body.
+Refusal = tuple[int, list[tuple[str, str]], bytes]
+# Given the request's service (signing name), WSGI environ and body: None to serve it, or its refusal.
+Authorizer = Callable[[str, dict[str, Any], bytes], "Refusal | None"]
 
 
 class ApiCallCounter:
@@ -187,6 +191,7 @@ class SerializedMotoApp:
         # Fault injection (tests, chaos runs): hooks see each request before moto serves it.
         self.request_hooks: list[RequestHook] = []
         self.operations: dict[tuple[str, str], Operation] = {}  # by (service, operation)
+        self.authorizer: Authorizer | None = None
         self.changed = threading.Condition()
         # Bumped per queue when it may have a new message for a waiting receiver; "" bumps them all.
         self.generations: Counter[str] = Counter()
@@ -237,13 +242,9 @@ class SerializedMotoApp:
                 return self._answer(answer, start_response)
             if answer is not None:
                 rewrite, body = answer, answer.body
-        if _INVOCATION_PATH.match(path):
-            environ["wsgi.input"] = io.BytesIO(body)
-            return list(self.app(environ, start_response))
-        operation = self.operations.get(call)
-        if operation is not None:
-            status, payload = operation(body)
-            return self._answer(HookResponse(status, payload), start_response)
+        outside = self._outside_the_lock(call, environ, path, body, start_response)
+        if outside is not None:
+            return outside
         receive = call == ("sqs", "ReceiveMessage")
         wait = self._long_poll_seconds(environ, body) if receive else 0.0
         frees = call[0] == "sqs" and call[1].startswith(_FREES_MESSAGES)
@@ -269,6 +270,36 @@ class SerializedMotoApp:
                 start_response(*captured[0])
                 return result
             self._wait_for_change(queue, generation, left if due is None else min(left, due))
+
+    def _outside_the_lock(
+        self, call: tuple[str, str], environ: dict[str, Any], path: str, body: bytes, start_response: Any
+    ) -> list[bytes] | None:
+        """The answer to a request served without holding moto's lock throughout: refused by the
+        authoriser, a Lambda invocation, or an operation the local cloud serves itself. None otherwise."""
+        refusal = self._authorise(call, environ, body)
+        if refusal is not None:
+            status, headers, data = refusal
+            start_response(
+                f"{status} {HTTPStatus(status).phrase}", [*headers, ("Content-Length", str(len(data)))]
+            )
+            return [data]
+        if _INVOCATION_PATH.match(path):
+            environ["wsgi.input"] = io.BytesIO(body)
+            return list(self.app(environ, start_response))
+        operation = self.operations.get(call)
+        if operation is not None:
+            status, payload = operation(body)
+            return self._answer(HookResponse(status, payload), start_response)
+        return None
+
+    def _authorise(self, call: tuple[str, str], environ: dict[str, Any], body: bytes) -> Refusal | None:
+        if self.authorizer is None:
+            return None
+        try:
+            return self.authorizer(call[0], environ, body)
+        except Exception:  # a fault of the authoriser: served, and said loudly
+            logging.getLogger(__name__).exception("authorising %s:%s failed; the request is served", *call)
+            return None
 
     @staticmethod
     def _answer(answer: HookResponse, start_response: Any) -> list[bytes]:

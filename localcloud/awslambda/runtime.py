@@ -221,8 +221,10 @@ class ExecutionEnvironment:
         clock_packages: Path,
         clock_offset: Callable[[], float],
         live_source: bool = False,
+        credentials: Mapping[str, str] = DUMMY_CREDENTIALS,
     ) -> None:
-        """``live_source``: the task folder is a source folder being edited (hot reload)."""
+        """``live_source``: the task folder is a source folder being edited (hot reload);
+        ``credentials``: the execution role's, as environment variables."""
         self.config = config
         self.log = log
         self.clock_offset = clock_offset
@@ -233,7 +235,7 @@ class ExecutionEnvironment:
             "LANG": "en_US.UTF-8",
             "TZ": "UTC",
             **config.environment,
-            **DUMMY_CREDENTIALS,
+            **credentials,
             "AWS_ENDPOINT_URL": endpoint,
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
@@ -428,6 +430,7 @@ class LocalFunction:
                     clock_packages=artifacts.clock_packages(),
                     clock_offset=self.runtime.clock_offset,
                     live_source=self.source is not None,
+                    credentials=self.runtime.credentials(function.role, self.config.name),
                 )
                 environment.reloads = self.reloads
                 with self.condition:
@@ -498,9 +501,13 @@ class LocalRuntime:
         log: LogSink,
         max_environments: int = 4,
         clock: Clock | None = None,
+        credentials: Callable[[str, str], Mapping[str, str]] | None = None,
     ) -> None:
+        """``credentials``: a function's credentials from its role ARN and name (default: the local
+        cloud's administrator key)."""
         self.endpoint = endpoint
         self.clock = clock
+        self.credentials = credentials or (lambda role, name: DUMMY_CREDENTIALS)
         self.artifacts = Artifacts(workdir / "artifacts")
         self.log = log
         self.max_environments = max_environments

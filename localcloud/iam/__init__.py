@@ -1,0 +1,1 @@
+"""IAM: who is calling and whether AWS would let them."""

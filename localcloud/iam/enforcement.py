@@ -1,0 +1,316 @@
+"""Permissions at the local endpoint: each function calls with temporary credentials for its execution
+role (from moto's STS, as Lambda gets them), and each of its requests is authorised with AWS's
+evaluation logic against the role's policies and the resource's policy (``policy.py``).
+
+Modes: ``enforce`` answers a denied request with the service's AccessDenied error, ``report`` lets it
+through and records it, ``off`` evaluates nothing. Requests signed with any other key (the CLI, the
+AWS CLI, tests, the demo driver) keep the administrator identity. What is not evaluated yet: calls
+made by services on a principal's behalf (SNS and EventBridge deliveries, Scheduler and Step
+Functions roles, event source mappings), which run inside the local cloud rather than through the
+endpoint, and operations ``requests.py`` cannot name a resource for. The endpoint is plain HTTP:
+``aws:SecureTransport`` is taken as true, so TLS-only deny statements never match locally.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import threading
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from localcloud.iam.policy import Decision, PolicyError, Request, denial_message, evaluate, wildcard_match
+from localcloud.iam.requests import Check, call_of, checks
+from localcloud.server import ACCOUNT, MOTO_LOCK, REGION, Refusal
+
+MODES = ("enforce", "report", "off")
+DEFAULT_IAM_MODE = os.environ.get("LOCALCLOUD_IAM") or "report"  # what `up` and LocalCloud use unless told
+ACCESS_KEY = re.compile(r"Credential=([^/,\s]+)/")
+SESSION_SECONDS = 43_200  # Lambda's credentials last up to 12 hours
+RECENT = 50  # denials kept for status and the dashboard
+
+
+@dataclass(frozen=True)
+class Denial:
+    principal: str
+    role: str
+    action: str
+    resource: str
+    message: str
+    enforced: bool
+    time: str
+
+
+class Permissions:
+    """Authorises requests made with a role's credentials; counts what it denied and what it could not
+    evaluate."""
+
+    def __init__(self, mode: str = DEFAULT_IAM_MODE, log: Callable[[str], Any] | None = None) -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown IAM mode {mode!r}: choose one of {', '.join(MODES)}")
+        self.mode = mode
+        self.log = log or (
+            lambda line: sys.stdout.write(line + "\n")
+        )  # one write: lines of threads stay whole
+        self.lock = threading.Lock()
+        self.denied: Counter[str] = Counter()  # by action
+        self.not_evaluated: Counter[str] = Counter()  # "service:Operation"
+        self.allowed = 0
+        self.recent: deque[Denial] = deque(maxlen=RECENT)
+        self._sessions: dict[tuple[str, str], dict[str, str]] = {}
+        self.used: dict[str, set[tuple[str, str]]] = {}  # role ARN -> (action, resource) of its allowed calls
+
+    # -- credentials --------------------------------------------------------------------------
+
+    def credentials_for(self, role_arn: str, session: str) -> dict[str, str]:
+        """Temporary credentials for a role (one session per role and function), as environment variables."""
+        from moto.sts.models import sts_backends
+
+        key = (role_arn, session)
+        if key not in self._sessions:
+            with MOTO_LOCK:
+                assumed = sts_backends[ACCOUNT]["aws"].assume_role(
+                    region_name=REGION, role_session_name=session[:64], role_arn=role_arn, policy="",
+                    duration=SESSION_SECONDS, external_id="",
+                )  # fmt: skip
+            self._sessions[key] = {
+                "AWS_ACCESS_KEY_ID": assumed.access_key_id,
+                "AWS_SECRET_ACCESS_KEY": assumed.secret_access_key,
+                "AWS_SESSION_TOKEN": assumed.session_token,
+            }
+        return self._sessions[key]
+
+    # -- authorisation ------------------------------------------------------------------------
+
+    def authorise(self, service: str, environ: dict[str, Any], body: bytes) -> Refusal | None:
+        """None to serve the request; the service's AccessDenied answer to refuse it."""
+        if self.mode == "off":
+            return None
+        key = ACCESS_KEY.search(environ.get("HTTP_AUTHORIZATION", ""))
+        principal = self._principal(key.group(1)) if key else None
+        if principal is None:  # the administrator
+            return None
+        call = call_of(
+            service, method=environ.get("REQUEST_METHOD", "GET"), path=environ.get("PATH_INFO", ""),
+            query=environ.get("QUERY_STRING", ""), body=body, target=environ.get("HTTP_X_AMZ_TARGET"),
+            headers={k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")},
+        )  # fmt: skip
+        found = None if call is None else checks(call, ACCOUNT, REGION)
+        if not found:
+            with self.lock:
+                self.not_evaluated[f"{service}:{call.operation if call else '?'}"] += 1
+            return None
+        role, session_arn = principal
+        denied = False
+        for check in found:
+            message = self._denied(session_arn, role, check)
+            if message is None:
+                continue
+            denied = True
+            refusal = self._refuse(service, session_arn, role, check, message)
+            if refusal is not None:  # enforced: the first denial answers
+                return refusal
+        if not denied:
+            with self.lock:
+                self.allowed += 1
+                self.used.setdefault(role, set()).update((c.action, c.resource) for c in found)
+        return None
+
+    def _principal(self, access_key_id: str) -> tuple[str, str] | None:
+        """(role ARN, assumed-role session ARN) of a key this cloud issued; None for any other key."""
+        from moto.sts.models import sts_backends
+
+        with MOTO_LOCK:
+            assumed = sts_backends[ACCOUNT]["aws"].get_assumed_role_from_access_key(access_key_id)
+            return None if assumed is None else (assumed.role_arn, assumed.arn)
+
+    def _denied(self, session_arn: str, role: str, check: Check) -> str | None:
+        request = Request(
+            principal=session_arn, action=check.action, resource=check.resource,
+            context={
+                "aws:PrincipalArn": role, "aws:PrincipalAccount": ACCOUNT, "aws:PrincipalType": "AssumedRole",
+                "aws:ResourceAccount": ACCOUNT, "aws:PrincipalIsAWSService": False,
+                "aws:RequestedRegion": REGION, "aws:SecureTransport": True, "aws:SourceIp": "127.0.0.1",
+                "aws:CurrentTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            },
+        )  # fmt: skip
+        try:
+            with MOTO_LOCK:
+                identity, resource = role_policies(role), resource_policy(check.resource)
+            decision: Decision = evaluate(request, identity, resource)
+        except PolicyError as error:  # an unknown condition key or operator: never a silent allow
+            return f"{denial_message(request, Decision(False, 'implicit-deny'))} ({error})"
+        return None if decision.allowed else denial_message(request, decision)
+
+    def _refuse(
+        self, service: str, session_arn: str, role: str, check: Check, message: str
+    ) -> Refusal | None:
+        enforced = self.mode == "enforce"
+        denial = Denial(
+            session_arn, role, check.action, check.resource, message, enforced,
+            datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )  # fmt: skip
+        with self.lock:
+            self.denied[check.action] += 1
+            self.recent.append(denial)
+        hint = f"; a grant of {check.action} on {check.resource} to {role.rsplit('/', 1)[-1]} would allow it"
+        self.log(f"[localcloud] iam {'denied' if enforced else 'would deny'}: {message}{hint}")
+        return access_denied(service, message) if enforced else None
+
+    def unused(self) -> dict[str, list[dict[str, Any]]]:
+        """Per role that made calls: each allowed action and resource its policies grant that no
+        allowed call used, like IAM Access Analyzer's unused-access findings (``NotAction`` statements
+        are left out)."""
+        with self.lock:
+            used = {role: set(calls) for role, calls in self.used.items()}
+        found: dict[str, list[dict[str, Any]]] = {}
+        for role, calls in sorted(used.items()):
+            with MOTO_LOCK:
+                policies = role_policies(role)
+            for name, document in policies:
+                for statement in _statements(document):
+                    if statement.get("Effect") != "Allow" or "Action" not in statement:
+                        continue
+                    resources = _listed(statement.get("Resource", "*"))
+                    for action in _listed(statement["Action"]):
+                        if not any(
+                            wildcard_match(action, a, ignore_case=True)
+                            and any(wildcard_match(r, res) for r in resources)
+                            for a, res in calls
+                        ):
+                            found.setdefault(role, []).append(
+                                {"policy": name, "action": action, "resources": resources}
+                            )
+        return found
+
+    def status(self) -> dict[str, Any]:
+        unused = self.unused()
+        with self.lock:
+            return {
+                "unused": unused,
+                "mode": self.mode,
+                "allowed": self.allowed,
+                "denied": sum(self.denied.values()),
+                "denied_by_action": dict(self.denied),
+                "not_evaluated": dict(self.not_evaluated),
+                "recent_denials": [asdict(d) for d in self.recent],
+            }
+
+
+def role_policies(role_arn: str) -> list[tuple[str, dict[str, Any]]]:
+    """A role's inline and attached managed policies, as (name, document). Called under moto's lock."""
+    from moto.iam.models import iam_backends
+
+    try:
+        role = iam_backends[ACCOUNT]["aws"].get_role_by_arn(role_arn)
+    except Exception:  # a role that no longer exists grants nothing
+        return []
+    found = [(name, _document(document)) for name, document in role.policies.items()]
+    for arn, policy in role.managed_policies.items():
+        version = next((v for v in policy.versions if v.version_id == policy.default_version_id), None)
+        if version is not None:
+            found.append((arn.rsplit("/", 1)[-1], _document(version.document)))
+    return found
+
+
+def resource_policy(arn: str) -> dict[str, Any] | None:
+    """The resource-based policy of a queue, topic, function or key. Called under moto's lock."""
+    parts = arn.split(":")
+    lookup = _RESOURCE_POLICIES.get(parts[2]) if len(parts) >= 6 else None
+    if lookup is None:
+        return None
+    try:
+        found = lookup(arn, ":".join(parts[5:]))
+    except Exception:  # no policy (moto raises for a function without one)
+        return None
+    return _document(found) if found else None
+
+
+def _queue_policy(arn: str, name: str) -> Any:
+    from moto.sqs.models import sqs_backends
+
+    queue = sqs_backends[ACCOUNT][REGION].queues.get(name)
+    return None if queue is None else queue.policy
+
+
+def _topic_policy(arn: str, name: str) -> Any:
+    from moto.sns.models import sns_backends
+
+    topic = sns_backends[ACCOUNT][REGION].topics.get(arn)
+    return None if topic is None else topic.policy
+
+
+def _function_policy(arn: str, name: str) -> Any:
+    from moto.awslambda.models import lambda_backends
+
+    return lambda_backends[ACCOUNT][REGION].get_policy(arn, None)
+
+
+def _key_policy(arn: str, name: str) -> Any:
+    from moto.kms.models import kms_backends
+
+    key = kms_backends[ACCOUNT][REGION].keys.get(name.removeprefix("key/"))
+    return None if key is None else key.policy
+
+
+_RESOURCE_POLICIES = {
+    "sqs": _queue_policy,
+    "sns": _topic_policy,
+    "lambda": _function_policy,
+    "kms": _key_policy,
+}
+
+
+def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    statements = document.get("Statement") or []
+    return [s for s in ([statements] if isinstance(statements, dict) else statements) if isinstance(s, dict)]
+
+
+def _listed(value: Any) -> list[str]:
+    return [str(v) for v in (value if isinstance(value, list) else [value])]
+
+
+def _document(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    try:
+        parsed = json.loads(value or "{}")
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def access_denied(service: str, message: str) -> Refusal:
+    """AccessDenied as each service's protocol answers it, for its SDK to raise."""
+    if service == "sns":
+        xml = (f"<ErrorResponse><Error><Type>Sender</Type><Code>AuthorizationError</Code><Message>{_escape(message)}"
+               "</Message></Error><RequestId>localcloud</RequestId></ErrorResponse>")  # fmt: skip
+        return 403, [("Content-Type", "text/xml")], xml.encode()
+    if service == "s3":
+        xml = f"<Error><Code>AccessDenied</Code><Message>{_escape(message)}</Message></Error>"
+        return 403, [("Content-Type", "application/xml")], xml.encode()
+    if service in ("lambda", "scheduler"):
+        body = json.dumps({"Type": "User", "Message": message, "message": message}).encode()
+        return (
+            403,
+            [("Content-Type", "application/json"), ("x-amzn-ErrorType", "AccessDeniedException")],
+            body,
+        )
+    if service == "sqs":
+        body = json.dumps({"__type": "com.amazonaws.sqs#AccessDenied", "message": message}).encode()
+        return (
+            403,
+            [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-query-error", "AccessDenied;Sender")],
+            body,
+        )
+    body = json.dumps({"__type": "AccessDeniedException", "message": message}).encode()
+    return 400, [("Content-Type", "application/x-amz-json-1.1")], body
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
