@@ -38,6 +38,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import boto3
+
 from asyncstack.runtime.publisher import AWS_MAX_BATCH_ENTRIES, BatchPublisher, OutgoingMessage
 from bench.results import Metric, command, median, ratio
 from demo.example import CDK, ROOT
@@ -474,6 +476,49 @@ class LocalCloudBench:
         say(
             f"hot reload: edit to effect {median(edits):.2f} s (median of 3); cdk deploy of the change {deploy_seconds:.1f} s"
         )
+
+    # -- 1a. the cost of permissions -------------------------------------------------------------
+
+    def iam_cost(self, queue_url: str) -> None:
+        """SendMessage per second from a role's credentials with every call authorised (enforce) against
+        the same calls unchecked (off), rounds interleaved in one run."""
+        iam, count = self.cloud.client("iam"), 100 if self.quick else 300
+        queue_arn = self.cloud.client("sqs").get_queue_attributes(
+            QueueUrl=queue_url, AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
+        role = iam.create_role(
+            RoleName="bench-sender", AssumeRolePolicyDocument=json.dumps({"Statement": []})
+        )["Role"]
+        iam.put_role_policy(
+            RoleName="bench-sender", PolicyName="send",
+            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queue_arn}
+            ]}),
+        )  # fmt: skip
+        keys = self.cloud.permissions.credentials_for(role["Arn"], "bench")
+        sqs = boto3.session.Session().client(
+            "sqs", endpoint_url=self.cloud.endpoint, region_name=REGION, aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"], aws_session_token=keys["AWS_SESSION_TOKEN"],
+        )  # fmt: skip
+        rates: dict[str, list[float]] = {"enforce": [], "off": []}
+        saved = self.cloud.permissions.mode
+        try:
+            for _ in range(3):
+                for mode, measured in rates.items():
+                    self.cloud.permissions.mode = mode
+                    started = time.perf_counter()
+                    for n in range(count):
+                        sqs.send_message(QueueUrl=queue_url, MessageBody=f"iam-{n}")
+                    measured.append(count / (time.perf_counter() - started))
+        finally:
+            self.cloud.permissions.mode = saved
+        self.cloud.client("sqs").purge_queue(QueueUrl=queue_url)
+        enforced, unchecked = median(rates["enforce"]), median(rates["off"])
+        self.add(
+            "iam.enforce_send_message_per_s", enforced, "requests/s",
+            f"the same SendMessage calls with --iam off ({count} a round, 3 rounds each, interleaved)", unchecked,
+        )  # fmt: skip
+        say(f"SendMessage from a role: {enforced:.0f}/s with --iam enforce, {unchecked:.0f}/s with --iam off")
 
     # -- 1b. long-poll wake-up ---------------------------------------------------------------------
 
@@ -1166,6 +1211,7 @@ def run(*, quick: bool = False) -> tuple[list[Metric], list[str]]:
         say("a do-nothing function and its queue, created through the API")
         function_arn, queue_url = bench.create_noop()
         bench.long_poll_wakeup(queue_url)
+        bench.iam_cost(queue_url)
         bench.invoke_latency(function_arn)
         ceiling = bench.efficiency(function_arn, queue_url)
         bench.stream_efficiency(function_arn)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from localcloud import moto_patches
 from localcloud.apigateway.local_api import FunctionError, LocalApi
@@ -108,6 +108,15 @@ def _percentile(values: Sequence[float], share: float) -> float | None:
     return round(percentile(values, share), 2) if values else None
 
 
+class _Lifetime(Protocol):
+    def start(self) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+_Service = TypeVar("_Service", bound=_Lifetime)
+
+
 class LocalCloud:
     """Start with ``start()`` (or as a context manager), deploy with ``deploy()``, inspect with ``status()``."""
 
@@ -165,6 +174,7 @@ class LocalCloud:
         moto_api_backend.reset()
         self.workdir.mkdir(parents=True, exist_ok=True)
         try:
+            self._stack.enter_context(moto_patches.aws_managed_policies())
             self.app = self._stack.enter_context(
                 serve_moto(self.port, self.host, allowed_origins=self.allowed_origins)
             )
@@ -181,43 +191,31 @@ class LocalCloud:
                 credentials=self.permissions.credentials_for,
             )
             self._stack.callback(self.runtime.close)
-            self.async_invoker = AsyncInvoker(runtime=self.runtime, clock=self.clock, client=self.client)
-            self.async_invoker.start()
-            self._stack.callback(self.async_invoker.close)
+            self.async_invoker = self._started(
+                AsyncInvoker(runtime=self.runtime, clock=self.clock, client=self.client)
+            )
             lambda_patches.set_invoker(self._moto_invoke)
             self._stack.callback(lambda_patches.set_invoker, None)
             sqs_patches.set_clock(self.clock)
             self._stack.callback(sqs_patches.set_clock, None)
             # A move of the clock may bring hidden and delayed messages due: waiting long polls look again.
-            long_polls = ClockLoop(self.clock, self.app.wake_all, name="long polls", seconds=3600, log=print)
-            long_polls.start()
-            self._stack.callback(long_polls.close)
-            self.mappings = EventSourceMappings(self.runtime)
-            self.mappings.start()
-            self._stack.callback(self.mappings.close)
-            self.streams = StreamMappings(
-                self.runtime,
-                [DynamoDBStreams(), KinesisStreams()],
-                send=lambda arn, record: send_to(self.client, arn, json.dumps(record)),
+            self._started(
+                ClockLoop(self.clock, self.app.wake_all, name="long polls", seconds=3600, log=print)
             )
-            self.streams.start()
-            self._stack.callback(self.streams.close)
-            self.pipes = Pipes(
-                self.runtime, self.client, [DynamoDBStreams(), KinesisStreams()],
-                send=lambda arn, record: send_to(self.client, arn, json.dumps(record)),
-            )  # fmt: skip
-            self.pipes.start()
-            self._stack.callback(self.pipes.close)
-            self.scheduler = SchedulerEngine(
-                clock=self.clock, client=self.client, account_id=ACCOUNT, region=REGION
+            self.mappings = self._started(EventSourceMappings(self.runtime))
+            send = self._send_record
+            self.streams = self._started(
+                StreamMappings(self.runtime, [DynamoDBStreams(), KinesisStreams()], send=send)
             )
-            self.scheduler.start()
-            self._stack.callback(self.scheduler.close)
-            self.rule_schedules = RuleSchedules(
-                clock=self.clock, lock=MOTO_LOCK, account_id=ACCOUNT, region=REGION
+            self.pipes = self._started(
+                Pipes(self.runtime, self.client, [DynamoDBStreams(), KinesisStreams()], send=send)
             )
-            self.rule_schedules.start()
-            self._stack.callback(self.rule_schedules.close)
+            self.scheduler = self._started(
+                SchedulerEngine(clock=self.clock, client=self.client, account_id=ACCOUNT, region=REGION)
+            )
+            self.rule_schedules = self._started(
+                RuleSchedules(clock=self.clock, lock=MOTO_LOCK, account_id=ACCOUNT, region=REGION)
+            )
             if self.api_port is not None:
                 self.api = LocalApi(
                     invoke=self._api_invoke, api_key=self.api_key, host=self.host, port=self.api_port,
@@ -236,6 +234,16 @@ class LocalCloud:
             self._stack.close()
             raise
         return self
+
+    def _started(self, service: _Service) -> _Service:
+        """A background service, started for the cloud's lifetime."""
+        service.start()
+        self._stack.callback(service.close)
+        return service
+
+    def _send_record(self, arn: str, record: dict[str, Any]) -> None:
+        """An on-failure record to its destination (a queue or a topic)."""
+        send_to(self.client, arn, json.dumps(record))
 
     def close(self) -> None:
         self._stack.close()

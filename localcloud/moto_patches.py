@@ -8,6 +8,8 @@ CloudFormation model map (first stack operation).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from localcloud.awslambda import patches as awslambda
 from localcloud.cloudformation import patches as cloudformation
@@ -22,6 +24,21 @@ from localcloud.stepfunctions import patches as stepfunctions
 _applied: list[bool] = []
 
 
+@contextmanager
+def aws_managed_policies() -> Iterator[None]:
+    """While a local cloud runs, roles get the AWS managed policies their templates attach
+    (AWSLambdaBasicExecutionRole, ...): the permissions the endpoint authorises against. Loading them
+    takes about a second per IAM backend, so other moto users of the process (tests) are spared it."""
+    from moto.core.config import default_user_config
+
+    saved = default_user_config["iam"]["load_aws_managed_policies"]
+    default_user_config["iam"]["load_aws_managed_policies"] = True
+    try:
+        yield
+    finally:
+        default_user_config["iam"]["load_aws_managed_policies"] = saved
+
+
 def apply(port: int) -> None:
     """Configure moto for the local cloud on ``port`` and install the patches (once per process)."""
     from moto.core.config import default_user_config
@@ -32,9 +49,6 @@ def apply(port: int) -> None:
     # Kept on: with it off, moto swaps in a Lambda backend that answers every invoke with canned
     # text. Docker itself is never reached: the Lambda patches replace the only caller.
     default_user_config["lambda"]["use_docker"] = True
-    # Roles get the AWS managed policies their templates attach (AWSLambdaBasicExecutionRole, ...):
-    # the permissions the endpoint authorises against.
-    default_user_config["iam"]["load_aws_managed_policies"] = True
     if _applied:
         return
     _applied.append(True)

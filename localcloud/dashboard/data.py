@@ -77,8 +77,16 @@ class DashboardData:
             "queues": self.queues(),
             "functions": self.functions(),
             "workflows": self.workflows(),
+            "iam": self.iam(),
             **{name: panel.read() for name, panel in self.panels.items()},
         }
+
+    def iam(self) -> dict[str, Any]:
+        """The permissions mode, how many calls were denied (or would have been), and the latest few."""
+        permissions = self.cloud.permissions
+        with permissions.lock:
+            recent = [denial.message for denial in list(permissions.recent)[-5:]]
+            return {"mode": permissions.mode, "denied": sum(permissions.denied.values()), "recent": recent}
 
     def panel_list(self) -> list[dict[str, str]]:
         return [{"name": panel.name, "title": panel.title} for panel in self.panels.values()]

@@ -29,7 +29,7 @@ from localcloud.iam.requests import Check, call_of, checks
 from localcloud.server import ACCOUNT, MOTO_LOCK, REGION, Refusal
 
 MODES = ("enforce", "report", "off")
-DEFAULT_IAM_MODE = os.environ.get("LOCALCLOUD_IAM") or "report"  # what `up` and LocalCloud use unless told
+DEFAULT_IAM_MODE = os.environ.get("LOCALCLOUD_IAM") or "enforce"  # what `up` and LocalCloud use unless told
 ACCESS_KEY = re.compile(r"Credential=([^/,\s]+)/")
 SESSION_SECONDS = 43_200  # Lambda's credentials last up to 12 hours
 RECENT = 50  # denials kept for status and the dashboard
@@ -54,9 +54,7 @@ class Permissions:
         if mode not in MODES:
             raise ValueError(f"unknown IAM mode {mode!r}: choose one of {', '.join(MODES)}")
         self.mode = mode
-        self.log = log or (
-            lambda line: sys.stdout.write(line + "\n")
-        )  # one write: lines of threads stay whole
+        self.log = log or _write_line
         self.lock = threading.Lock()
         self.denied: Counter[str] = Counter()  # by action
         self.not_evaluated: Counter[str] = Counter()  # "service:Operation"
@@ -202,6 +200,10 @@ class Permissions:
             }
 
 
+def _write_line(line: str) -> None:
+    sys.stdout.write(line + "\n")  # one write: lines printed by several threads stay whole
+
+
 def role_policies(role_arn: str) -> list[tuple[str, dict[str, Any]]]:
     """A role's inline and attached managed policies, as (name, document). Called under moto's lock."""
     from moto.iam.models import iam_backends
@@ -219,7 +221,7 @@ def role_policies(role_arn: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 def resource_policy(arn: str) -> dict[str, Any] | None:
-    """The resource-based policy of a queue, topic, function or key. Called under moto's lock."""
+    """The resource-based policy of a queue, topic, function, key or bucket. Called under moto's lock."""
     parts = arn.split(":")
     lookup = _RESOURCE_POLICIES.get(parts[2]) if len(parts) >= 6 else None
     if lookup is None:
@@ -258,12 +260,15 @@ def _key_policy(arn: str, name: str) -> Any:
     return None if key is None else key.policy
 
 
+def _bucket_policy(arn: str, name: str) -> Any:
+    from moto.s3.models import s3_backends
+
+    return s3_backends[ACCOUNT]["aws"].get_bucket_policy(name.split("/", 1)[0])
+
+
 _RESOURCE_POLICIES = {
-    "sqs": _queue_policy,
-    "sns": _topic_policy,
-    "lambda": _function_policy,
-    "kms": _key_policy,
-}
+    "sqs": _queue_policy, "sns": _topic_policy, "lambda": _function_policy, "kms": _key_policy, "s3": _bucket_policy,
+}  # fmt: skip
 
 
 def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:

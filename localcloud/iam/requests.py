@@ -250,7 +250,10 @@ def _events(call: Call, account: str, region: str) -> list[tuple[str, str]] | No
 
 
 def _scheduler(call: Call, account: str, region: str) -> list[tuple[str, str]] | None:
-    name, group = call.params.get("Name"), call.params.get("GroupName") or "default"
+    name = call.params.get("Name")
+    group = (
+        call.params.get("GroupName") or call.params.get("groupName") or "default"
+    )  # body, or a DELETE's query
     if call.operation in ("CreateSchedule", "UpdateSchedule", "DeleteSchedule", "GetSchedule") and name:
         return [
             (f"scheduler:{call.operation}", _arn("scheduler", account, region, f"schedule/{group}/{name}"))

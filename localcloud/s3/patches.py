@@ -12,6 +12,20 @@ REASONS = {"Put": "PutObject", "Post": "POST Object", "Copy": "CopyObject", "Del
 
 def apply() -> None:
     _eventbridge_events_as_s3_sends_them()
+    _bucket_policies_judged_with_their_conditions()
+
+
+def _bucket_policies_judged_with_their_conditions() -> None:
+    """moto applied a bucket policy's Deny statements with their conditions left out, so a TLS-only deny
+    refused every object write. The endpoint authorises bucket and object calls with the whole policy
+    (``localcloud.iam``); moto's own check stays neutral."""
+    from moto.iam.access_control import PermissionResult
+    from moto.s3.models import FakeBucket
+
+    def get_permission(self: Any, action: str, resource: str) -> Any:
+        return PermissionResult.NEUTRAL
+
+    FakeBucket.get_permission = get_permission  # type: ignore[method-assign]
 
 
 def _eventbridge_events_as_s3_sends_them() -> None:

@@ -92,6 +92,10 @@ def test_the_overview_shows_every_queue_function_and_workflow_with_dead_letter_q
     for function in seen["functions"]:
         assert {"invocations", "errors", "throttles", "cold_starts", "p50_ms", "p99_ms"} <= set(function)
     assert outputs["OrderWorkflowArn"] in {w["arn"] for w in seen["workflows"]}
+    # And the permissions: the mode and how many calls were denied
+    assert seen["iam"]["mode"] == cloud.permissions.mode and seen["iam"]["denied"] == sum(
+        cloud.permissions.denied.values()
+    )
     assert abs(datetime.fromisoformat(seen["now"]) - cloud.clock.now()) < timedelta(
         minutes=1
     )  # the local clock

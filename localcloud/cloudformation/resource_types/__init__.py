@@ -9,18 +9,20 @@ model module needs a dotted path of at least two segments and model class names 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from typing import Any
 
 from moto.core.common_models import CloudFormationModel
 
-from . import apigateway, apigatewayv2, awslambda, cloudwatch, pipes, scheduler, secretsmanager, sns, sqs
+from . import apigateway, apigatewayv2, awslambda, cloudwatch, pipes, s3, scheduler, secretsmanager, sns, sqs
 
 MODELS: tuple[type[CloudFormationModel], ...] = (
     sns.SnsSubscription,
     sns.SnsTopicPolicy,
     sqs.SqsQueuePolicy,
+    s3.S3BucketPolicy,
     scheduler.SchedulerScheduleGroup,
     scheduler.SchedulerSchedule,
     cloudwatch.CloudWatchAlarm,
@@ -40,10 +42,18 @@ MODELS: tuple[type[CloudFormationModel], ...] = (
 )
 
 # Types left out on purpose, and why (shown next to each such resource by `up` and `status`).
-NOT_HONOURED: dict[str, str] = {
-    "AWS::S3::BucketPolicy": "the stack's bucket policies refuse requests without TLS "
-    "(aws:SecureTransport) and the local endpoint is plain HTTP",
-}
+NOT_HONOURED: dict[str, str] = {}
+
+
+def _tls_only_deny(document: Any) -> bool:
+    """Whether a policy has a Deny statement conditioned on ``aws:SecureTransport``."""
+    statements = (document or {}).get("Statement") or [] if isinstance(document, dict) else []
+    return any(
+        isinstance(s, dict)
+        and s.get("Effect") == "Deny"
+        and "aws:securetransport" in json.dumps(s.get("Condition")).lower()
+        for s in (statements if isinstance(statements, list) else [statements])
+    )
 
 
 def _set(value: Any) -> bool:
@@ -68,6 +78,12 @@ NOT_HONOURED_PROPERTIES: dict[str, tuple[tuple[str, Callable[[Any], bool], str],
     ),
     "AWS::ApiGatewayV2::Route": (
         ("AuthorizationType", lambda v: v not in ("NONE", None), "authorizers are not run: the route answers 500"),
+    ),
+    **dict.fromkeys(
+        ("AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy"),
+        (("PolicyDocument", _tls_only_deny,
+          "its TLS-only deny statements never match: the local endpoint is plain HTTP and aws:SecureTransport "
+          "is taken as true"),),
     ),
     "AWS::DynamoDB::Table": (
         ("TimeToLiveSpecification", lambda v: bool((v or {}).get("Enabled")), "items do not expire (no TTL)"),

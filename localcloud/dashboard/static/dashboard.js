@@ -386,6 +386,10 @@ function render(overview) {
   state.overview = overview;
   document.getElementById("clock").textContent =
     `local clock ${time(overview.now)}` + (overview.clock_offset_seconds ? ` (+${seconds(overview.clock_offset_seconds)})` : "");
+  const iam = document.getElementById("iam");
+  iam.textContent = `IAM ${overview.iam.mode}: ${overview.iam.denied} ${overview.iam.mode === "report" ? "would be denied" : "denied"}`;
+  iam.title = overview.iam.recent.join("\n") || "no call denied";
+  iam.className = overview.iam.denied ? "badge" : "";
   addPanels(overview.panels);
   renderQueues(overview.queues);
   renderFunctions(overview.functions);

@@ -146,7 +146,15 @@ def test_without_extensions_the_dashboard_has_only_its_built_in_views(tmp_path: 
     # Then the overview has no panel and no stack-specific view
     overview = DashboardData(cloud).overview()
     assert overview["panels"] == []
-    assert set(overview) == {"now", "clock_offset_seconds", "panels", "queues", "functions", "workflows"}
+    assert set(overview) == {
+        "now",
+        "clock_offset_seconds",
+        "panels",
+        "queues",
+        "functions",
+        "workflows",
+        "iam",
+    }
 
 
 @pytest.mark.parametrize("name", ["queues", "panels", "Notes", "two words"])

@@ -44,3 +44,19 @@ def test_the_cli_names_the_property_in_its_line() -> None:
         "not honoured locally: App/Mapping (AWS::Lambda::EventSourceMapping) TumblingWindowInSeconds: "
         "tumbling windows are not supported"
     )
+
+
+def test_a_tls_only_deny_statement_is_listed_as_never_matching() -> None:
+    """The endpoint is plain HTTP and aws:SecureTransport is taken as true: no deny statement is skipped unlisted."""
+    tls_only = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "sqs:*", "Resource": "*",
+             "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+            {"Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"}, "Action": "sqs:SendMessage", "Resource": "*"},
+        ],
+    }  # fmt: skip
+    (listed,) = not_honoured_properties("AWS::SQS::QueuePolicy", {"PolicyDocument": tls_only})
+    assert listed[0] == "PolicyDocument" and "TLS-only deny statements never match" in listed[1]
+    allow_only = {"Statement": tls_only["Statement"][1:]}
+    assert not_honoured_properties("AWS::S3::BucketPolicy", {"PolicyDocument": allow_only}) == []
