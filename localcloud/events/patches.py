@@ -30,10 +30,24 @@ def _rules_know_when_they_were_created() -> None:
     EventsBackend.put_rule = put_and_stamp  # type: ignore[method-assign]
 
 
+MOTO_TARGET_SERVICES = frozenset({"logs", "events"})  # log groups, buses and archives: moto delivers these
+_reported: set[tuple[str, str]] = set()
+
+
+def _not_delivered(rule: Any, target: dict[str, Any]) -> None:
+    """A target of a kind the local cloud does not deliver to (Firehose, Kinesis, ECS, ...): said once
+    per rule and target; moto failed the whole PutEvents call instead."""
+    key = (rule.arn, target["Arn"])
+    if key not in _reported:
+        _reported.add(key)
+        print(f"[localcloud] events: rule {rule.name} target {target['Arn']} is not delivered locally")
+
+
 def _eventbridge_targets() -> None:
     """moto's rules deliver only to SQS, logs and buses, ignore ``Input``/``InputPath``, leave string
     values unquoted in input transformers and omit the event's ``account``. EventBridge delivers to
-    Lambda (asynchronously), SNS and Step Functions too, with the target's input."""
+    Lambda (asynchronously), SNS and Step Functions too, with the target's input. A target of any
+    other kind fails moto's PutEvents; it is skipped here, so the call and the other targets succeed."""
     from moto.events.models import Rule
 
     from localcloud.events.targets import TARGET_SERVICES, deliver, render_input
@@ -47,7 +61,10 @@ def _eventbridge_targets() -> None:
         ours = [t for t in self.targets if t["Arn"].split(":")[2] in TARGET_SERVICES]
         for target in ours:
             deliver(self, target, render_input(target, event) if transform_input else event)
-        rest = [t for t in self.targets if t not in ours]
+        rest = [t for t in self.targets if t not in ours and t["Arn"].split(":")[2] in MOTO_TARGET_SERVICES]
+        for target in self.targets:
+            if target not in ours and target not in rest:  # PutEvents still succeeds, as on AWS
+                _not_delivered(self, target)
         if rest:
             saved, self.targets = self.targets, rest
             try:

@@ -109,3 +109,20 @@ def test_a_rule_first_seen_after_the_clock_moved_counts_from_its_creation(aws: N
     fired = datetime.strptime(event["time"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     created = fired - timedelta(minutes=1)
     assert before - timedelta(seconds=1) <= created <= after + timedelta(seconds=1)
+
+
+def test_a_target_the_local_cloud_does_not_deliver_to_does_not_fail_put_events(aws: None) -> None:
+    """PutEvents succeeds whatever becomes of each target's delivery (EventBridge delivers asynchronously):
+    a rule with a Firehose target and a queue target still gets the event to the queue."""
+    sqs, events = boto3.client("sqs"), boto3.client("events")
+    url = sqs.create_queue(QueueName="changes")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="fan", EventPattern=json.dumps({"source": ["app"]}))
+    events.put_targets(Rule="fan", Targets=[
+        {"Id": "firehose", "Arn": "arn:aws:firehose:us-east-1:123456789012:deliverystream/archive"},
+        {"Id": "queue", "Arn": arn},
+    ])  # fmt: skip
+    answer = events.put_events(Entries=[{"Source": "app", "DetailType": "changed", "Detail": "{}"}])
+    assert answer["FailedEntryCount"] == 0
+    (event,) = received(url)
+    assert event["source"] == "app"
