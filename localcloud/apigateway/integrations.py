@@ -33,7 +33,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from localcloud.apigateway.templates import TemplateError, render, select
+from localcloud.apigateway.templates import TemplateError, header_value, render, select, with_stage_variables
 
 SERVICE_URI = re.compile(
     r"^arn:aws[\w-]*:apigateway:(?P<region>[\w-]+):(?P<service>[\w.-]+):(?P<kind>path|action)/(?P<rest>.*)$"
@@ -67,7 +67,7 @@ class MethodRequest:
     stage_variables: dict[str, str]
 
     def header(self, name: str) -> str | None:
-        return next((v for k, v in self.headers.items() if k.lower() == name.lower()), None)
+        return header_value(self.headers, name)
 
     @property
     def params(self) -> dict[str, dict[str, str]]:
@@ -132,7 +132,7 @@ class Integrations:
     def _service(
         self, integration: Any, request: MethodRequest, parameters: dict[str, dict[str, str]], payload: str
     ) -> BackendAnswer:
-        uri = SERVICE_URI.match(_with_stage_variables(integration.uri or "", request))
+        uri = SERVICE_URI.match(with_stage_variables(integration.uri or "", request.stage_variables))
         if uri is None:
             raise IntegrationError(
                 500, "InternalServerErrorException", f"not an AWS service URI: {integration.uri}"
@@ -189,7 +189,7 @@ class Integrations:
         self, integration: Any, request: MethodRequest, *, proxy: bool,
         parameters: dict[str, dict[str, str]] | None = None, payload: str | None = None,
     ) -> BackendAnswer:  # fmt: skip
-        url = _with_stage_variables(integration.uri or "", request)
+        url = with_stage_variables(integration.uri or "", request.stage_variables)
         if proxy:
             url = _fill(url, request.path_parameters)
             query, headers = (
@@ -218,10 +218,6 @@ def _render(template: str, body: str, request: MethodRequest) -> str:
         raise IntegrationError(500, "InternalServerErrorException", str(error)) from error
 
 
-def _with_stage_variables(text: str, request: MethodRequest) -> str:
-    return re.sub(r"\$\{stageVariables\.(\w+)\}", lambda m: request.stage_variables.get(m[1], ""), text)
-
-
 def _fill(template: str, values: Mapping[str, str]) -> str:
     """``{name}`` and ``{name+}`` placeholders of a path or URL filled from ``values``."""
     return re.sub(r"\{([^}+]+)\+?\}", lambda m: str(values.get(m[1], "")), template)
@@ -238,9 +234,14 @@ def _integration_parameters(integration: Any, request: MethodRequest) -> dict[st
     return found
 
 
+def _literal(source: str) -> str | None:
+    """The text of a quoted literal parameter source (``'application/json'``), else None."""
+    return source[1:-1] if len(source) >= 2 and source[0] == source[-1] == "'" else None
+
+
 def _parameter(source: str, request: MethodRequest) -> str | None:
-    if len(source) >= 2 and source[0] == source[-1] == "'":
-        return source[1:-1]
+    if (literal := _literal(source)) is not None:
+        return literal
     kind, _, name = source.removeprefix("method.request.").partition(".")
     if source.startswith("method.request."):
         if kind == "header":
@@ -275,12 +276,8 @@ def _method_response(integration: Any, request: MethodRequest, answer: BackendAn
                 headers.append((target.removeprefix("method.response.header."), value))
     templates: dict[str, Any] = chosen.response_templates or {}
     accept = (request.header("Accept") or "").split(",")[0].split(";")[0].strip().lower()
-    media_type = (
-        accept
-        if accept in templates
-        else "application/json"
-        if "application/json" in templates
-        else next(iter(templates), None)
+    media_type = next(
+        (t for t in (accept, "application/json") if t in templates), next(iter(templates), None)
     )
     template = templates.get(media_type) if media_type else None
     body = _render(template, answer.body, request) if template else answer.body
@@ -306,11 +303,10 @@ def _integration_response(integration: Any, answer: BackendAnswer) -> Any:
 
 
 def _response_parameter(source: str, answer: BackendAnswer) -> str | None:
-    if len(source) >= 2 and source[0] == source[-1] == "'":
-        return source[1:-1]
+    if (literal := _literal(source)) is not None:
+        return literal
     if source.startswith("integration.response.header."):
-        name = source.removeprefix("integration.response.header.").lower()
-        return next((v for k, v in answer.headers.items() if k.lower() == name), None)
+        return header_value(answer.headers, source.removeprefix("integration.response.header."))
     if source == "integration.response.body":
         return answer.body
     if source.startswith("integration.response.body."):

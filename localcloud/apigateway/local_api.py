@@ -53,6 +53,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from moto.apigateway.models import Method, Resource, RestAPI, Stage, apigateway_backends
 
 from localcloud.apigateway.integrations import IntegrationError, Integrations, MethodRequest
+from localcloud.apigateway.templates import with_stage_variables
 from localcloud.server import LocalCloudError
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,6 @@ USER_REQUEST = re.compile(r"^/restapis/(?P<api>[^/]+)/(?P<stage>[^/]+)/_user_req
 FUNCTION_URL_PATH = re.compile(r"^/lambda-url/(?P<id>[0-9a-z]+)(?P<path>/.*)?$")
 FUNCTION_URL_HOST = re.compile(r"^(?P<id>[0-9a-z]+)\.lambda-url\.")
 SIGV4_CREDENTIAL = re.compile(r"^AWS4-HMAC-SHA256\s+Credential=(?P<key>[^/,\s]+)/")
-STAGE_VARIABLE = re.compile(r"\$\{stageVariables\.(\w+)\}")
 # The methods a REST API routes (ANY is these); any other method is answered 403 Missing
 # Authentication Token, as for a method the resource does not define.
 ROUTED_METHODS = frozenset({"DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"})
@@ -409,10 +409,7 @@ class LocalApi:
 
     def _function(self, route: Route) -> str:
         integration = route.method.method_integration
-        variables = route.stage_variables or {}
-        uri = STAGE_VARIABLE.sub(
-            lambda m: variables.get(m[1], ""), (integration.uri if integration else "") or ""
-        )
+        uri = with_stage_variables((integration.uri if integration else "") or "", route.stage_variables)
         match = LAMBDA_URI.match(uri) if integration and integration.integration_type == "AWS_PROXY" else None
         if match is None:
             kind = integration.integration_type if integration else "no"

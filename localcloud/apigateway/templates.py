@@ -18,6 +18,7 @@ from urllib.parse import quote, unquote
 
 import airspeed
 
+STAGE_VARIABLE = re.compile(r"\$\{stageVariables\.(\w+)\}")
 PATH_PART = re.compile(r"\.([^.\[\]]+)|\[(\d+)\]|\[['\"]([^'\"]+)['\"]\]")
 
 
@@ -66,14 +67,20 @@ class Input:
             return {kind: dict(values) for kind, values in self._params.items()}
         for kind in ("path", "querystring", "header"):
             values = self._params.get(kind) or {}
-            found = values.get(name) if kind != "header" else _header(values, name)
+            found = values.get(name) if kind != "header" else header_value(values, name)
             if found is not None:
                 return found
         return ""
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
+def header_value(headers: Mapping[str, str], name: str) -> str | None:
+    """A header by its name in any case, as HTTP names compare."""
     return next((value for key, value in headers.items() if key.lower() == name.lower()), None)
+
+
+def with_stage_variables(text: str, variables: Mapping[str, str] | None) -> str:
+    """``${stageVariables.name}`` in an integration's URI replaced by the stage's value ("" if unset)."""
+    return STAGE_VARIABLE.sub(lambda m: (variables or {}).get(m[1], ""), text)
 
 
 class Util:
