@@ -5,7 +5,7 @@ An operation is named by the request's ``X-Amz-Target`` or ``Action`` (JSON and 
 by matching its method and path against the service's request URIs in botocore's model (REST
 protocols: Lambda, Scheduler, S3). Resources come from the parameters that name them. An operation
 whose resources this module does not know yields no checks: it is counted as not evaluated, never
-denied (``SERVICES`` lists what is evaluated).
+denied (``_RESOURCES`` lists the services evaluated).
 """
 
 from __future__ import annotations
@@ -21,22 +21,6 @@ from urllib.parse import parse_qs, unquote
 
 # The IAM prefix of each signing name, where they differ.
 IAM_PREFIX = {"monitoring": "cloudwatch", "email": "ses"}
-# Services whose resources are evaluated.
-SERVICES = frozenset(
-    {
-        "sqs",
-        "sns",
-        "dynamodb",
-        "lambda",
-        "states",
-        "events",
-        "scheduler",
-        "s3",
-        "secretsmanager",
-        "kms",
-        "kinesis",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -77,10 +61,8 @@ def call_of(
 
 def checks(call: Call, account: str, region: str) -> list[Check] | None:
     """The (action, resource) pairs the call is authorised against; None when not evaluated."""
-    prefix = IAM_PREFIX.get(call.service, call.service)
-    if prefix not in SERVICES:
-        return None
-    resources = _RESOURCES.get(prefix, lambda *_: None)(call, account, region)
+    lookup = _RESOURCES.get(IAM_PREFIX.get(call.service, call.service))
+    resources = None if lookup is None else lookup(call, account, region)
     if resources is None:
         return None
     return [Check(action, resource) for action, resource in resources]
