@@ -448,7 +448,30 @@ def stream_mappings(source: StreamSource) -> dict[str, StreamMappingView]:
         return {m.uuid: StreamMappingView.of(m) for m in mappings if source.handles(m.event_source_arn)}
 
 
-class StreamMappings(PollerSet[tuple[str, str]]):
+class ShardPollerSet(PollerSet[tuple[str, str]]):
+    """Pollers keyed by (owner, shard) that wake when a stream is written to: the stream mappings', and
+    stream-sourced pipes'."""
+
+    def __init__(self, sources: Sequence[StreamSource]) -> None:
+        super().__init__()
+        self.sources = list(sources)
+        self.signal = Signal()  # fired when any stream is written to
+        self._stop_listening = listen_to_writes(self.signal)
+
+    def shards(self, owner: str, stream_arn: str) -> dict[tuple[str, str], StreamSource]:
+        """One key per shard of the stream, with the source that reads it (none: no source handles it)."""
+        source = next((s for s in self.sources if s.handles(stream_arn)), None)
+        if source is None:
+            return {}
+        with MOTO_LOCK:
+            return {(owner, shard): source for shard in source.shards(stream_arn)}
+
+    def wake(self) -> None:
+        self._stop_listening()
+        self.signal.fire()
+
+
+class StreamMappings(ShardPollerSet):
     """Keeps one poller per stream mapping and shard, for each stream service given."""
 
     name = "stream-mappings"
@@ -459,20 +482,15 @@ class StreamMappings(PollerSet[tuple[str, str]]):
         sources: Sequence[StreamSource],
         send: Callable[[str, dict[str, Any]], None],
     ) -> None:
-        super().__init__()
+        super().__init__(sources)
         self.runtime = runtime
-        self.sources = list(sources)
         self.send = send
-        self.signal = Signal()  # fired when any stream is written to
-        self._stop_listening = listen_to_writes(self.signal)
 
     def wanted(self) -> dict[tuple[str, str], Any]:
         wanted: dict[tuple[str, str], StreamSource] = {}
         for source in self.sources:
             for mapping in stream_mappings(source).values():
-                with MOTO_LOCK:
-                    shards = source.shards(mapping.source_arn)
-                wanted |= {(mapping.uuid, shard): source for shard in shards}
+                wanted |= self.shards(mapping.uuid, mapping.source_arn)
         return wanted
 
     def create(self, key: tuple[str, str], spec: Any, stop: threading.Event) -> list[Poller]:
@@ -487,10 +505,6 @@ class StreamMappings(PollerSet[tuple[str, str]]):
                 written=self.signal,
             )
         ]
-
-    def wake(self) -> None:
-        self._stop_listening()
-        self.signal.fire()
 
     def stats(self) -> dict[str, StreamPollerStats]:
         totals: dict[str, StreamPollerStats] = {}

@@ -29,14 +29,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from localcloud.awslambda.runtime import InvocationError, LocalRuntime
-from localcloud.awslambda.streams import (
-    ShardPoller,
-    Signal,
-    StreamMappingView,
-    StreamSource,
-    listen_to_writes,
-)
-from localcloud.poller_sets import Poller, PollerSet
+from localcloud.awslambda.streams import ShardPoller, ShardPollerSet, StreamMappingView, StreamSource
+from localcloud.poller_sets import Poller
 from localcloud.server import ACCOUNT, MOTO_LOCK, REGION, local_client
 from localcloud.sqs import filters
 from localcloud.sqs.records import RECEIVE_ATTRIBUTES, lambda_record
@@ -329,7 +323,7 @@ def stream_view(pipe: PipeView) -> StreamMappingView:
     )  # fmt: skip
 
 
-class Pipes(PollerSet[tuple[str, str]]):
+class Pipes(ShardPollerSet):
     """Keeps one worker per running pipe (one per shard for stream sources)."""
 
     name = "pipes"
@@ -338,25 +332,18 @@ class Pipes(PollerSet[tuple[str, str]]):
         self, runtime: LocalRuntime, client: Callable[[str], Any], sources: Sequence[StreamSource],
         send: Callable[[str, dict[str, Any]], None],
     ) -> None:  # fmt: skip
-        super().__init__()
+        super().__init__(sources)
         self.runtime = runtime
         self.client = client
-        self.sources = list(sources)
         self.send = send
-        self.signal = Signal()
-        self._stop_listening = listen_to_writes(self.signal)
 
     def wanted(self) -> dict[tuple[str, str], Any]:
         wanted: dict[tuple[str, str], StreamSource | None] = {}  # (pipe, shard) -> its stream; SQS: None
         for name, pipe in pipes().items():
             if pipe.source.startswith("arn:aws:sqs:"):
                 wanted[name, ""] = None
-                continue
-            source = next((s for s in self.sources if s.handles(pipe.source)), None)
-            if source is not None:
-                with MOTO_LOCK:
-                    shards = source.shards(pipe.source)
-                wanted |= {(name, shard): source for shard in shards}
+            else:
+                wanted |= self.shards(name, pipe.source)
         return wanted
 
     def create(self, key: tuple[str, str], spec: Any, stop: threading.Event) -> list[Poller]:
@@ -364,10 +351,6 @@ class Pipes(PollerSet[tuple[str, str]]):
         if spec is None:
             return [SqsPipeWorker(name, self.runtime, self.client, stop)]
         return [self._shard_poller(name, shard, spec, stop)]
-
-    def wake(self) -> None:
-        self._stop_listening()
-        self.signal.fire()
 
     def _shard_poller(
         self, name: str, shard: str, source: StreamSource, stop: threading.Event
