@@ -58,12 +58,14 @@ def _eventbridge_targets() -> None:
         event = {"account": self.account_id, **original_event}
         if self.state != "ENABLED" or not self.event_pattern.matches_event(event):
             return
-        ours = [t for t in self.targets if t["Arn"].split(":")[2] in TARGET_SERVICES]
-        for target in ours:
-            deliver(self, target, render_input(target, event) if transform_input else event)
-        rest = [t for t in self.targets if t not in ours and t["Arn"].split(":")[2] in MOTO_TARGET_SERVICES]
+        rest = []  # for moto to deliver
         for target in self.targets:
-            if target not in ours and target not in rest:  # PutEvents still succeeds, as on AWS
+            service = target["Arn"].split(":")[2]
+            if service in TARGET_SERVICES:
+                deliver(self, target, render_input(target, event) if transform_input else event)
+            elif service in MOTO_TARGET_SERVICES:
+                rest.append(target)
+            else:  # PutEvents still succeeds, as on AWS
                 _not_delivered(self, target)
         if rest:
             saved, self.targets = self.targets, rest
