@@ -99,6 +99,7 @@ class PatternFaults:
         self._lock = threading.Lock()
         self._writes: Counter[str] = Counter()
         self._units: dict[tuple[str, str], int] = {}  # (target, token) -> its number among the target's units
+        self._unit_counts: Counter[str] = Counter()  # target -> units seen
         self._owed: Counter[tuple[str, str]] = Counter()  # failures still to inject
 
     def __call__(self, call: tuple[str, str], environ: dict[str, Any], body: bytes) -> HookResponse | None:
@@ -122,7 +123,8 @@ class PatternFaults:
         unit = (target.name, found.group(0) if found else "")
         with self._lock:
             if unit not in self._units:
-                self._units[unit] = number = len(self._units) + 1
+                self._unit_counts[target.name] += 1
+                self._units[unit] = number = self._unit_counts[target.name]
                 if target.transient_every and number % target.transient_every == 0:
                     self._owed[unit] = SDK_MAX_ATTEMPTS
             if self._owed[unit] > 0:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from asyncstack.runtime.aws import SDK_MAX_ATTEMPTS
+from demo.chaos_patterns import FaultTarget, PatternFaults
 from demo.faults import FaultInjector, FaultPlan
 from localcloud.server import HookResponse, HookRewrite
 from shared.analytics import UNPROCESSED_ATTEMPTS
@@ -126,3 +128,27 @@ def test_a_timed_out_write_is_dropped_instead_of_served() -> None:
     answer = injector(("dynamodb", "PutItem"), {}, _put("run1-ord-1"))
     assert isinstance(answer, HookResponse) and answer.status == 500
     assert injector.log.timeouts == 1
+
+
+def test_each_pattern_target_numbers_its_own_units_so_its_every_nth_fails_whatever_the_others_see() -> None:
+    # Given two pattern targets, the second failing every 2nd of its units
+    runtime = FakeRuntime()
+    jobs = FaultTarget("jobs", "fn-jobs", "jobs-table", re.compile("job#"), re.compile(r"job#\d+"))
+    sagas = FaultTarget(
+        "sagas", "fn-sagas", INVENTORY, re.compile("reservation#"), re.compile(r"saga-\d+"), transient_every=2
+    )
+    faults = PatternFaults([jobs, sagas], runtime)  # type: ignore[arg-type]
+    call = ("dynamodb", "PutItem")
+
+    def write(table: str, key: str) -> HookResponse | None:
+        return faults(call, {}, json.dumps({"TableName": table, "Item": {"pk": {"S": key}}}).encode())
+
+    # When units of the other target come between the sagas' units
+    write("jobs-table", "job#1")
+    assert write(INVENTORY, "reservation#saga-1") is None
+    write("jobs-table", "job#2")
+    # Then the second saga is the one that fails, as many times as the SDK tries
+    answers = [write(INVENTORY, "reservation#saga-2") for _ in range(SDK_MAX_ATTEMPTS)]
+    assert all(isinstance(a, HookResponse) and a.status == 500 for a in answers)
+    assert write(INVENTORY, "reservation#saga-2") is None
+    assert faults.log.transient == {"sagas": 1}
