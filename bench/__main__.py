@@ -69,6 +69,12 @@ def _requests(quick: bool) -> tuple[list[Metric], list[str]]:
     return requests.run(quick=quick)
 
 
+def _permissions(quick: bool) -> tuple[list[Metric], list[str]]:
+    from bench import permission_mutations
+
+    return permission_mutations.run(quick=quick)
+
+
 # Name (as given to --only, and each module's GROUP) -> benchmark, in the order they run.
 BENCHMARKS: dict[str, Benchmark] = {
     "overhead": _overhead,
@@ -79,6 +85,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "workflows": _workflows,
     "api": _job_api,
     "requests": _requests,
+    "permissions": _permissions,
 }
 
 

@@ -70,6 +70,13 @@ def run(*, quick: bool = False) -> tuple[list[Metric], list[str]]:
                 "Attributes"
             ]["QueueArn"]
             later = cloud.clock.now() + timedelta(days=30)
+            # The raw schedules below deliver to this queue as the stack's scheduler role: let it send here.
+            cloud.client("iam").put_role_policy(
+                RoleName=scheduler.role_arn.rsplit("/", 1)[-1], PolicyName="bench-fired",
+                PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+                    {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queue_arn}
+                ]}),
+            )  # fmt: skip
 
             # 1. scheduling throughput
             started = time.perf_counter()

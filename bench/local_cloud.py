@@ -423,6 +423,13 @@ class LocalCloudBench:
             MemorySize=128,
         )
         queue_url = sqs.create_queue(QueueName=NOOP_QUEUE, Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
+        # Lambda reads the mapped queue with the function's role (checked when permissions are enforced)
+        iam.put_role_policy(
+            RoleName=ROLE_NAME, PolicyName="consume", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Resource": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{NOOP_QUEUE}",
+                "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"],
+            }]}),
+        )  # fmt: skip
         return function["FunctionArn"], queue_url
 
     # -- 1a. hot reload ----------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from localcloud.dynamodb.streams import DynamoDBStreams
 from localcloud.events.schedules import RuleSchedules
 from localcloud.extensions import Extension, Queue, discover
 from localcloud.iam.enforcement import DEFAULT_IAM_MODE, Permissions
+from localcloud.iam.enforcement import set_active as set_active_permissions
 from localcloud.kinesis.streams import KinesisStreams
 from localcloud.logs import LogSink
 from localcloud.pipes.runner import Pipes
@@ -180,6 +181,8 @@ class LocalCloud:
             )
             self.app.operations[("states", "StartSyncExecution")] = start_sync_execution
             self.app.authorizer = self.permissions.authorise
+            set_active_permissions(self.permissions)  # deliveries made inside the cloud are checked too
+            self._stack.callback(set_active_permissions, None)
             log = LogSink(self.workdir / "logs", echo=sys.stdout if self.echo_logs else None)
             self._stack.callback(log.close)
             self.runtime = LocalRuntime(
@@ -202,7 +205,12 @@ class LocalCloud:
             self._started(
                 ClockLoop(self.clock, self.app.wake_all, name="long polls", seconds=3600, log=print)
             )
-            self.mappings = self._started(EventSourceMappings(self.runtime))
+            self.mappings = self._started(
+                EventSourceMappings(
+                    self.runtime,
+                    role_client=lambda role, name: self.role_client("sqs", role, name, validate=False),
+                )
+            )
             send = self._send_record
             self.streams = self._started(
                 StreamMappings(self.runtime, [DynamoDBStreams(), KinesisStreams()], send=send)
@@ -211,7 +219,13 @@ class LocalCloud:
                 Pipes(self.runtime, self.client, [DynamoDBStreams(), KinesisStreams()], send=send)
             )
             self.scheduler = self._started(
-                SchedulerEngine(clock=self.clock, client=self.client, account_id=ACCOUNT, region=REGION)
+                SchedulerEngine(
+                    clock=self.clock,
+                    client=self.client,
+                    account_id=ACCOUNT,
+                    region=REGION,
+                    role_client=lambda service, role: self.role_client(service, role, "scheduler"),
+                )
             )
             self.rule_schedules = self._started(
                 RuleSchedules(clock=self.clock, lock=MOTO_LOCK, account_id=ACCOUNT, region=REGION)
@@ -220,6 +234,7 @@ class LocalCloud:
                 self.api = LocalApi(
                     invoke=self._api_invoke, api_key=self.api_key, host=self.host, port=self.api_port,
                     api_id=self.api_id, root_api=self._root_api, endpoint=self.endpoint,
+                    may_invoke=self._api_may_invoke,
                 )  # fmt: skip
                 self.api.start()
                 self._stack.callback(self.api.close)
@@ -261,6 +276,18 @@ class LocalCloud:
                 self._clients[service] = local_client(service, self.endpoint)
             return self._clients[service]
 
+    def role_client(self, service: str, role: str, session: str, *, validate: bool = True) -> Any:
+        """A boto3 client acting as ``role`` (a session of it named ``session``), as a service that
+        assumes the role calls: its requests are authorised against the role's policies."""
+        key = f"{service} as {role}/{session}{'' if validate else ' unvalidated'}"
+        credentials = self.permissions.credentials_for(role, session)
+        with self._clients_lock:
+            if key not in self._clients:
+                self._clients[key] = local_client(
+                    service, self.endpoint, validate=validate, credentials=credentials
+                )
+            return self._clients[key]
+
     # -- invocations -----------------------------------------------------------------------
 
     def _moto_invoke(
@@ -283,6 +310,11 @@ class LocalCloud:
         except InvocationError as error:
             return json.dumps(error.payload(request_id)).encode(), "Unhandled"
         return json.dumps(result, default=str).encode(), None
+
+    def _api_may_invoke(self, function: str, source_arn: str) -> bool:
+        return self.permissions.service_may(
+            "apigateway", "apigateway.amazonaws.com", "lambda:InvokeFunction", function, source_arn
+        )
 
     def _api_invoke(self, function: str, event: dict[str, Any]) -> Any:
         try:

@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -24,16 +24,21 @@ ACCOUNT = "123456789012"
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "localcloud", "AWS_SECRET_ACCESS_KEY": "localcloud"}
 
 
-def local_client(service: str, endpoint: str, *, validate: bool = True) -> Any:
-    """A boto3 client for the local cloud at ``endpoint``. ``validate=False`` lets the event source
-    pollers long-poll for a fraction of a second (the rest of a batching window), which the local
-    endpoint honours and the SQS API's whole seconds cannot express."""
+def local_client(
+    service: str, endpoint: str, *, validate: bool = True, credentials: Mapping[str, str] | None = None
+) -> Any:
+    """A boto3 client for the local cloud at ``endpoint``, as the administrator unless given a role's
+    ``credentials`` (environment variable names). ``validate=False`` lets the event source pollers
+    long-poll for a fraction of a second (the rest of a batching window), which the local endpoint
+    honours and the SQS API's whole seconds cannot express."""
     import boto3
     from botocore.config import Config
 
+    keys = credentials or DUMMY_CREDENTIALS
     return boto3.session.Session().client(  # type: ignore[call-overload]
         service, endpoint_url=endpoint, region_name=REGION,
-        aws_access_key_id="localcloud", aws_secret_access_key="localcloud",
+        aws_access_key_id=keys["AWS_ACCESS_KEY_ID"], aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=keys.get("AWS_SESSION_TOKEN"),
         # shared by the runtime's threads (pollers, async workers, scheduler); one host answers every
         # operation, so no host prefix (StartSyncExecution's "sync-")
         config=Config(max_pool_connections=64, parameter_validation=validate, inject_host_prefix=False),

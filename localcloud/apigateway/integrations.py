@@ -65,6 +65,7 @@ class MethodRequest:
     path_parameters: dict[str, str]
     context: dict[str, Any]
     stage_variables: dict[str, str]
+    source_arn: str = ""  # the method's execute-api ARN, for the function's permission check
 
     def header(self, name: str) -> str | None:
         return header_value(self.headers, name)
@@ -98,6 +99,7 @@ class Integrations:
     endpoint: str | None
     region: str
     access_key_id: str
+    may_invoke: Callable[[str, str], bool] | None = None  # (function, source ARN): its permissions allow
 
     def run(self, integration: Any, request: MethodRequest) -> IntegrationResult:
         kind = integration.integration_type
@@ -140,7 +142,7 @@ class Integrations:
         service, rest = uri["service"].rsplit(".", 1)[-1], uri["rest"]
         function = LAMBDA_PATH.match(rest) if service == "lambda" and uri["kind"] == "path" else None
         if function is not None:
-            return self._function(function["function"], payload)
+            return self._function(function["function"], payload, request.source_arn)
         if self.endpoint is None:
             raise IntegrationError(
                 500, "InternalServerErrorException", "no local endpoint to call AWS services at"
@@ -168,9 +170,13 @@ class Integrations:
             )
         return answer
 
-    def _function(self, function: str, payload: str) -> BackendAnswer:
+    def _function(self, function: str, payload: str, source_arn: str) -> BackendAnswer:
         """A Lambda function behind a non-proxy integration: the payload is its event, its result the
         body; an error's message is what selection patterns match."""
+        if self.may_invoke is not None and not self.may_invoke(function, source_arn):
+            raise IntegrationError(
+                500, "AccessDeniedException", f"Invalid permissions on Lambda function {function}"
+            )
         try:
             event = json.loads(payload) if payload.strip() else {}
         except ValueError as error:

@@ -172,14 +172,17 @@ class LocalApi:
         api_id: str | None = None,
         root_api: Callable[[], str | None] | None = None,
         endpoint: str | None = None,
+        may_invoke: Callable[[str, str], bool] | None = None,
     ) -> None:
         """``api_id``: the REST API served at the root; ``root_api``: asked for one on each root
         request when there are several and ``api_id`` is None; ``endpoint``: where AWS service
-        integrations are called."""
+        integrations are called; ``may_invoke(function, source ARN)``: whether the function's
+        permissions let API Gateway invoke it for this method (AWS answers 500 when not)."""
         self.invoke = invoke
+        self.may_invoke = may_invoke
         self.integrations = Integrations(
             invoke=invoke, function_error=FunctionError, endpoint=endpoint, region=region,
-            access_key_id=access_key_id,
+            access_key_id=access_key_id, may_invoke=may_invoke,
         )  # fmt: skip
         self.root_api = root_api
         self.api_key = api_key
@@ -268,6 +271,7 @@ class LocalApi:
             return self._integration(api, route, request, identity, request_id)
         function = self._function(route)
         event = self._event(api, route, request, identity, request_id)
+        self._permitted(function, event)
         try:
             result = self.invoke(function, event)
         except FunctionError as error:
@@ -285,6 +289,7 @@ class LocalApi:
             headers=event["headers"] or {}, query=event["queryStringParameters"] or {},
             path_parameters=route.path_parameters, context=event["requestContext"],
             stage_variables=route.stage_variables or {},
+            source_arn=execute_api_arn(event, self.account_id, self.region),
         )  # fmt: skip
         try:
             result = self.integrations.run(route.method.method_integration, method_request)
@@ -364,12 +369,23 @@ class LocalApi:
             api, stage, path, route, request, version=version, account_id=self.account_id,
             request_id=request_id, port=self.port,
         )  # fmt: skip
+        self._permitted(function, event)
         try:
             result = self.invoke(function, event)
         except FunctionError as error:
             log.warning("Lambda function %s failed: %s", function, error)
             raise _internal_error() from error
         return http_api.response(result, function, version=version)
+
+    def _permitted(self, function: str, event: dict[str, Any]) -> None:
+        if self.may_invoke is not None and not self.may_invoke(
+            function, execute_api_arn(event, self.account_id, self.region)
+        ):
+            log.warning(
+                "Execution failed due to configuration error: Invalid permissions on Lambda function %s",
+                function,
+            )
+            raise GatewayError(500, "InternalServerErrorException", "Internal server error")
 
     def _authorise(self, method: Method, request: Request) -> dict[str, Any]:
         """The identity fields the authorisation adds; raises API Gateway's 403s."""
@@ -466,6 +482,16 @@ class LocalApi:
             "body": body,
             "isBase64Encoded": binary,
         }
+
+
+def execute_api_arn(event: dict[str, Any], account: str, region: str) -> str:
+    """The ARN API Gateway invokes a function for (``aws:SourceArn`` of its Lambda permission check):
+    ``<api>/<stage>/<METHOD>/<path>``, from a proxy event of either payload version."""
+    context = event.get("requestContext") or {}
+    http = context.get("http") or {}
+    method = http.get("method") or event.get("httpMethod") or "GET"
+    path = event.get("rawPath") if http else event.get("path")
+    return f"arn:aws:execute-api:{region}:{account}:{context.get('apiId')}/{context.get('stage')}/{method}{path or '/'}"
 
 
 def _multi(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:

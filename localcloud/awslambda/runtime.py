@@ -97,6 +97,20 @@ class FunctionConfig:
         return hashlib.sha256(json.dumps([*fields, self.layer_arns], default=str).encode()).hexdigest()[:16]
 
 
+def _delivery_grants(function: Any, config: FunctionConfig) -> None:
+    """Lambda sends a function's logs to CloudWatch Logs, and its traces to X-Ray when tracing is
+    active, as its execution role: checked at each cold start, so a role that may not is reported as
+    AWS would refuse it (where the logs would be lost). The local log file is written regardless."""
+    from localcloud.iam.enforcement import role_may
+
+    stream = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{config.log_group}:log-stream:{config.name}"
+    for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
+        role_may("lambda", function.role, config.name, action, stream)
+    if (function.tracing_config or {}).get("Mode") == "Active":
+        for action in ("xray:PutTraceSegments", "xray:PutTelemetryRecords"):
+            role_may("lambda", function.role, config.name, action, "*")
+
+
 def lambda_function(arn_or_name: str) -> Any:
     """moto's model of a deployed function."""
     from moto.awslambda.models import lambda_backends
@@ -432,6 +446,7 @@ class LocalFunction:
                     live_source=self.source is not None,
                     credentials=self.runtime.credentials(function.role, self.config.name),
                 )
+                _delivery_grants(function, self.config)
                 environment.reloads = self.reloads
                 with self.condition:
                     self.stats.cold_starts += 1

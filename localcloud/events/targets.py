@@ -1,5 +1,8 @@
 """EventBridge rule targets as EventBridge delivers to them: the target's input (constant, path or
-transformer) sent to SQS, Lambda (asynchronously), SNS or Step Functions.
+transformer) sent to SQS, Lambda (asynchronously), SNS or Step Functions, each only as far as
+permissions allow: a queue, function or topic by its policy (``events.amazonaws.com`` for the rule),
+a state machine by the target's role. A refused delivery is dropped and logged (EventBridge retries,
+then drops it or sends it to the target's DLQ).
 
 Runs inside moto's ``PutEvents`` (the server lock is held), so it talks to moto's backends directly.
 """
@@ -12,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 TARGET_SERVICES = frozenset({"sqs", "lambda", "sns", "states"})
+_ACTIONS = {"sqs": "sqs:SendMessage", "lambda": "lambda:InvokeFunction", "sns": "sns:Publish"}
 
 
 def _path(document: Any, path: str) -> Any:
@@ -67,10 +71,20 @@ def render_input(target: dict[str, Any], event: dict[str, Any]) -> Any:
     return event
 
 
+def _permitted(rule: Any, target: dict[str, Any], service: str) -> bool:
+    from localcloud.iam.enforcement import role_may, service_may
+
+    if service == "states":
+        return role_may("events", target.get("RoleArn"), "events", "states:StartExecution", target["Arn"])
+    return service_may("events", "events.amazonaws.com", _ACTIONS[service], target["Arn"], rule.arn)
+
+
 def deliver(rule: Any, target: dict[str, Any], payload: Any) -> None:
     body = payload if isinstance(payload, str) else json.dumps(payload)
     arn: str = target["Arn"]
     service, region, account = arn.split(":")[2:5]
+    if not _permitted(rule, target, service):
+        return
     if service == "sqs":
         from moto.sqs.models import sqs_backends
 

@@ -1,14 +1,16 @@
 """Permissions at the local endpoint: each function calls with temporary credentials for its execution
 role (from moto's STS, as Lambda gets them), and each of its requests is authorised with AWS's
-evaluation logic against the role's policies and the resource's policy (``policy.py``).
+evaluation logic against the role's policies and the resource's policy (``policy.py``). Services act
+as on AWS: SNS, EventBridge and API Gateway deliveries as their service principals, which only the
+resource's policy can allow (``service_may``), and Scheduler schedules, EventBridge targets, Step
+Functions tasks and SQS mappings as their role (``role_may``, or a client with the role's credentials).
 
 Modes: ``enforce`` answers a denied request with the service's AccessDenied error, ``report`` lets it
 through and records it, ``off`` evaluates nothing. Requests signed with any other key (the CLI, the
-AWS CLI, tests, the demo driver) keep the administrator identity. What is not evaluated yet: calls
-made by services on a principal's behalf (SNS and EventBridge deliveries, Scheduler and Step
-Functions roles, event source mappings), which run inside the local cloud rather than through the
-endpoint, and operations ``requests.py`` cannot name a resource for. The endpoint is plain HTTP:
-``aws:SecureTransport`` is taken as true, so TLS-only deny statements never match locally.
+AWS CLI, tests, the demo driver) keep the administrator identity. What is not evaluated yet: stream
+mappings and pipes reading streams, API Gateway integration credentials, and operations
+``requests.py`` cannot name a resource for. The endpoint is plain HTTP: ``aws:SecureTransport`` is
+taken as true, so TLS-only deny statements never match locally.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import re
 import sys
 import threading
+import uuid
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -47,6 +50,15 @@ class Denial:
     time: str
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """An allowed request: who asked (the role whose policies counted, if any), what, and during what."""
+
+    request: Request
+    role: str | None
+    scenario: str
+
+
 class Permissions:
     """Authorises requests made with a role's credentials; counts what it denied and what it could not
     evaluate."""
@@ -63,6 +75,10 @@ class Permissions:
         self.recent: deque[Denial] = deque(maxlen=RECENT)
         self._sessions: dict[tuple[str, str], dict[str, str]] = {}
         self.used: dict[str, set[tuple[str, str]]] = {}  # role ARN -> (action, resource) of its allowed calls
+        # Every allowed request, when a caller wants to replay them against changed policies (a list), and
+        # the name of what is running, to tag them with.
+        self.recorded: list[Recorded] | None = None
+        self.scenario = ""
 
     # -- credentials --------------------------------------------------------------------------
 
@@ -130,25 +146,30 @@ class Permissions:
             return None if assumed is None else (assumed.role_arn, assumed.arn)
 
     def _denied(self, session_arn: str, role: str, check: Check) -> str | None:
-        request = Request(
-            principal=session_arn, action=check.action, resource=check.resource,
-            context={
-                "aws:PrincipalArn": role, "aws:PrincipalAccount": ACCOUNT, "aws:PrincipalType": "AssumedRole",
-                "aws:ResourceAccount": ACCOUNT, "aws:PrincipalIsAWSService": False,
-                "aws:RequestedRegion": REGION, "aws:SecureTransport": True, "aws:SourceIp": "127.0.0.1",
-                "aws:CurrentTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            },
-        )  # fmt: skip
-        try:
-            with MOTO_LOCK:
-                identity, resource = role_policies(role), resource_policy(check.resource)
-            decision: Decision = evaluate(request, identity, resource)
-        except PolicyError as error:  # an unknown condition key or operator: never a silent allow
-            return f"{denial_message(request, Decision(False, 'implicit-deny'))} ({error})"
-        return None if decision.allowed else denial_message(request, decision)
+        context = {"aws:PrincipalArn": role, "aws:PrincipalAccount": ACCOUNT, "aws:PrincipalType": "AssumedRole",
+                   "aws:PrincipalIsAWSService": False, "aws:SourceIp": "127.0.0.1"}  # fmt: skip
+        if check.action == "iam:PassRole":
+            context["iam:PassedToService"] = f"{check.service}.amazonaws.com"
+        return self._decide(
+            Request(session_arn, check.action, check.resource, _request_context(context)), role
+        )
+
+    def _decide(self, request: Request, role: str | None) -> str | None:
+        message = _decide(request, role)
+        if message is None and self.recorded is not None:
+            with self.lock:
+                self.recorded.append(Recorded(request, role, self.scenario))
+        return message
 
     def _refuse(
-        self, service: str, session_arn: str, role: str, check: Check, message: str
+        self,
+        service: str,
+        session_arn: str,
+        role: str,
+        check: Check,
+        message: str,
+        *,
+        source_arn: str | None = None,
     ) -> Refusal | None:
         enforced = self.mode == "enforce"
         denial = Denial(
@@ -158,9 +179,49 @@ class Permissions:
         with self.lock:
             self.denied[check.action] += 1
             self.recent.append(denial)
-        hint = f"; a grant of {check.action} on {check.resource} to {role.rsplit('/', 1)[-1]} would allow it"
+        grantee = role.rsplit("/", 1)[-1] if role.startswith("arn:") else f"{role} in the resource's policy"
+        grantee += f" for aws:SourceArn {source_arn}" if source_arn else ""
+        hint = f"; a grant of {check.action} on {check.resource} to {grantee} would allow it"
         self.log(f"[localcloud] iam {'denied' if enforced else 'would deny'}: {message}{hint}")
         return access_denied(service, message) if enforced else None
+
+    # -- calls made inside the local cloud ----------------------------------------------------
+
+    def service_may(self, service: str, principal: str, action: str, resource: str, source_arn: str) -> bool:
+        """Whether a service principal (``sns.amazonaws.com`` delivering for a topic, ``events.amazonaws.com``
+        for a rule, ``apigateway.amazonaws.com`` for an API) may act on a resource: only the resource's
+        policy can allow it, with ``aws:SourceArn`` naming what it acts for. Report mode answers True."""
+        if self.mode == "off":
+            return True
+        context = {
+            "aws:SourceArn": source_arn,
+            "aws:SourceAccount": ACCOUNT,
+            "aws:PrincipalIsAWSService": True,
+        }
+        request = Request(principal, action, resource, _request_context(context))
+        message = self._decide(request, None)
+        if message is None:
+            return True
+        return (
+            self._refuse(
+                service, principal, principal, Check(action, resource), message, source_arn=source_arn
+            )
+            is None
+        )
+
+    def role_may(self, service: str, role: str, session: str, action: str, resource: str) -> bool:
+        """Whether a role a service assumes (a target's role, a state machine's) may act on a resource."""
+        if self.mode == "off":
+            return True
+        session_arn = f"arn:aws:sts::{ACCOUNT}:assumed-role/{role.rsplit('/', 1)[-1]}/{session}"
+        check = Check(action, resource)
+        message = self._denied(session_arn, role, check)
+        if message is None:
+            with self.lock:
+                self.allowed += 1
+                self.used.setdefault(role, set()).add((action, resource))
+            return True
+        return self._refuse(service, session_arn, role, check, message) is None
 
     def unused(self) -> dict[str, list[dict[str, Any]]]:
         """Per role that made calls: each allowed action and resource its policies grant that no
@@ -200,6 +261,54 @@ class Permissions:
                 "not_evaluated": dict(self.not_evaluated),
                 "recent_denials": [asdict(d) for d in self.recent],
             }
+
+
+_running: dict[str, Permissions | None] = {"permissions": None}
+
+
+def set_active(permissions: Permissions | None) -> None:
+    """The permissions deliveries made inside the local cloud are checked against (None: no check)."""
+    _running["permissions"] = permissions
+
+
+def service_may(service: str, principal: str, action: str, resource: str, source_arn: str) -> bool:
+    """``Permissions.service_may`` of the running cloud; True when none runs."""
+    active = _running["permissions"]
+    return active is None or active.service_may(service, principal, action, resource, source_arn)
+
+
+def role_credentials(role: str, session: str) -> dict[str, str] | None:
+    """Credentials for a role a service assumes inside the running cloud; None when none runs."""
+    active = _running["permissions"]
+    return None if active is None else active.credentials_for(role, session)
+
+
+def role_may(service: str, role: str | None, session: str, action: str, resource: str) -> bool:
+    """``Permissions.role_may`` of the running cloud (no role: denied); True when none runs."""
+    active = _running["permissions"]
+    if active is None:
+        return True
+    return active.role_may(service, role or f"arn:aws:iam::{ACCOUNT}:role/(none)", session, action, resource)
+
+
+def _request_context(keys: dict[str, Any]) -> dict[str, Any]:
+    """The keys every request carries, and a principal's own."""
+    return {
+        "aws:ResourceAccount": ACCOUNT, "aws:RequestedRegion": REGION, "aws:SecureTransport": True,
+        "aws:CurrentTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), **keys,
+    }  # fmt: skip
+
+
+def _decide(request: Request, role: str | None) -> str | None:
+    """None when allowed; else AWS's denial message. A role's policies count only for a role's request."""
+    try:
+        with MOTO_LOCK:
+            identity = role_policies(role) if role else []
+            resource = resource_policy(request.resource)
+        decision: Decision = evaluate(request, identity, resource)
+    except PolicyError as error:  # an unknown condition key or operator: never a silent allow
+        return f"{denial_message(request, Decision(False, 'implicit-deny'))} ({error})"
+    return None if decision.allowed else denial_message(request, decision)
 
 
 def _write_line(line: str) -> None:
@@ -252,7 +361,7 @@ def _topic_policy(arn: str, name: str) -> Any:
 def _function_policy(arn: str, name: str) -> Any:
     from moto.awslambda.models import lambda_backends
 
-    return lambda_backends[ACCOUNT][REGION].get_policy(arn, None)
+    return lambda_backends[ACCOUNT][REGION].get_function(arn).policy.get_policy()["Policy"]
 
 
 def _key_policy(arn: str, name: str) -> Any:
@@ -293,7 +402,14 @@ def _document(value: Any) -> dict[str, Any]:
 
 
 def access_denied(service: str, message: str) -> Refusal:
-    """AccessDenied as each service's protocol answers it, for its SDK to raise."""
+    """AccessDenied as each service's protocol answers it, for its SDK to raise (with a request id, as
+    every AWS answer has)."""
+    status, headers, body = _access_denied(service, message)
+    request_id = str(uuid.uuid4())
+    return status, [*headers, ("x-amzn-RequestId", request_id), ("x-amz-request-id", request_id)], body
+
+
+def _access_denied(service: str, message: str) -> Refusal:
     if service == "sns":
         xml = (f"<ErrorResponse><Error><Type>Sender</Type><Code>AuthorizationError</Code><Message>{_escape(message)}"
                "</Message></Error><RequestId>localcloud</RequestId></ErrorResponse>")  # fmt: skip

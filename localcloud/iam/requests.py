@@ -15,7 +15,7 @@ import html
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
@@ -27,6 +27,7 @@ IAM_PREFIX = {"monitoring": "cloudwatch", "email": "ses"}
 class Check:
     action: str  # "sqs:SendMessage"
     resource: str  # an ARN
+    service: str = field(default="", compare=False)  # the service called: iam:PassRole's iam:PassedToService
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def checks(call: Call, account: str, region: str) -> list[Check] | None:
     resources = None if lookup is None else lookup(call, account, region)
     if resources is None:
         return None
-    return [Check(action, resource) for action, resource in resources]
+    return [Check(action, resource, call.service) for action, resource in resources]
 
 
 def _json(body: bytes) -> dict[str, Any]:
@@ -237,9 +238,13 @@ def _scheduler(call: Call, account: str, region: str) -> list[tuple[str, str]] |
         call.params.get("GroupName") or call.params.get("groupName") or "default"
     )  # body, or a DELETE's query
     if call.operation in ("CreateSchedule", "UpdateSchedule", "DeleteSchedule", "GetSchedule") and name:
-        return [
+        found = [
             (f"scheduler:{call.operation}", _arn("scheduler", account, region, f"schedule/{group}/{name}"))
         ]
+        role = (call.params.get("Target") or {}).get("RoleArn")
+        if call.operation in ("CreateSchedule", "UpdateSchedule") and role:  # the caller hands its role over
+            found.append(("iam:PassRole", str(role)))
+        return found
     return None
 
 

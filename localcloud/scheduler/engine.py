@@ -191,6 +191,7 @@ class SchedulerEngine:
         *,
         clock: Clock,
         client: Callable[[str], Any],
+        role_client: Callable[[str, str], Any] | None = None,
         account_id: str = "123456789012",
         region: str = "us-east-1",
         retry_base_seconds: float = 1.0,
@@ -200,7 +201,8 @@ class SchedulerEngine:
     ) -> None:
         self._clock = clock
         self._client_factory = client
-        self._clients: dict[str, Any] = {}
+        self._role_client = role_client  # (service, role ARN): a client acting as the schedule's role
+        self._clients: dict[tuple[str, str | None], Any] = {}
         self._account_id = account_id
         self._region = region
         self._retry_base = retry_base_seconds
@@ -377,7 +379,7 @@ class SchedulerEngine:
             "TARGET_ARN": invocation.target["Arn"],
         }
         try:
-            self._client("sqs").send_message(
+            self._client("sqs", invocation.target.get("RoleArn")).send_message(
                 QueueUrl=self._queue_url(queue_arn),
                 MessageBody=self._render(invocation),
                 MessageAttributes={
@@ -444,19 +446,22 @@ class SchedulerEngine:
         if len(parts) != 6:
             raise ValueError(f"not an ARN: {arn!r}")
         service, resource = parts[2], parts[5]
+        role = target.get("RoleArn")
         if service == "sqs":
             message: dict[str, Any] = {"QueueUrl": self._queue_url(arn), "MessageBody": body}
             if resource.endswith(".fifo"):
                 group_id = (target.get("SqsParameters") or {}).get("MessageGroupId")
                 message |= {"MessageDeduplicationId": invocation.execution_id}
                 message |= {"MessageGroupId": group_id} if group_id else {}
-            self._client("sqs").send_message(**message)
+            self._client("sqs", role).send_message(**message)
         elif service == "sns":
-            self._client("sns").publish(TopicArn=arn, Message=body)
+            self._client("sns", role).publish(TopicArn=arn, Message=body)
         elif service == "lambda":
-            self._client("lambda").invoke(FunctionName=arn, InvocationType="Event", Payload=body.encode())
+            self._client("lambda", role).invoke(
+                FunctionName=arn, InvocationType="Event", Payload=body.encode()
+            )
         elif service == "states":
-            self._client("stepfunctions").start_execution(
+            self._client("stepfunctions", role).start_execution(
                 stateMachineArn=arn, name=invocation.execution_id, input=body
             )
         elif service == "events":
@@ -467,12 +472,12 @@ class SchedulerEngine:
                 "DetailType": parameters.get("DetailType", "Scheduled Event"),
                 "Detail": body,
             }
-            response = self._client("events").put_events(Entries=[entry])
+            response = self._client("events", role).put_events(Entries=[entry])
             if response.get("FailedEntryCount"):
                 raise RuntimeError(f"put_events rejected the event: {response.get('Entries')}")
         elif service == "scheduler" and resource.startswith("aws-sdk:"):
             _, api_service, action = resource.split(":")
-            client = self._client(_SDK_SERVICES.get(api_service, api_service))
+            client = self._client(_SDK_SERVICES.get(api_service, api_service), role)
             getattr(client, xform_name(action))(**json.loads(body))
         else:
             raise ValueError(f"unsupported target {arn}")
@@ -482,10 +487,17 @@ class SchedulerEngine:
         response = self._client("sqs").get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)
         return str(response["QueueUrl"])
 
-    def _client(self, service: str) -> Any:
-        if service not in self._clients:
-            self._clients[service] = self._client_factory(service)
-        return self._clients[service]
+    def _client(self, service: str, role: str | None = None) -> Any:
+        """The client a target call goes out with: as the schedule's role when roles are given (Scheduler
+        calls targets and the DLQ only as it), else the engine's own."""
+        key = (service, role if self._role_client else None)
+        if key not in self._clients:
+            self._clients[key] = (
+                self._role_client(service, role)
+                if self._role_client and role
+                else self._client_factory(service)
+            )
+        return self._clients[key]
 
     # -- background thread -----------------------------------------------------------------------
 

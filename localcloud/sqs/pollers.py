@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from localcloud.awslambda.runtime import InvocationError, LocalRuntime, Throttled
+from localcloud.awslambda.runtime import InvocationError, LocalRuntime, Throttled, lambda_function
 from localcloud.poller_sets import Poller, PollerSet
 from localcloud.server import ACCOUNT, MOTO_LOCK, REGION, local_client
 from localcloud.sqs import filters
@@ -75,10 +76,15 @@ class PollerStats:
 class SqsPoller:
     """One poller thread of a mapping: gathers a batch, invokes, deletes what succeeded."""
 
-    def __init__(self, uuid: str, runtime: LocalRuntime, sqs: Any, stop: threading.Event) -> None:
+    def __init__(
+        self, uuid: str, runtime: LocalRuntime, sqs: Any, stop: threading.Event, lookup: Any | None = None
+    ) -> None:
+        """``sqs`` reads and deletes (as the function's role); ``lookup`` finds the queue's URL (Lambda
+        knows its queue by ARN: its role needs no ``sqs:GetQueueUrl``), default ``sqs``."""
         self.uuid = uuid
         self.runtime = runtime
         self.sqs = sqs
+        self.lookup = lookup or sqs
         self.stop = stop
         self.busy = False
         self.stats = PollerStats()
@@ -125,6 +131,7 @@ class SqsPoller:
             )
 
     def _run(self) -> None:
+        pause = 0.5  # after an error; doubled while errors repeat (a role that may not read the queue)
         while not self.stop.is_set():
             try:
                 mapping = self._mapping()
@@ -134,10 +141,11 @@ class SqsPoller:
                     self.stop.wait(0.5)
                     continue
                 if self.queue_url is None:
-                    self.queue_url = self.sqs.get_queue_url(QueueName=mapping.queue_arn.split(":")[-1])[
+                    self.queue_url = self.lookup.get_queue_url(QueueName=mapping.queue_arn.split(":")[-1])[
                         "QueueUrl"
                     ]
                 messages = self._gather(mapping, self.queue_url)
+                pause = 0.5
                 if not messages:
                     continue
                 current = self._mapping()
@@ -151,8 +159,10 @@ class SqsPoller:
             except Exception as error:  # Lambda's pollers retry; undeleted messages come back by themselves
                 if self.stop.is_set():  # the local cloud is closing under a long poll
                     return
-                print(f"[localcloud] poller {self.uuid[:8]} error, retrying: {error!r}")
-                self.stop.wait(0.5)
+                print(f"[localcloud] poller {self.uuid[:8]} error, retrying in {pause:g} s: {error!r}")
+                self.stop.wait(pause)
+                pause = min(pause * 2, 10.0)
+                continue
             finally:
                 self.busy = False
 
@@ -201,9 +211,13 @@ class EventSourceMappings(PollerSet[str]):
 
     name = "event-source-mappings"
 
-    def __init__(self, runtime: LocalRuntime) -> None:
+    def __init__(self, runtime: LocalRuntime, role_client: Callable[[str, str], Any] | None = None) -> None:
+        """``role_client(role ARN, function name)``: an SQS client acting as the function's execution
+        role, which Lambda reads the queue with (its role needs ``sqs:ReceiveMessage`` and the like);
+        without it, the local cloud's own client reads."""
         super().__init__()
         self.runtime = runtime
+        self.role_client = role_client
         self.sqs = local_client("sqs", runtime.endpoint, validate=False)
 
     def wanted(self) -> dict[str, Any]:
@@ -211,8 +225,12 @@ class EventSourceMappings(PollerSet[str]):
 
     def create(self, key: str, spec: Any, stop: threading.Event) -> list[Poller]:
         function_limit = self.runtime.function(spec.function_arn).limit
+        sqs = self.sqs
+        if self.role_client is not None:
+            function = lambda_function(spec.function_arn)
+            sqs = self.role_client(function.role, function.function_name)
         return [
-            SqsPoller(key, self.runtime, self.sqs, stop)
+            SqsPoller(key, self.runtime, sqs, stop, lookup=self.sqs)
             for _ in range(max(1, min(spec.maximum_concurrency, function_limit)))
         ]
 

@@ -14,6 +14,7 @@ def apply() -> None:
     _unnamed_executions_get_a_uuid()
     _nested_executions_speak_step_functions_shapes()
     _sdk_integrations_answer_dates_as_text()
+    _tasks_call_as_the_state_machines_role()
 
 
 def _state_machines_in_the_executing_backend() -> None:
@@ -175,3 +176,38 @@ def _sdk_integrations_answer_dates_as_text() -> None:
         env.stack[-1] = _as_text_dates(env.stack[-1])
 
     StateTaskServiceAwsSdk._eval_service_task = eval_service_task  # type: ignore[method-assign]
+
+
+def _tasks_call_as_the_state_machines_role() -> None:
+    """Step Functions calls a task's service as the state machine's role (or the task's
+    ``Credentials.RoleArn``); moto's interpreter called with a key of its own, allowed everything."""
+    import sys
+
+    import boto3
+    from botocore.config import Config
+    from moto.settings import moto_server_port
+    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    from localcloud.iam.enforcement import role_credentials
+    from localcloud.server import DUMMY_CREDENTIALS
+
+    original = boto_client.boto_client_for
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        role = getattr(state_credentials, "role_arn", None)
+        keys = (role_credentials(role, "StepFunctions") if role else None) or DUMMY_CREDENTIALS
+        return boto3.client(  # type: ignore[call-overload]
+            service, region_name=region, endpoint_url=f"http://localhost:{moto_server_port()}",
+            aws_access_key_id=keys["AWS_ACCESS_KEY_ID"], aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=keys.get("AWS_SESSION_TOKEN"),
+            config=Config(
+                parameter_validation=False, retries={"max_attempts": 0, "total_max_attempts": 1},
+                connect_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS, read_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+            ),
+        )  # fmt: skip
+
+    boto_client.boto_client_for = boto_client_for
+    for name, module in list(sys.modules.items()):  # the interpreter's modules that imported it by name
+        if name.startswith("moto.stepfunctions") and getattr(module, "boto_client_for", None) is original:
+            module.boto_client_for = boto_client_for  # type: ignore[attr-defined]

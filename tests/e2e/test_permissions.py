@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -78,18 +81,6 @@ def test_a_call_the_role_allows_succeeds_and_one_it_does_not_is_denied_with_aws_
     }
 
 
-def test_report_mode_lets_a_denied_call_through_and_records_it(
-    cloud: LocalCloud, outputs: dict[str, str]
-) -> None:
-    saved, cloud.permissions.mode = cloud.permissions.mode, "report"
-    try:
-        assert probe(cloud, outputs, {"table": outputs["OtherTable"]}) == {"ok": True}
-    finally:
-        cloud.permissions.mode = saved
-    latest = cloud.status()["iam"]["recent_denials"][-1]
-    assert latest["action"] == "dynamodb:PutItem" and latest["enforced"] is False
-
-
 def test_status_lists_what_a_role_is_granted_but_no_call_used(
     cloud: LocalCloud, outputs: dict[str, str]
 ) -> None:
@@ -101,3 +92,125 @@ def test_status_lists_what_a_role_is_granted_but_no_call_used(
     actions = {grant["action"] for grant in unused}
     assert "dynamodb:DeleteItem" in actions and "dynamodb:BatchWriteItem" in actions
     assert "dynamodb:PutItem" not in actions
+
+
+def _received(cloud: LocalCloud, queue_url: str, wait: int) -> list[str]:
+    answer = cloud.client("sqs").receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait
+    )
+    return [m["Body"] for m in answer.get("Messages", [])]
+
+
+def _latest_denial(cloud: LocalCloud, action: str) -> dict[str, Any]:
+    return [d for d in cloud.status()["iam"]["recent_denials"] if d["action"] == action][-1]
+
+
+def test_sns_delivers_only_to_a_queue_whose_policy_lets_the_topic_send(
+    cloud: LocalCloud, outputs: dict[str, str], enforcing: None
+) -> None:
+    """SNS sends as sns.amazonaws.com: the queue policy must allow sqs:SendMessage for the topic's ARN
+    (SNS developer guide, "Sending Amazon SNS messages to an Amazon SQS queue"); what it cannot deliver
+    goes to the subscription's dead-letter queue ("Amazon SNS dead-letter queues")."""
+    # When a message is published to the topic both queues are subscribed to
+    cloud.client("sns").publish(TopicArn=outputs["TopicArn"], Message="from the topic")
+    # Then the queue whose policy lets the topic send has it, and the other does not: its subscription's
+    # dead-letter queue does
+    assert _received(cloud, outputs["PermittedQueueUrl"], wait=5) == ["from the topic"]
+    assert _received(cloud, outputs["UnpermittedQueueUrl"], wait=1) == []
+    assert _received(cloud, outputs["UndeliverableQueueUrl"], wait=5) == ["from the topic"]
+    denial = _latest_denial(cloud, "sqs:SendMessage")
+    assert denial["principal"] == "sns.amazonaws.com" and denial["resource"].endswith(":" + outputs[
+        "UnpermittedQueueUrl"].rsplit("/", 1)[-1])  # fmt: skip
+    assert "because no resource-based policy allows the sqs:SendMessage action" in denial["message"]
+
+
+def test_eventbridge_delivers_only_to_a_queue_whose_policy_lets_the_rule_send(
+    cloud: LocalCloud, outputs: dict[str, str], enforcing: None
+) -> None:
+    """EventBridge sends as events.amazonaws.com: the queue policy must allow it for the rule
+    (EventBridge user guide, "Using resource-based policies for Amazon EventBridge": Amazon SQS)."""
+    # When an event both rules match is put
+    entry = {"Source": "permissions.probe", "DetailType": "probe", "Detail": json.dumps({"n": 1})}
+    assert cloud.client("events").put_events(Entries=[entry])["FailedEntryCount"] == 0
+    # Then the L2 target's queue has it, and the queue the L1 rule names without a policy does not
+    assert [
+        json.loads(body)["detail"] for body in _received(cloud, outputs["PermittedQueueUrl"], wait=5)
+    ] == [{"n": 1}]
+    assert _received(cloud, outputs["UnpermittedQueueUrl"], wait=1) == []
+    assert _latest_denial(cloud, "sqs:SendMessage")["principal"] == "events.amazonaws.com"
+
+
+def test_a_state_machine_task_calls_as_the_state_machines_role(
+    cloud: LocalCloud, outputs: dict[str, str], enforcing: None
+) -> None:
+    """Step Functions calls a task's service with the state machine's role (Step Functions developer
+    guide, "How Step Functions works with IAM"): a write its role may not make fails the task."""
+    sfn = cloud.client("stepfunctions")
+
+    def run(table: str) -> dict[str, Any]:
+        arn = sfn.start_execution(stateMachineArn=outputs["WriterArn"], input=json.dumps({"table": table}))
+        for _ in range(100):
+            described = sfn.describe_execution(executionArn=arn["executionArn"])
+            if described["status"] != "RUNNING":
+                return dict(described)
+            time.sleep(0.1)
+        raise AssertionError("the execution did not end")
+
+    assert run(outputs["GrantedTable"])["status"] == "SUCCEEDED"
+    failed = run(outputs["OtherTable"])
+    assert failed["status"] == "FAILED" and "AccessDenied" in failed.get("cause", ""), failed
+    role = _latest_denial(cloud, "dynamodb:PutItem")["role"]
+    assert role.split("/")[-1].startswith("PermissionsStack-WriterRole")
+
+
+def test_the_api_invokes_a_function_only_with_its_permission(
+    cloud: LocalCloud, outputs: dict[str, str], enforcing: None
+) -> None:
+    """API Gateway invokes as apigateway.amazonaws.com for the method's ARN: without a Lambda permission
+    for it the method answers 500 (API Gateway's "Invalid permissions on Lambda function")."""
+    api = f"{cloud.api.url}/restapis/{outputs['RestApiId']}/prod/_user_request_"
+
+    def status(path: str) -> int:
+        try:
+            with urllib.request.urlopen(f"{api}/{path}", timeout=30) as answer:
+                return int(answer.status)
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    assert status("permitted") == 200
+    assert status("unpermitted") == 500
+    denial = _latest_denial(cloud, "lambda:InvokeFunction")
+    assert denial["principal"] == "apigateway.amazonaws.com"
+
+
+def test_a_mapping_reads_its_queue_as_the_functions_role(
+    cloud: LocalCloud, outputs: dict[str, str], enforcing: None
+) -> None:
+    """Lambda polls a queue with the function's execution role (Lambda developer guide, "Using Lambda
+    with Amazon SQS": the role needs sqs:ReceiveMessage): a role without it reads nothing."""
+    sqs = cloud.client("sqs")
+    before = cloud.status()["iam"]["denied_by_action"].get("sqs:ReceiveMessage", 0)
+    sqs.send_message(QueueUrl=outputs["UnreadQueueUrl"], MessageBody="never read")
+    # The poller's next read (it backs off while refused, 10 s at most) is refused again
+    for _ in range(200):
+        if cloud.status()["iam"]["denied_by_action"].get("sqs:ReceiveMessage", 0) > before:
+            break
+        time.sleep(0.1)
+    assert _latest_denial(cloud, "sqs:ReceiveMessage")["role"] == outputs["ProbeRoleArn"]
+    attributes = sqs.get_queue_attributes(QueueUrl=outputs["UnreadQueueUrl"], AttributeNames=["All"])[
+        "Attributes"
+    ]
+    assert attributes["ApproximateNumberOfMessages"] == "1"
+
+
+def test_report_mode_lets_a_denied_call_through_and_records_it(
+    cloud: LocalCloud, outputs: dict[str, str]
+) -> None:
+    """Last in this module: a poller's long poll that starts while the mode is report stays allowed for
+    its 20 seconds, as a request authorised when it arrived does."""
+    saved, cloud.permissions.mode = cloud.permissions.mode, "report"
+    try:
+        assert probe(cloud, outputs, {"table": outputs["OtherTable"]}) == {"ok": True}
+    finally:
+        cloud.permissions.mode = saved
+    assert _latest_denial(cloud, "dynamodb:PutItem")["enforced"] is False

@@ -78,3 +78,18 @@ def test_what_cannot_be_resolved_is_not_evaluated() -> None:
     assert resolve("sts", "POST", "/", body=b"Action=GetCallerIdentity") is None
     token = json.dumps({"taskToken": "t", "output": "{}"}).encode()
     assert resolve("states", "POST", "/", body=token, target="AWSStepFunctions.SendTaskSuccess") is None
+
+
+def test_creating_a_schedule_passes_its_role() -> None:
+    """Scheduler's CreateSchedule and UpdateSchedule hand the target's role to the service: the caller
+    needs iam:PassRole on it as well (Scheduler user guide, "Identity-based policy examples")."""
+    role = f"arn:aws:iam::{ACCOUNT}:role/jobs-scheduler"
+    body = json.dumps(
+        {"Target": {"Arn": "arn:aws:sqs:us-east-1:123456789012:jobs", "RoleArn": role}}
+    ).encode()
+    found = resolve("scheduler", "POST", "/schedules/remind-1", body=body)
+    assert found == [
+        Check("scheduler:CreateSchedule", f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/default/remind-1"),
+        Check("iam:PassRole", role),
+    ]
+    assert found is not None and found[1].service == "scheduler"

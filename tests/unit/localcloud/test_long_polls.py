@@ -81,12 +81,18 @@ def test_a_message_sent_to_the_queue_wakes_the_long_poll(cloud: LocalCloud, queu
 
 
 def test_a_message_fanned_out_by_sns_wakes_the_long_poll(cloud: LocalCloud, queue: str) -> None:
-    # Given the queue subscribed to a topic (SNS adds the message inside moto, with no SQS request)
+    # Given the queue subscribed to a topic (SNS adds the message inside moto, with no SQS request), its
+    # policy letting the topic send
     sns, sqs = cloud.client("sns"), cloud.client("sqs")
     topic = sns.create_topic(Name="fan-out")["TopicArn"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
+    statement = {
+        "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"}, "Action": "sqs:SendMessage",
+        "Resource": queue_arn, "Condition": {"ArnEquals": {"aws:SourceArn": topic}},
+    }  # fmt: skip
+    sqs.set_queue_attributes(QueueUrl=queue, Attributes={"Policy": json.dumps({"Statement": [statement]})})
     sns.subscribe(
         TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
     )

@@ -480,3 +480,23 @@ def test_background_thread_fires_when_the_clock_is_advanced(local: Local) -> Non
         local.engine.close()
     assert len(received(url)) == 1
     assert local.engine.stats.delivered == 1
+
+
+def test_targets_and_the_dlq_are_called_as_the_schedules_role(aws: None) -> None:
+    """Scheduler calls the target, and sends to the DLQ, only as the schedule's execution role (Scheduler
+    user guide, "Set up the execution role"); the engine's own client only looks queues up."""
+    # Given an engine that makes its role clients through a recording factory
+    made: list[tuple[str, str | None]] = []
+
+    def role_client(service: str, role: str) -> Any:
+        made.append((service, role))
+        return client(service)
+
+    local = local_cloud(role_client=role_client)
+    target_url, target_arn = make_queue("role-target")
+    schedule("as-role", "at(2030-01-01T00:01:00)", {"Arn": target_arn, "Input": "{}"})
+    # When it fires
+    local.at(61)
+    assert [f.outcome for f in local.engine.fire_due()] == ["delivered"]
+    # Then the message went out through a client of the schedule's role
+    assert made == [("sqs", ROLE)] and len(received(target_url)) == 1

@@ -9,6 +9,8 @@ from botocore.exceptions import ClientError
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if "httpMethod" in event:  # called by the API
+        return {"statusCode": 200, "body": "{}"}
     try:
         if "table" in event:
             boto3.client("dynamodb").put_item(TableName=event["table"], Item={"pk": {"S": "probe"}})

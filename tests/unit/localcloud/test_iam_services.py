@@ -1,0 +1,85 @@
+"""Services acting inside the local cloud are authorised as on AWS: a service principal only by the
+resource's policy (for its ``aws:SourceArn``), a role a service assumes by the role's policies."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+
+from localcloud.iam.enforcement import Permissions
+
+pytestmark = pytest.mark.unit
+
+ACCOUNT, REGION = "123456789012", "us-east-1"
+TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT}:orders"
+
+
+def _queue_letting_the_topic_send(name: str) -> str:
+    sqs = boto3.client("sqs", region_name=REGION)
+    arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
+    policy = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"}, "Action": "sqs:SendMessage",
+        "Resource": arn, "Condition": {"ArnEquals": {"aws:SourceArn": TOPIC}},
+    }]}  # fmt: skip
+    sqs.create_queue(QueueName=name, Attributes={"Policy": json.dumps(policy)})
+    return arn
+
+
+def test_a_service_principal_may_act_for_the_source_its_resource_policy_names(aws: None) -> None:
+    """SNS developer guide, "Sending Amazon SNS messages to an Amazon SQS queue": the queue policy
+    grants sns.amazonaws.com SendMessage with aws:SourceArn the topic."""
+    queue = _queue_letting_the_topic_send("subscribed")
+    lines: list[str] = []
+    permissions = Permissions("enforce", log=lines.append)
+    assert permissions.service_may("sns", "sns.amazonaws.com", "sqs:SendMessage", queue, TOPIC)
+    # Another topic, another service, another action: no statement matches
+    other_topic = TOPIC.replace("orders", "refunds")
+    assert not permissions.service_may("sns", "sns.amazonaws.com", "sqs:SendMessage", queue, other_topic)
+    assert not permissions.service_may("events", "events.amazonaws.com", "sqs:SendMessage", queue, TOPIC)
+    assert not permissions.service_may("sns", "sns.amazonaws.com", "sqs:DeleteMessage", queue, TOPIC)
+    assert permissions.status()["denied"] == 3
+    assert lines[0].startswith(
+        f"[localcloud] iam denied: User: sns.amazonaws.com is not authorized to perform: sqs:SendMessage on "
+        f"resource: {queue} because no resource-based policy allows the sqs:SendMessage action"
+    )
+    assert f"for aws:SourceArn {other_topic}" in lines[0]
+
+
+def test_a_service_principal_gets_nothing_from_a_queue_without_a_policy(aws: None) -> None:
+    """Same account or not, a service principal is not an identity of the account: only a resource
+    policy can let it in."""
+    boto3.client("sqs", region_name=REGION).create_queue(QueueName="bare")
+    queue = f"arn:aws:sqs:{REGION}:{ACCOUNT}:bare"
+    assert not Permissions("enforce", log=lambda _: None).service_may(
+        "sns", "sns.amazonaws.com", "sqs:SendMessage", queue, TOPIC
+    )
+
+
+def test_report_mode_allows_the_delivery_and_records_what_would_be_denied(aws: None) -> None:
+    boto3.client("sqs", region_name=REGION).create_queue(QueueName="bare")
+    queue = f"arn:aws:sqs:{REGION}:{ACCOUNT}:bare"
+    permissions = Permissions("report", log=lambda _: None)
+    assert permissions.service_may("sns", "sns.amazonaws.com", "sqs:SendMessage", queue, TOPIC)
+    [denial] = permissions.status()["recent_denials"]
+    assert (denial["principal"], denial["enforced"]) == ("sns.amazonaws.com", False)
+
+
+def test_a_role_a_service_assumes_may_do_what_its_policies_allow_and_no_more(aws: None) -> None:
+    """EventBridge user guide, "Using IAM roles for targets": a Step Functions target starts executions
+    with the target's role, which needs states:StartExecution on the state machine."""
+    iam = boto3.client("iam", region_name=REGION)
+    role = iam.create_role(RoleName="rule-target", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    machine = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:orders"
+    iam.put_role_policy(
+        RoleName="rule-target", PolicyName="start", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "states:StartExecution", "Resource": machine}
+        ]}),
+    )  # fmt: skip
+    permissions = Permissions("enforce", log=lambda _: None)
+    assert permissions.role_may("events", role, "events", "states:StartExecution", machine)
+    assert not permissions.role_may("events", role, "events", "states:StartExecution", machine + "-other")
+    [denial] = permissions.status()["recent_denials"]
+    assert denial["principal"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/rule-target/events"
+    assert permissions.status()["unused"] == {}  # the one grant was used
