@@ -216,7 +216,15 @@ class LocalCloud:
                 StreamMappings(self.runtime, [DynamoDBStreams(), KinesisStreams()], send=send)
             )
             self.pipes = self._started(
-                Pipes(self.runtime, self.client, [DynamoDBStreams(), KinesisStreams()], send=send)
+                Pipes(
+                    self.runtime,
+                    self.client,
+                    [DynamoDBStreams(), KinesisStreams()],
+                    send=send,
+                    role_client=lambda service, role, validate: self.role_client(
+                        service, role, "pipes", validate=validate
+                    ),
+                )
             )
             self.scheduler = self._started(
                 SchedulerEngine(
@@ -235,6 +243,7 @@ class LocalCloud:
                     invoke=self._api_invoke, api_key=self.api_key, host=self.host, port=self.api_port,
                     api_id=self.api_id, root_api=self._root_api, endpoint=self.endpoint,
                     may_invoke=self._api_may_invoke,
+                    role_credentials=lambda role: self.permissions.credentials_for(role, "apigateway"),
                 )  # fmt: skip
                 self.api.start()
                 self._stack.callback(self.api.close)

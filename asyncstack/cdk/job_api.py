@@ -56,6 +56,8 @@ class JobApi(Construct):
             "Api",
             handler=handler,
             proxy=True,
+            # No Lambda permission for the console's test-invoke stage: only the deployed stage may invoke.
+            integration_options=apigateway.LambdaIntegrationOptions(allow_test_invoke=False),
             description="asyncstack job API: POST /orders, POST /exports, GET /exports/{id}",
             cloud_watch_role=True,
             cloud_watch_role_removal_policy=RemovalPolicy.DESTROY,

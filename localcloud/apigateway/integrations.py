@@ -100,6 +100,9 @@ class Integrations:
     region: str
     access_key_id: str
     may_invoke: Callable[[str, str], bool] | None = None  # (function, source ARN): its permissions allow
+    # (role ARN) -> that role's credentials (environment variable names): an AWS integration calls as its
+    # credentials role; without this or a role, as the local cloud's own key
+    role_credentials: Callable[[str], Mapping[str, str]] | None = None
 
     def run(self, integration: Any, request: MethodRequest) -> IntegrationResult:
         kind = integration.integration_type
@@ -161,7 +164,7 @@ class Integrations:
         headers |= parameters["header"]
         method, url = integration.http_method or "POST", self.endpoint + target
         signed = AWSRequest(method=method, url=url, data=payload.encode(), headers=headers)
-        SigV4Auth(Credentials(self.access_key_id, "localcloud"), service, uri["region"]).add_auth(signed)
+        SigV4Auth(self._credentials(integration), service, uri["region"]).add_auth(signed)
         answer = _send(method, url, dict(signed.headers.items()), payload.encode())
         if "xml" in answer.headers.get("Content-Type", "").lower() and answer.body.strip().startswith("<"):
             answer.body, answer.headers["Content-Type"] = (
@@ -169,6 +172,15 @@ class Integrations:
                 "application/json",
             )
         return answer
+
+    def _credentials(self, integration: Any) -> Credentials:
+        role = getattr(integration, "credentials", None)
+        if not role or self.role_credentials is None:
+            return Credentials(self.access_key_id, "localcloud")
+        keys = self.role_credentials(role)
+        return Credentials(
+            keys["AWS_ACCESS_KEY_ID"], keys["AWS_SECRET_ACCESS_KEY"], keys.get("AWS_SESSION_TOKEN")
+        )
 
     def _function(self, function: str, payload: str, source_arn: str) -> BackendAnswer:
         """A Lambda function behind a non-proxy integration: the payload is its event, its result the

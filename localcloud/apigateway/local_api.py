@@ -41,7 +41,7 @@ import logging
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fnmatch import fnmatch
@@ -173,16 +173,18 @@ class LocalApi:
         root_api: Callable[[], str | None] | None = None,
         endpoint: str | None = None,
         may_invoke: Callable[[str, str], bool] | None = None,
+        role_credentials: Callable[[str], Mapping[str, str]] | None = None,
     ) -> None:
         """``api_id``: the REST API served at the root; ``root_api``: asked for one on each root
         request when there are several and ``api_id`` is None; ``endpoint``: where AWS service
         integrations are called; ``may_invoke(function, source ARN)``: whether the function's
-        permissions let API Gateway invoke it for this method (AWS answers 500 when not)."""
+        permissions let API Gateway invoke it for this method (AWS answers 500 when not);
+        ``role_credentials(role ARN)``: the credentials an AWS integration's role calls with."""
         self.invoke = invoke
         self.may_invoke = may_invoke
         self.integrations = Integrations(
             invoke=invoke, function_error=FunctionError, endpoint=endpoint, region=region,
-            access_key_id=access_key_id, may_invoke=may_invoke,
+            access_key_id=access_key_id, may_invoke=may_invoke, role_credentials=role_credentials,
         )  # fmt: skip
         self.root_api = root_api
         self.api_key = api_key

@@ -77,6 +77,7 @@ class StreamSource(Protocol):
 
     batch_info_key: str  # "DDBStreamBatchInfo" or "KinesisBatchInfo" in on-failure records
     adds_identity: bool  # whether each record carries invokeIdentityArn (the function's role)
+    read_action: str  # what the reader's role needs to read a shard ("kinesis:GetRecords")
 
     def handles(self, source_arn: str) -> bool: ...
 
@@ -106,6 +107,7 @@ class StreamMappingView:
     on_failure: str | None
     filters: tuple[dict[str, Any], ...]
     parallelization_factor: int = 1
+    role: str = ""  # the role that reads the stream: the function's execution role, a pipe's role
 
     @classmethod
     def of(cls, esm: Any) -> StreamMappingView:
@@ -129,6 +131,7 @@ class StreamMappingView:
             on_failure=destination,
             filters=tuple(json.loads(f["Pattern"]) for f in (esm.filter_criteria or {}).get("Filters") or []),
             parallelization_factor=max(1, int(esm.parallelization_factor or 1)),
+            role=lambda_function(esm.function_arn).role,
         )
 
 
@@ -250,12 +253,22 @@ class ShardPoller:
                 self.position = self.source.last_sequence(mapping.source_arn, self.shard)
         self.started = True
 
+    def _may_read(self, mapping: StreamMappingView) -> None:
+        """Lambda (or Pipes) reads a shard as the mapping's role: a role that may not gets nothing."""
+        from localcloud.iam.enforcement import role_may
+
+        if mapping.role and not role_may(
+            "lambda", mapping.role, self.uuid[:64], self.source.read_action, mapping.source_arn
+        ):
+            raise PermissionError(f"{mapping.role} may not {self.source.read_action} on {mapping.source_arn}")
+
     def _read(self, mapping: StreamMappingView) -> list[StreamRecord]:
         """Up to a batch of records after the position, waiting out the batching window for more."""
         deadline: float | None = None
         while not self.stop.is_set():
             generation = self.written.generation
             limit = mapping.batch_size * mapping.parallelization_factor
+            self._may_read(mapping)
             with MOTO_LOCK:
                 records = self.source.records(mapping.source_arn, self.shard, self.position, limit)
             if records and deadline is None:
@@ -268,6 +281,7 @@ class ShardPoller:
         return []
 
     def _run(self) -> None:
+        pause = 0.5  # after an error; doubled while errors repeat (a role that may not read the stream)
         while not self.stop.is_set():
             try:
                 mapping = self._mapping()
@@ -279,6 +293,7 @@ class ShardPoller:
                 if not self.started:
                     self._start_position(mapping)
                 records = self._read(mapping)
+                pause = 0.5
                 if not records:
                     continue
                 self.busy = True
@@ -286,8 +301,11 @@ class ShardPoller:
             except Exception as error:  # Lambda's pollers retry; the position only moves when a batch is done
                 if self.stop.is_set():
                     return
-                print(f"[localcloud] stream poller {self.uuid[:8]} {self.shard}: error, retrying: {error!r}")
-                self.stop.wait(0.5)
+                print(
+                    f"[localcloud] stream poller {self.uuid[:8]} {self.shard}: error, retrying in {pause:g} s: {error!r}"
+                )
+                self.stop.wait(pause)
+                pause = min(pause * 2, 10.0)
             finally:
                 self.busy = False
 

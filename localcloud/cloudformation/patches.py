@@ -37,6 +37,21 @@ def apply() -> None:
     custom_resources.apply()
     _unsupported_types_stand_in()
     _methods_without_an_integration_method()
+    _log_group_arns_as_cloudformation_gives_them()
+
+
+def _log_group_arns_as_cloudformation_gives_them() -> None:
+    """``Fn::GetAtt LogGroup.Arn`` ends in ``:*`` on AWS (the ARN that covers the group's streams,
+    which CDK's grants name); moto gave the bare group ARN, which matches no stream."""
+    from moto.logs.models import LogGroup
+
+    attribute = LogGroup.get_cfn_attribute
+
+    def get_cfn_attribute(self: Any, attribute_name: str) -> Any:
+        value = attribute(self, attribute_name)
+        return f"{value}:*" if attribute_name == "Arn" else value
+
+    LogGroup.get_cfn_attribute = get_cfn_attribute  # type: ignore[method-assign]
 
 
 def _template_urls_on_any_endpoint() -> None:

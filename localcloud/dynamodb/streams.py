@@ -20,6 +20,7 @@ class DynamoDBStreams:
 
     batch_info_key = "DDBStreamBatchInfo"
     adds_identity = False
+    read_action = "dynamodb:GetRecords"
 
     @staticmethod
     def handles(source_arn: str) -> bool:

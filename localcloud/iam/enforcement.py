@@ -3,14 +3,15 @@ role (from moto's STS, as Lambda gets them), and each of its requests is authori
 evaluation logic against the role's policies and the resource's policy (``policy.py``). Services act
 as on AWS: SNS, EventBridge and API Gateway deliveries as their service principals, which only the
 resource's policy can allow (``service_may``), and Scheduler schedules, EventBridge targets, Step
-Functions tasks and SQS mappings as their role (``role_may``, or a client with the role's credentials).
+Functions tasks, Pipes, API Gateway AWS integrations and event source mappings as their role
+(``role_may``, or a client with the role's credentials).
 
 Modes: ``enforce`` answers a denied request with the service's AccessDenied error, ``report`` lets it
 through and records it, ``off`` evaluates nothing. Requests signed with any other key (the CLI, the
-AWS CLI, tests, the demo driver) keep the administrator identity. What is not evaluated yet: stream
-mappings and pipes reading streams, API Gateway integration credentials, and operations
-``requests.py`` cannot name a resource for. The endpoint is plain HTTP: ``aws:SecureTransport`` is
-taken as true, so TLS-only deny statements never match locally.
+AWS CLI, tests, the demo driver) keep the administrator identity. What is not evaluated yet:
+operations ``requests.py`` cannot name a resource for, and an API Gateway AWS integration without a
+credentials role (it calls as the administrator). The endpoint is plain HTTP: ``aws:SecureTransport``
+is taken as true, so TLS-only deny statements never match locally.
 """
 
 from __future__ import annotations
@@ -305,10 +306,20 @@ def _decide(request: Request, role: str | None) -> str | None:
         with MOTO_LOCK:
             identity = role_policies(role) if role else []
             resource = resource_policy(request.resource)
+        if identity and request.resource.startswith("arn:aws:kms:") and not _key_delegates(request, resource):
+            identity = []  # KMS: identity policies count only where the key policy lets the account's IAM in
         decision: Decision = evaluate(request, identity, resource)
     except PolicyError as error:  # an unknown condition key or operator: never a silent allow
         return f"{denial_message(request, Decision(False, 'implicit-deny'))} ({error})"
     return None if decision.allowed else denial_message(request, decision)
+
+
+def _key_delegates(request: Request, key_policy: dict[str, Any] | None) -> bool:
+    """Whether a KMS key's policy allows the account itself (its root) the action, which is what lets
+    IAM policies grant it (KMS developer guide, "Allows access to the AWS account and enables IAM
+    policies")."""
+    root = Request(f"arn:aws:iam::{ACCOUNT}:root", request.action, request.resource, request.context)
+    return key_policy is not None and evaluate(root, [], key_policy).allowed
 
 
 def _write_line(line: str) -> None:

@@ -21,6 +21,7 @@ class KinesisStreams:
 
     batch_info_key = "KinesisBatchInfo"
     adds_identity = True  # Lambda's Kinesis records carry invokeIdentityArn, the function's role
+    read_action = "kinesis:GetRecords"
 
     @staticmethod
     def handles(source_arn: str) -> bool:

@@ -50,6 +50,7 @@ class PipeView:
     target: str
     target_parameters: dict[str, Any]
     running: bool
+    role: str
 
     @classmethod
     def of(cls, pipe: Any) -> PipeView:
@@ -57,7 +58,7 @@ class PipeView:
             name=pipe.name, source=pipe.source, source_parameters=pipe.source_parameters or {},
             enrichment=pipe.enrichment or None, enrichment_parameters=pipe.enrichment_parameters or {},
             target=pipe.target, target_parameters=pipe.target_parameters or {},
-            running=pipe.desired_state == "RUNNING",
+            running=pipe.desired_state == "RUNNING", role=pipe.role_arn,
         )  # fmt: skip
 
     @property
@@ -220,19 +221,20 @@ class SqsPipeWorker:
     """A pipe whose source is an SQS queue."""
 
     def __init__(
-        self, name: str, runtime: LocalRuntime, client: Callable[[str], Any], stop: threading.Event
-    ) -> None:
+        self, name: str, runtime: LocalRuntime, clients: Callable[[PipeView, bool], Callable[[str], Any]],
+        stop: threading.Event,
+    ) -> None:  # fmt: skip
+        """``clients(pipe, validate)``: the clients the pipe acts with (as its role)."""
         self.name = name
         self.runtime = runtime
-        self.client = client
+        self.clients = clients
         self.stop = stop
         self.busy = False
         self.thread = threading.Thread(target=self._run, name=f"pipe-{name[:20]}", daemon=True)
 
     def _run(self) -> None:
-        # Unvalidated: the rest of a batching window is a fraction of a second, which the local endpoint
-        # honours and the SQS API's whole seconds cannot express (as for the SQS pollers).
-        sqs = local_client("sqs", self.runtime.endpoint, validate=False)
+        lookup = local_client("sqs", self.runtime.endpoint)  # Pipes knows its queue by ARN: no role needed
+        pause = 0.5  # after an error; doubled while errors repeat (a role that may not read the queue)
         while not self.stop.is_set():
             pipe = pipes().get(self.name)
             if pipe is None:
@@ -241,16 +243,21 @@ class SqsPipeWorker:
                 self.stop.wait(0.5)
                 continue
             try:
-                url = sqs.get_queue_url(QueueName=pipe.source.rsplit(":", 1)[-1])["QueueUrl"]
+                url = lookup.get_queue_url(QueueName=pipe.source.rsplit(":", 1)[-1])["QueueUrl"]
+                # Unvalidated: the rest of a batching window is a fraction of a second, which the local
+                # endpoint honours and the SQS API's whole seconds cannot express (as for the SQS pollers).
+                sqs = self.clients(pipe, False)("sqs")
                 messages = self._gather(pipe, sqs, url)
+                pause = 0.5
                 if messages:
                     self.busy = True
                     self._deliver(pipe, sqs, url, messages)
             except Exception as error:  # undeleted messages come back by themselves
                 if self.stop.is_set():
                     return
-                print(f"[localcloud] pipe {self.name}: {error!r}")
-                self.stop.wait(0.5)
+                print(f"[localcloud] pipe {self.name}: {error!r}; retrying in {pause:g} s")
+                self.stop.wait(pause)
+                pause = min(pause * 2, 10.0)
             finally:
                 self.busy = False
 
@@ -284,7 +291,7 @@ class SqsPipeWorker:
         if not passing:
             return
         try:
-            Delivery(pipe, self.runtime, self.client)(
+            Delivery(pipe, self.runtime, self.clients(pipe, True))(
                 [lambda_record(m, queue_arn=pipe.source, region=REGION) for m in passing]
             )
         except InvocationError as error:
@@ -320,6 +327,7 @@ def stream_view(pipe: PipeView) -> StreamMappingView:
         report_batch_item_failures=False,
         on_failure=(settings.get("DeadLetterConfig") or {}).get("Arn"),
         filters=pipe.filters, parallelization_factor=max(1, int(settings.get("ParallelizationFactor") or 1)),
+        role=pipe.role,
     )  # fmt: skip
 
 
@@ -330,12 +338,26 @@ class Pipes(ShardPollerSet):
 
     def __init__(
         self, runtime: LocalRuntime, client: Callable[[str], Any], sources: Sequence[StreamSource],
-        send: Callable[[str, dict[str, Any]], None],
+        send: Callable[[str, dict[str, Any]], None], role_client: Callable[[str, str, bool], Any] | None = None,
     ) -> None:  # fmt: skip
+        """``role_client(service, role ARN, validate)``: a client acting as a pipe's role, which Pipes
+        reads the source and calls the enrichment and target with; without it, ``client`` (the local
+        cloud's own)."""
         super().__init__(sources)
         self.runtime = runtime
         self.client = client
+        self.role_client = role_client
         self.send = send
+
+    def clients(self, pipe: PipeView, validate: bool = True) -> Callable[[str], Any]:
+        role_client = self.role_client
+        if role_client is None or not pipe.role:
+            return (
+                self.client
+                if validate
+                else lambda service: local_client(service, self.runtime.endpoint, validate=False)
+            )
+        return lambda service: role_client(service, pipe.role, validate)
 
     def wanted(self) -> dict[tuple[str, str], Any]:
         wanted: dict[tuple[str, str], StreamSource | None] = {}  # (pipe, shard) -> its stream; SQS: None
@@ -349,7 +371,7 @@ class Pipes(ShardPollerSet):
     def create(self, key: tuple[str, str], spec: Any, stop: threading.Event) -> list[Poller]:
         name, shard = key
         if spec is None:
-            return [SqsPipeWorker(name, self.runtime, self.client, stop)]
+            return [SqsPipeWorker(name, self.runtime, self.clients, stop)]
         return [self._shard_poller(name, shard, spec, stop)]
 
     def _shard_poller(
@@ -362,7 +384,7 @@ class Pipes(ShardPollerSet):
         def deliver(_: StreamMappingView, events: list[dict[str, Any]]) -> None:
             pipe = pipes().get(name)
             if pipe is not None:
-                Delivery(pipe, self.runtime, self.client)([flat_record(e) for e in events])
+                Delivery(pipe, self.runtime, self.clients(pipe))([flat_record(e) for e in events])
 
         return ShardPoller(
             f"pipe:{name}", shard, source=source, runtime=self.runtime, send=self.send, stop=stop,

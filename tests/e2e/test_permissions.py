@@ -200,7 +200,24 @@ def test_a_mapping_reads_its_queue_as_the_functions_role(
     attributes = sqs.get_queue_attributes(QueueUrl=outputs["UnreadQueueUrl"], AttributeNames=["All"])[
         "Attributes"
     ]
+    # (cleared: a consumed queue holding a message keeps the shared local cloud from ever being idle)
+    sqs.purge_queue(QueueUrl=outputs["UnreadQueueUrl"])
     assert attributes["ApproximateNumberOfMessages"] == "1"
+
+
+def test_a_stream_mapping_reads_its_stream_as_the_functions_role(
+    cloud: LocalCloud, outputs: dict[str, str], enforcing: None
+) -> None:
+    """Lambda reads a DynamoDB stream with the function's execution role, which needs
+    dynamodb:GetRecords on the stream (Lambda developer guide, "Using Lambda with DynamoDB")."""
+    before = cloud.status()["iam"]["denied_by_action"].get("dynamodb:GetRecords", 0)
+    cloud.client("dynamodb").put_item(TableName=outputs["StreamedTable"], Item={"pk": {"S": "streamed"}})
+    for _ in range(200):
+        if cloud.status()["iam"]["denied_by_action"].get("dynamodb:GetRecords", 0) > before:
+            break
+        time.sleep(0.1)
+    denial = _latest_denial(cloud, "dynamodb:GetRecords")
+    assert denial["role"] == outputs["ProbeRoleArn"] and "/stream/" in denial["resource"]
 
 
 def test_report_mode_lets_a_denied_call_through_and_records_it(

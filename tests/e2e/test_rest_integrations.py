@@ -60,6 +60,26 @@ def test_an_sqs_service_integration_sends_the_body_and_answers_the_message_id(
     assert answer == {"id": messages[0]["MessageId"]}
 
 
+def test_an_aws_service_integration_calls_as_its_credentials_role(
+    cloud: LocalCloud, api: str, outputs: dict[str, str]
+) -> None:
+    """API Gateway calls an AWS service as the integration's credentials role: SQS refuses a role that was
+    granted nothing, and the queue stays empty (what the client then sees is the integration response's)."""
+    sqs = cloud.client("sqs")
+    sqs.purge_queue(QueueUrl=outputs["MessagesQueueUrl"])
+    saved, cloud.permissions.mode = cloud.permissions.mode, "enforce"
+    try:
+        before = cloud.status()["iam"]["denied_by_action"].get("sqs:SendMessage", 0)
+        call(f"{api}/refused", "POST", {"order": "o-2"})
+        iam = cloud.status()["iam"]
+    finally:
+        cloud.permissions.mode = saved
+    assert iam["denied_by_action"]["sqs:SendMessage"] == before + 1
+    denial = [d for d in iam["recent_denials"] if d["action"] == "sqs:SendMessage"][-1]
+    assert denial["role"] == outputs["UngrantedRoleArn"]
+    assert "Messages" not in sqs.receive_message(QueueUrl=outputs["MessagesQueueUrl"], WaitTimeSeconds=1)
+
+
 def test_a_mock_integration_answers_from_its_templates(api: str) -> None:
     assert call(f"{api}/health") == (200, {"status": "ok", "stage": "prod"})
 

@@ -6,6 +6,7 @@ queue, the queue's redrive policy, a function's environment), never by a hashed 
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -572,3 +573,14 @@ def test_outputs_name_the_topic_and_every_queue(
         prefix = "".join(part.capitalize() for part in worker.split("_"))
         template.has_output(f"{prefix}QueueUrl", {"Value": {"Ref": view.queue_id}})
         template.has_output(f"{prefix}DeadLetterQueueUrl", {"Value": {"Ref": view.dlq_id}})
+
+
+def test_only_the_deployed_api_stage_may_invoke_the_api_function(template_json: Json) -> None:
+    """Least privilege: no Lambda permission for API Gateway's console test-invoke stage."""
+    permissions = [
+        json.dumps(resource["Properties"].get("SourceArn"))
+        for resource in template_json["Resources"].values()
+        if resource["Type"] == "AWS::Lambda::Permission"
+        and resource["Properties"]["Principal"] == "apigateway.amazonaws.com"
+    ]
+    assert permissions and not [arn for arn in permissions if "test-invoke-stage" in arn]

@@ -1,8 +1,8 @@
 """PermissionsStack: a function granted writes to one table and nothing else, and services acting for
 the stack with and without the grants they need (a topic and a rule sending to a queue whose policy
 lets them and to one whose policy does not, a state machine writing to a table its role may and may
-not write to, an API invoking a function with and without its permission, a mapping whose function
-may not read its queue). Deployed with the CDK CLI
+not write to, an API invoking a function with and without its permission, mappings whose function
+may not read their queue or stream). Deployed with the CDK CLI
 by ``tests/e2e/test_permissions.py``; runnable as a script from the repo root."""
 
 from __future__ import annotations
@@ -80,6 +80,15 @@ class PermissionsStack(Stack):
         # Lambda reads a mapping's queue with the function's role, which nothing here grants that queue.
         unread = sqs.Queue(self, "Unread")
         lambda_.EventSourceMapping(self, "UngrantedMapping", target=probe, event_source_arn=unread.queue_arn)
+        streamed = dynamodb.Table(
+            self, "Streamed", partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST, removal_policy=RemovalPolicy.DESTROY,
+            stream=dynamodb.StreamViewType.NEW_IMAGE,
+        )  # fmt: skip
+        lambda_.EventSourceMapping(
+            self, "UngrantedStreamMapping", target=probe, event_source_arn=streamed.table_stream_arn,
+            starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+        )  # fmt: skip
 
         # An API whose /permitted method's integration adds the function's permission, and whose
         # /unpermitted method's raw integration adds none.
@@ -95,7 +104,7 @@ class PermissionsStack(Stack):
             "TopicArn": topic.topic_arn, "PermittedQueueUrl": permitted.queue_url,
             "UnpermittedQueueUrl": unpermitted.queue_url, "UnpermittedRuleArn": unpermitted_rule.attr_arn,
             "WriterArn": writer.state_machine_arn, "RestApiId": api.rest_api_id, "UnreadQueueUrl": unread.queue_url,
-            "UndeliverableQueueUrl": undeliverable.queue_url,
+            "UndeliverableQueueUrl": undeliverable.queue_url, "StreamedTable": streamed.table_name,
         }.items():  # fmt: skip
             CfnOutput(self, name, value=value)
 

@@ -45,6 +45,23 @@ class RestIntegrationsStack(Stack):
             "POST", send, method_responses=[apigateway.MethodResponse(status_code="200")]
         )
 
+        # The same integration with a role nothing was granted to: SQS refuses the role's call.
+        ungranted = iam.Role(
+            self, "UngrantedRole", assumed_by=iam.ServicePrincipal("apigateway.amazonaws.com")
+        )
+        refused = apigateway.AwsIntegration(
+            service="sqs", path=f"{Aws.ACCOUNT_ID}/{queue.queue_name}", integration_http_method="POST",
+            options=apigateway.IntegrationOptions(
+                credentials_role=ungranted,
+                request_parameters={"integration.request.header.Content-Type": "'application/x-www-form-urlencoded'"},
+                request_templates={JSON: "Action=SendMessage&MessageBody=$util.urlEncode($input.body)"},
+                integration_responses=[apigateway.IntegrationResponse(status_code="200")],
+            ),
+        )  # fmt: skip
+        api.root.add_resource("refused").add_method(
+            "POST", refused, method_responses=[apigateway.MethodResponse(status_code="200")]
+        )
+
         health = apigateway.MockIntegration(
             request_templates={JSON: '{"statusCode": 200}'},
             integration_responses=[apigateway.IntegrationResponse(
@@ -77,6 +94,7 @@ class RestIntegrationsStack(Stack):
 
         CfnOutput(self, "RestApiId", value=api.rest_api_id)
         CfnOutput(self, "MessagesQueueUrl", value=queue.queue_url)
+        CfnOutput(self, "UngrantedRoleArn", value=ungranted.role_arn)
 
 
 app = App()

@@ -10,6 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 import localcloud.cloudformation.resource_types as cfn_types
+from localcloud.cloudformation import patches as cloudformation_patches
 
 cfn_types.register()
 
@@ -580,3 +581,13 @@ def test_a_secret_is_created_with_a_generated_value_kept_across_updates_and_dele
     client("cloudformation").delete_stack(StackName=STACK)
     with pytest.raises(ClientError):
         secrets.get_secret_value(SecretId=outputs["Arn"])
+
+
+def test_a_log_groups_arn_covers_its_streams_as_cloudformation_gives_it(aws: None) -> None:
+    """CloudFormation's AWS::Logs::LogGroup Arn attribute ends in ":*" (CDK's log grants name it)."""
+    cloudformation_patches.apply()  # what a local cloud installs (once per process)
+    outputs = deploy(
+        {"Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": "worker-logs"}}},
+        {"LogsArn": {"Fn::GetAtt": ["Logs", "Arn"]}},
+    )
+    assert outputs["LogsArn"] == f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:worker-logs:*"

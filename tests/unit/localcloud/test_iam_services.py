@@ -83,3 +83,24 @@ def test_a_role_a_service_assumes_may_do_what_its_policies_allow_and_no_more(aws
     [denial] = permissions.status()["recent_denials"]
     assert denial["principal"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/rule-target/events"
     assert permissions.status()["unused"] == {}  # the one grant was used
+
+
+@pytest.mark.parametrize(("delegates", "allowed"), [(True, True), (False, False)])
+def test_a_role_may_use_a_kms_key_only_where_the_key_policy_lets_iam_policies_grant_it(
+    aws: None, delegates: bool, allowed: bool
+) -> None:
+    """KMS developer guide, "Default key policy": identity policies grant a key's use only when the key
+    policy allows the account (its root); a key policy without that statement shuts them out."""
+    iam = boto3.client("iam", region_name=REGION)
+    role = iam.create_role(RoleName="reader", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    iam.put_role_policy(RoleName="reader", PolicyName="decrypt", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*"}],
+    }))  # fmt: skip
+    admin = {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:role/admin"}, "Action": "kms:*", "Resource": "*"}  # fmt: skip
+    root = {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "kms:*", "Resource": "*"}  # fmt: skip
+    policy = {"Version": "2012-10-17", "Statement": [admin, root] if delegates else [admin]}
+    key = boto3.client("kms", region_name=REGION).create_key(
+        Policy=json.dumps(policy), BypassPolicyLockoutSafetyCheck=True
+    )["KeyMetadata"]["Arn"]
+    permissions = Permissions("enforce", log=lambda _: None)
+    assert permissions.role_may("lambda", role, "reader", "kms:Decrypt", key) is allowed

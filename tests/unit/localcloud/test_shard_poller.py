@@ -31,6 +31,7 @@ class OneShard:
 
     batch_info_key = "KinesisBatchInfo"
     adds_identity = False
+    read_action = "kinesis:GetRecords"
 
     def __init__(self, records: list[StreamRecord]) -> None:
         self._records = records
