@@ -288,8 +288,8 @@ class LocalCloud:
     def role_client(self, service: str, role: str, session: str, *, validate: bool = True) -> Any:
         """A boto3 client acting as ``role`` (a session of it named ``session``), as a service that
         assumes the role calls: its requests are authorised against the role's policies."""
-        key = f"{service} as {role}/{session}{'' if validate else ' unvalidated'}"
-        credentials = self.permissions.credentials_for(role, session)
+        credentials = self.permissions.credentials_for(role, session)  # renewed before they expire
+        key = f"{service} as {credentials['AWS_ACCESS_KEY_ID']}{'' if validate else ' unvalidated'}"
         with self._clients_lock:
             if key not in self._clients:
                 self._clients[key] = local_client(

@@ -39,6 +39,9 @@ NODE_RUNTIME = WORKER.with_name("nodejs")
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
 # What the worker needs to follow the local clock (time-machine's module and its C extension).
 CLOCK_PACKAGES = ("time_machine", "_time_machine")
+# An environment is retired after this, as Lambda recycles its own: the role credentials it started
+# with (at least an hour of them left, ``iam/enforcement.py``) never expire under it.
+ENVIRONMENT_LIFETIME_SECONDS = 45 * 60
 
 
 class InvocationError(Exception):
@@ -243,6 +246,7 @@ class ExecutionEnvironment:
         self.log = log
         self.clock_offset = clock_offset
         self.reloads = 0
+        self.born = time.monotonic()
         self.stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -409,8 +413,9 @@ class LocalFunction:
             self.busy += 1
             while self.idle:
                 environment = self.idle.pop()
-                if environment.alive:
+                if environment.alive and time.monotonic() - environment.born < ENVIRONMENT_LIFETIME_SECONDS:
                     return environment
+                environment.kill()
         return None
 
     def _release(self, environment: ExecutionEnvironment | None) -> None:

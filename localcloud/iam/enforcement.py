@@ -21,6 +21,7 @@ import os
 import re
 import sys
 import threading
+import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable
@@ -37,6 +38,9 @@ DEFAULT_IAM_MODE = os.environ.get("LOCALCLOUD_IAM") or "enforce"  # what `up` an
 ACCESS_KEY = re.compile(r"Credential=([^/,\s]+)/")
 ADMIN_KEY = DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"]
 SESSION_SECONDS = 43_200  # Lambda's credentials last up to 12 hours
+# Credentials handed out have at least this long left: a session with less is replaced by a new one
+# (execution environments retire sooner, ``awslambda/runtime.py``).
+REFRESH_SECONDS = 3_600
 RECENT = 50  # denials kept for status and the dashboard
 
 
@@ -74,7 +78,7 @@ class Permissions:
         self.not_evaluated: Counter[str] = Counter()  # "service:Operation"
         self.allowed = 0
         self.recent: deque[Denial] = deque(maxlen=RECENT)
-        self._sessions: dict[tuple[str, str], dict[str, str]] = {}
+        self._sessions: dict[tuple[str, str], tuple[dict[str, str], float]] = {}  # -> (keys, expiry)
         self.used: dict[str, set[tuple[str, str]]] = {}  # role ARN -> (action, resource) of its allowed calls
         # Every allowed request, when a caller wants to replay them against changed policies (a list), and
         # the name of what is running, to tag them with.
@@ -84,22 +88,28 @@ class Permissions:
     # -- credentials --------------------------------------------------------------------------
 
     def credentials_for(self, role_arn: str, session: str) -> dict[str, str]:
-        """Temporary credentials for a role (one session per role and function), as environment variables."""
+        """Temporary credentials for a role (a session per role and function), as environment variables;
+        renewed, as Lambda renews them, once less than REFRESH_SECONDS of them are left."""
         from moto.sts.models import sts_backends
 
         key = (role_arn, session)
-        if key not in self._sessions:
-            with MOTO_LOCK:
-                assumed = sts_backends[ACCOUNT]["aws"].assume_role(
-                    region_name=REGION, role_session_name=session[:64], role_arn=role_arn, policy="",
-                    duration=SESSION_SECONDS, external_id="",
-                )  # fmt: skip
-            self._sessions[key] = {
-                "AWS_ACCESS_KEY_ID": assumed.access_key_id,
-                "AWS_SECRET_ACCESS_KEY": assumed.secret_access_key,
-                "AWS_SESSION_TOKEN": assumed.session_token,
-            }
-        return self._sessions[key]
+        with self.lock:
+            cached = self._sessions.get(key)
+        if cached is not None and cached[1] - time.time() > REFRESH_SECONDS:
+            return cached[0]
+        with MOTO_LOCK:
+            assumed = sts_backends[ACCOUNT]["aws"].assume_role(
+                region_name=REGION, role_session_name=session[:64], role_arn=role_arn, policy="",
+                duration=SESSION_SECONDS, external_id="",
+            )  # fmt: skip
+        keys = {
+            "AWS_ACCESS_KEY_ID": assumed.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": assumed.secret_access_key,
+            "AWS_SESSION_TOKEN": assumed.session_token,
+        }
+        with self.lock:
+            self._sessions[key] = (keys, time.time() + SESSION_SECONDS)
+        return keys
 
     # -- authorisation ------------------------------------------------------------------------
 
@@ -112,6 +122,9 @@ class Permissions:
         principal = self._principal(key.group(1)) if key and key.group(1) != ADMIN_KEY else None
         if principal is None:  # the administrator
             return None
+        role, session_arn, expired = principal
+        if expired:
+            return expired_token(service)
         call = call_of(
             service, method=environ.get("REQUEST_METHOD", "GET"), path=environ.get("PATH_INFO", ""),
             query=environ.get("QUERY_STRING", ""), body=body, target=environ.get("HTTP_X_AMZ_TARGET"),
@@ -122,7 +135,6 @@ class Permissions:
             with self.lock:
                 self.not_evaluated[f"{service}:{call.operation if call else '?'}"] += 1
             return None
-        role, session_arn = principal
         denied = False
         for check in found:
             message = self._denied(session_arn, role, check)
@@ -138,13 +150,17 @@ class Permissions:
                 self.used.setdefault(role, set()).update((c.action, c.resource) for c in found)
         return None
 
-    def _principal(self, access_key_id: str) -> tuple[str, str] | None:
-        """(role ARN, assumed-role session ARN) of a key this cloud issued; None for any other key."""
+    def _principal(self, access_key_id: str) -> tuple[str, str, bool] | None:
+        """(role ARN, assumed-role session ARN, whether the session expired) of a key this cloud issued;
+        None for any other key."""
+        from moto.core.utils import utcnow
         from moto.sts.models import sts_backends
 
         with MOTO_LOCK:
             assumed = sts_backends[ACCOUNT]["aws"].get_assumed_role_from_access_key(access_key_id)
-            return None if assumed is None else (assumed.role_arn, assumed.arn)
+            return (
+                None if assumed is None else (assumed.role_arn, assumed.arn, assumed.expiration <= utcnow())
+            )
 
     def _denied(self, session_arn: str, role: str, check: Check) -> str | None:
         context = {"aws:PrincipalArn": role, "aws:PrincipalAccount": ACCOUNT, "aws:PrincipalType": "AssumedRole",
@@ -410,6 +426,26 @@ def _document(value: Any) -> dict[str, Any]:
     except ValueError:
         return {}
     return parsed if isinstance(parsed, dict) else {}
+
+
+def expired_token(service: str) -> Refusal:
+    """The answer to a request signed with expired temporary credentials, in the service's protocol."""
+    message = "The security token included in the request is expired"
+    if service == "sns":
+        xml = f"<ErrorResponse><Error><Type>Sender</Type><Code>ExpiredToken</Code><Message>{message}</Message></Error></ErrorResponse>"
+        return 403, [("Content-Type", "text/xml")], xml.encode()
+    if service == "s3":
+        return (
+            400,
+            [("Content-Type", "application/xml")],
+            f"<Error><Code>ExpiredToken</Code><Message>{message}</Message></Error>".encode(),
+        )
+    body = json.dumps({"__type": "ExpiredTokenException", "message": message}).encode()
+    return (
+        403,
+        [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", "ExpiredTokenException")],
+        body,
+    )
 
 
 def access_denied(service: str, message: str) -> Refusal:

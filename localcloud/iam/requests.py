@@ -219,9 +219,25 @@ def _states(call: Call, account: str, region: str) -> list[tuple[str, str]] | No
         or call.params.get("executionArn")
         or call.params.get("activityArn")
     )
-    if call.operation.startswith("SendTask"):  # the token names the execution, not the request: as CDK grants
-        return None
+    if call.operation.startswith("SendTask"):  # authorised on the state machine whose task holds the token
+        arn = _token_holder(str(call.params.get("taskToken") or ""), account, region)
     return [(f"states:{call.operation}", str(arn))] if arn else None
+
+
+def _token_holder(token: str, account: str, region: str) -> str | None:
+    """The state machine of the running execution waiting on a task token; None for an unknown token
+    (Step Functions answers InvalidToken)."""
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    from localcloud.server import MOTO_LOCK
+
+    with MOTO_LOCK:
+        for machine in stepfunctions_parser_backends[account][region].state_machines:
+            for execution in machine.executions:
+                worker = getattr(execution, "exec_worker", None)
+                if worker is not None and worker.env.callback_pool_manager.get(token) is not None:
+                    return str(execution.state_machine_arn)
+    return None
 
 
 def _events(call: Call, account: str, region: str) -> list[tuple[str, str]] | None:

@@ -202,7 +202,7 @@ class SchedulerEngine:
         self._clock = clock
         self._client_factory = client
         self._role_client = role_client  # (service, role ARN): a client acting as the schedule's role
-        self._clients: dict[tuple[str, str | None], Any] = {}
+        self._clients: dict[str, Any] = {}
         self._account_id = account_id
         self._region = region
         self._retry_base = retry_base_seconds
@@ -490,14 +490,11 @@ class SchedulerEngine:
     def _client(self, service: str, role: str | None = None) -> Any:
         """The client a target call goes out with: as the schedule's role when roles are given (Scheduler
         calls targets and the DLQ only as it), else the engine's own."""
-        key = (service, role if self._role_client else None)
-        if key not in self._clients:
-            self._clients[key] = (
-                self._role_client(service, role)
-                if self._role_client and role
-                else self._client_factory(service)
-            )
-        return self._clients[key]
+        if self._role_client is not None and role:
+            return self._role_client(service, role)  # not kept: the role's credentials are renewed
+        if service not in self._clients:
+            self._clients[service] = self._client_factory(service)
+        return self._clients[service]
 
     # -- background thread -----------------------------------------------------------------------
 

@@ -77,14 +77,15 @@ class SqsPoller:
     """One poller thread of a mapping: gathers a batch, invokes, deletes what succeeded."""
 
     def __init__(
-        self, uuid: str, runtime: LocalRuntime, sqs: Any, stop: threading.Event, lookup: Any | None = None
+        self, uuid: str, runtime: LocalRuntime, reader: Callable[[], Any], stop: threading.Event, lookup: Any
     ) -> None:
-        """``sqs`` reads and deletes (as the function's role); ``lookup`` finds the queue's URL (Lambda
-        knows its queue by ARN: its role needs no ``sqs:GetQueueUrl``), default ``sqs``."""
+        """``reader()``: the client that reads and deletes, as the function's role (asked again for each
+        use: the role's credentials are renewed); ``lookup`` finds the queue's URL (Lambda knows its
+        queue by ARN: its role needs no ``sqs:GetQueueUrl``)."""
         self.uuid = uuid
         self.runtime = runtime
-        self.sqs = sqs
-        self.lookup = lookup or sqs
+        self.reader = reader
+        self.lookup = lookup
         self.stop = stop
         self.busy = False
         self.stats = PollerStats()
@@ -106,13 +107,17 @@ class SqsPoller:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 break
-            messages += self.sqs.receive_message(
-                QueueUrl=url,
-                MaxNumberOfMessages=min(10, mapping.batch_size - len(messages)),
-                WaitTimeSeconds=IDLE_LONG_POLL_SECONDS if remaining is None else round(remaining, 3),
-                AttributeNames=RECEIVE_ATTRIBUTES,
-                MessageAttributeNames=["All"],
-            ).get("Messages", [])
+            messages += (
+                self.reader()
+                .receive_message(
+                    QueueUrl=url,
+                    MaxNumberOfMessages=min(10, mapping.batch_size - len(messages)),
+                    WaitTimeSeconds=IDLE_LONG_POLL_SECONDS if remaining is None else round(remaining, 3),
+                    AttributeNames=RECEIVE_ATTRIBUTES,
+                    MessageAttributeNames=["All"],
+                )
+                .get("Messages", [])
+            )
             if not messages:
                 return messages
             if deadline is None:
@@ -122,7 +127,7 @@ class SqsPoller:
     def _release(self, url: str, messages: list[dict[str, Any]]) -> None:
         """Make messages visible again at once (the mapping was disabled while they were gathered)."""
         for start in range(0, len(messages), 10):
-            self.sqs.change_message_visibility_batch(
+            self.reader().change_message_visibility_batch(
                 QueueUrl=url,
                 Entries=[
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
@@ -181,7 +186,7 @@ class SqsPoller:
     def _delete(self, url: str, messages: list[dict[str, Any]]) -> None:
         for start in range(0, len(messages), 10):
             chunk = messages[start : start + 10]
-            self.sqs.delete_message_batch(
+            self.reader().delete_message_batch(
                 QueueUrl=url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
             )
@@ -225,12 +230,13 @@ class EventSourceMappings(PollerSet[str]):
 
     def create(self, key: str, spec: Any, stop: threading.Event) -> list[Poller]:
         function_limit = self.runtime.function(spec.function_arn).limit
-        sqs = self.sqs
-        if self.role_client is not None:
-            function = lambda_function(spec.function_arn)
-            sqs = self.role_client(function.role, function.function_name)
+        role_client, function = self.role_client, lambda_function(spec.function_arn)
+
+        def reader() -> Any:
+            return self.sqs if role_client is None else role_client(function.role, function.function_name)
+
         return [
-            SqsPoller(key, self.runtime, sqs, stop, lookup=self.sqs)
+            SqsPoller(key, self.runtime, reader, stop, lookup=self.sqs)
             for _ in range(max(1, min(spec.maximum_concurrency, function_limit)))
         ]
 

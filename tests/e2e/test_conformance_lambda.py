@@ -20,6 +20,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from localcloud.awslambda.runtime import ENVIRONMENT_LIFETIME_SECONDS
 from localcloud.cloud import LocalCloud
 from localcloud.server import REGION
 from tests.e2e.conformance.observe import new_run, of_run, take
@@ -226,6 +227,23 @@ def test_a_sync_invoke_beyond_reserved_concurrency_is_throttled(
     assert error is None and payload["slept"] == 2
     # and the function's throttles count it
     assert function.stats.throttles == throttles + 1
+
+
+def test_an_environment_is_retired_before_its_role_credentials_expire(
+    cloud: LocalCloud, conformance: dict[str, str]
+) -> None:
+    """Lambda recycles execution environments, and a new one gets the role's current credentials: an
+    environment older than its lifetime is not reused."""
+    name = conformance["TimeoutProbeName"]
+    function = cloud.runtime.function(name)
+    assert invoke(cloud, name, {"action": "ok"})[1] is None
+    cold_starts = function.stats.cold_starts
+    # Given its warm environment is past its lifetime
+    for environment in function.idle:
+        environment.born -= ENVIRONMENT_LIFETIME_SECONDS
+    # When it is invoked again, then a new environment answers
+    assert invoke(cloud, name, {"action": "ok"})[1] is None
+    assert function.stats.cold_starts == cold_starts + 1
 
 
 def test_an_environment_is_reused_warm_and_its_output_reaches_the_log_group(

@@ -4,6 +4,7 @@ resource's policy (for its ``aws:SourceArn``), a role a service assumes by the r
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import boto3
 import pytest
@@ -104,3 +105,34 @@ def test_a_role_may_use_a_kms_key_only_where_the_key_policy_lets_iam_policies_gr
     )["KeyMetadata"]["Arn"]
     permissions = Permissions("enforce", log=lambda _: None)
     assert permissions.role_may("lambda", role, "reader", "kms:Decrypt", key) is allowed
+
+
+def test_credentials_are_renewed_before_they_expire_and_expired_ones_are_refused(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lambda renews an execution role's temporary credentials; STS-signed requests with expired ones are
+    refused ("The security token included in the request is expired")."""
+    from moto.core.utils import utcnow
+    from moto.sts.models import sts_backends
+
+    from localcloud.iam import enforcement
+
+    iam = boto3.client("iam", region_name=REGION)
+    role = iam.create_role(RoleName="worker", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    permissions = Permissions("enforce", log=lambda _: None)
+    first = permissions.credentials_for(role, "worker-fn")
+    assert permissions.credentials_for(role, "worker-fn") == first  # one session while it is fresh
+    # When less than an hour of the session is left, a new one is handed out
+    now = enforcement.time.time()
+    monkeypatch.setattr(enforcement.time, "time", lambda: now + enforcement.SESSION_SECONDS - 1800)
+    second = permissions.credentials_for(role, "worker-fn")
+    assert second["AWS_ACCESS_KEY_ID"] != first["AWS_ACCESS_KEY_ID"]
+    # And a request signed with the old session once it expired is refused
+    assumed = sts_backends[ACCOUNT]["aws"].get_assumed_role_from_access_key(first["AWS_ACCESS_KEY_ID"])
+    assumed.expiration = utcnow() - timedelta(seconds=1)
+    environ = {
+        "HTTP_AUTHORIZATION": f"AWS4-HMAC-SHA256 Credential={first['AWS_ACCESS_KEY_ID']}/20261206/us-east-1/sqs/aws4_request",
+        "REQUEST_METHOD": "POST", "PATH_INFO": "/", "HTTP_X_AMZ_TARGET": "AmazonSQS.ListQueues",
+    }  # fmt: skip
+    refusal = permissions.authorise("sqs", environ, b"{}")
+    assert refusal is not None and refusal[0] == 403 and b"ExpiredTokenException" in refusal[2]
