@@ -423,11 +423,19 @@ class LocalCloudBench:
             MemorySize=128,
         )
         queue_url = sqs.create_queue(QueueName=NOOP_QUEUE, Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
-        # Lambda reads the mapped queue with the function's role (checked when permissions are enforced)
+        # Lambda reads the mapped queue and streams and writes the function's logs with its role
+        # (checked when permissions are enforced), as for any deployed function
         iam.put_role_policy(
             RoleName=ROLE_NAME, PolicyName="consume", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{
                 "Effect": "Allow", "Resource": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{NOOP_QUEUE}",
                 "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"],
+            }, {
+                "Effect": "Allow", "Resource": "*",  # the streams stream_efficiency creates
+                "Action": ["dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:DescribeStream",
+                           "kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:DescribeStream"],
+            }, {
+                "Effect": "Allow", "Resource": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/{NOOP_FUNCTION}:*",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
             }]}),
         )  # fmt: skip
         return function["FunctionArn"], queue_url

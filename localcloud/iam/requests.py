@@ -52,6 +52,8 @@ def call_of(
         else {}
     )
     if "Action" in form:
+        if service == "sqs" and "QueueUrl" not in form and path.strip("/"):  # the queue named by the path
+            form["QueueUrl"] = path
         return Call(service, form["Action"], form)
     found = _rest_operation(service, method, unquote(path), query, headers or {})
     if found is None:

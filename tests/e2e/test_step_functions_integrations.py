@@ -4,6 +4,7 @@ shapes: the optimised SQS, SNS, DynamoDB and EventBridge integrations, an ``aws-
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import uuid
@@ -16,7 +17,8 @@ from localcloud.cloud import LocalCloud
 
 pytestmark = pytest.mark.e2e
 
-ROLE = "arn:aws:iam::123456789012:role/integrations"
+ACCOUNT, REGION = "123456789012", "us-east-1"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/integrations"
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +30,23 @@ def resources(cloud: LocalCloud) -> dict[str, str]:
     cloud.client("dynamodb").create_table(
         TableName=table, AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}], BillingMode="PAY_PER_REQUEST",
+    )  # fmt: skip
+    # The state machines' role, which their tasks call as: it may do what the tests' tasks do, there only
+    queue_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:integrations-{run}"
+    table_arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table}"
+    grants = [
+        (["sqs:SendMessage"], queue_arn), (["sns:Publish"], topic),
+        (["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DescribeTable"], table_arn),
+        (["events:PutEvents"], f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default"),
+    ]  # fmt: skip
+    iam = cloud.client("iam")
+    with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
+        iam.create_role(RoleName="integrations", AssumeRolePolicyDocument="{}")
+    iam.put_role_policy(
+        RoleName="integrations", PolicyName=f"tasks-{run}",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": actions, "Resource": resource} for actions, resource in grants
+        ]}),
     )  # fmt: skip
     return {"run": run, "queue": queue, "topic": topic, "table": table}
 

@@ -167,6 +167,15 @@ def test_latest_starts_at_the_records_written_after_the_mapping_exists(
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
     )["TableDescription"]  # fmt: skip
     _put(cloud, "LateTable", "before-the-mapping")
+    # (the function's role may read the new stream, as grant_stream_read would let it)
+    role = lambda_.get_function(FunctionName=outputs["RecorderFunctionName"])["Configuration"]["Role"]
+    cloud.client("iam").put_role_policy(
+        RoleName=role.rsplit("/", 1)[-1], PolicyName="late-table-stream",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Resource": table["LatestStreamArn"],
+            "Action": ["dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:DescribeStream"],
+        }]}),
+    )  # fmt: skip
     # When a mapping starting at LATEST is created, and then a record written
     lambda_.create_event_source_mapping(
         FunctionName=outputs["RecorderFunctionName"], EventSourceArn=table["LatestStreamArn"],

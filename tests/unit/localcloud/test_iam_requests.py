@@ -93,3 +93,11 @@ def test_creating_a_schedule_passes_its_role() -> None:
         Check("iam:PassRole", role),
     ]
     assert found is not None and found[1].service == "scheduler"
+
+
+def test_an_sqs_query_request_may_name_its_queue_by_the_path() -> None:
+    """SQS's query protocol: POST /{account}/{queue} with Action=SendMessage (as API Gateway's SQS
+    integrations call it) is a send to that queue."""
+    assert resolve("sqs", "POST", f"/{ACCOUNT}/orders", body=b"Action=SendMessage&MessageBody=x") == [
+        Check("sqs:SendMessage", f"arn:aws:sqs:{REGION}:{ACCOUNT}:orders")
+    ]
