@@ -28,7 +28,8 @@ def apply() -> None:
 
 
 def _lambda_cloudformation_properties() -> None:
-    """moto's ``AWS::Lambda::Function`` drops ``Layers`` and ``LoggingConfig``; Lambda honours both."""
+    """moto's ``AWS::Lambda::Function`` drops ``Layers``, ``LoggingConfig`` and ``TracingConfig``; Lambda
+    honours them."""
     from moto.awslambda.models import LambdaFunction
 
     create = LambdaFunction.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
@@ -40,6 +41,7 @@ def _lambda_cloudformation_properties() -> None:
         function.layers = function._get_layers_data(arns)
         function.log_group_override = (properties.get("LoggingConfig") or {}).get("LogGroup")
         function.dead_letter_target = (properties.get("DeadLetterConfig") or {}).get("TargetArn")
+        function.tracing_config = properties.get("TracingConfig") or {"Mode": "PassThrough"}
         return function
 
     def create_from_cloudformation_json(

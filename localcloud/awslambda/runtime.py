@@ -75,6 +75,8 @@ class FunctionConfig:
     layer_arns: tuple[str, ...]
     reserved_concurrency: int | None
     log_group: str
+    role: str = ""
+    traced: bool = False  # X-Ray tracing Active
 
     @classmethod
     def of(cls, function: Any) -> FunctionConfig:
@@ -91,6 +93,8 @@ class FunctionConfig:
             layer_arns=tuple(layer["Arn"] for layer in function.layers),
             reserved_concurrency=None if reserved in (None, "") else int(reserved),
             log_group=getattr(function, "log_group_override", None) or function.logs_group_name,
+            role=function.role,
+            traced=(function.tracing_config or {}).get("Mode") == "Active",
         )
 
     @property
@@ -100,18 +104,22 @@ class FunctionConfig:
         return hashlib.sha256(json.dumps([*fields, self.layer_arns], default=str).encode()).hexdigest()[:16]
 
 
-def _delivery_grants(function: Any, config: FunctionConfig) -> None:
-    """Lambda sends a function's logs to CloudWatch Logs, and its traces to X-Ray when tracing is
-    active, as its execution role: checked at each cold start, so a role that may not is reported as
-    AWS would refuse it (where the logs would be lost). The local log file is written regardless."""
+def _telemetry_grants(config: FunctionConfig, *, cold_start: bool) -> None:
+    """Lambda writes a function's logs to CloudWatch Logs (a stream per environment, events per
+    invocation), and X-Ray its traces when tracing is active, as its execution role: checked the same
+    way, so a role that may not is reported as AWS would refuse it (where the logs and traces would be
+    lost). The local log file is written regardless."""
     from localcloud.iam.enforcement import role_may
 
+    if not config.role:
+        return
     stream = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{config.log_group}:log-stream:{config.name}"
-    for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
-        role_may("lambda", function.role, config.name, action, stream)
-    if (function.tracing_config or {}).get("Mode") == "Active":
-        for action in ("xray:PutTraceSegments", "xray:PutTelemetryRecords"):
-            role_may("lambda", function.role, config.name, action, "*")
+    actions = [("logs:CreateLogStream", stream)] if cold_start else []
+    actions.append(("logs:PutLogEvents", stream))
+    if config.traced:
+        actions += [("xray:PutTraceSegments", "*"), ("xray:PutTelemetryRecords", "*")]
+    for action, resource in actions:
+        role_may("lambda", config.role, config.name, action, resource)
 
 
 def lambda_function(arn_or_name: str) -> Any:
@@ -451,11 +459,13 @@ class LocalFunction:
                     live_source=self.source is not None,
                     credentials=self.runtime.credentials(function.role, self.config.name),
                 )
-                _delivery_grants(function, self.config)
+                _telemetry_grants(self.config, cold_start=True)
                 environment.reloads = self.reloads
                 with self.condition:
                     self.stats.cold_starts += 1
                     self.stats.init_ms.append((time.perf_counter() - started) * 1000)
+            else:
+                _telemetry_grants(self.config, cold_start=False)
             started = time.perf_counter()
             with self.condition:
                 self.running.add(environment)

@@ -185,6 +185,7 @@ def _tasks_call_as_the_state_machines_role() -> None:
 
     import boto3
     from botocore.config import Config
+    from moto.core.models import botocore_stubber
     from moto.settings import moto_server_port
     from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
     from moto.stepfunctions.parser.asl.utils import boto_client
@@ -197,8 +198,10 @@ def _tasks_call_as_the_state_machines_role() -> None:
     def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
         role = getattr(state_credentials, "role_arn", None)
         keys = (role_credentials(role, "StepFunctions") if role else None) or DUMMY_CREDENTIALS
+        # moto's in-process mock intercepts the calls itself; a server is called at its port
+        endpoint = None if botocore_stubber.enabled else f"http://localhost:{moto_server_port()}"
         return boto3.client(  # type: ignore[call-overload]
-            service, region_name=region, endpoint_url=f"http://localhost:{moto_server_port()}",
+            service, region_name=region, endpoint_url=endpoint,
             aws_access_key_id=keys["AWS_ACCESS_KEY_ID"], aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
             aws_session_token=keys.get("AWS_SESSION_TOKEN"),
             config=Config(

@@ -294,3 +294,14 @@ def test_a_module_missing_from_the_deployment_package_fails_with_import_module_e
     assert error == "Unhandled"
     assert payload["errorType"] == "Runtime.ImportModuleError"
     assert payload["errorMessage"] == "Unable to import module 'needs_requests': No module named 'requests'"
+
+
+def test_a_deployed_function_keeps_its_tracing_configuration(cloud: LocalCloud) -> None:
+    """AWS::Lambda::Function TracingConfig: GetFunction reports the deployed mode (the example's
+    functions trace Active, and Lambda then sends traces as the execution role)."""
+    lambda_ = cloud.client("lambda")
+    names = [
+        f["FunctionName"] for f in lambda_.list_functions()["Functions"] if "ApiHandler" in f["FunctionName"]
+    ]
+    assert names
+    assert lambda_.get_function(FunctionName=names[0])["Configuration"]["TracingConfig"] == {"Mode": "Active"}

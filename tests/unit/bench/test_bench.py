@@ -21,6 +21,7 @@ MODULES = {
     "workflows": "bench.workflows",
     "api": "bench.job_api",
     "requests": "bench.requests",
+    "permissions": "bench.permission_mutations",
 }
 
 
