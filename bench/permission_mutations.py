@@ -27,7 +27,7 @@ from demo.runner import run_demo
 from demo.scenarios import SCENARIOS
 from localcloud.cloud import LocalCloud
 from localcloud.iam.enforcement import Recorded, resource_policy, role_policies
-from localcloud.iam.policy import evaluate
+from localcloud.iam.policy import evaluate, wildcard_match
 from localcloud.server import ACCOUNT, MOTO_LOCK, REGION, free_port
 
 GROUP = "permissions"
@@ -224,21 +224,28 @@ def applied(cloud: LocalCloud, mutation: Mutation) -> Iterator[bool]:
         )
 
 
+def _covers(statement: dict[str, Any], action: str, resource: str) -> bool:
+    def listed(key: str) -> list[str]:
+        value = statement.get(key, "*")
+        return [str(v) for v in (value if isinstance(value, list) else [value])]
+
+    return any(wildcard_match(a, action, ignore_case=True) for a in listed("Action")) and any(
+        wildcard_match(r, resource) for r in listed("Resource")
+    )
+
+
 def verify(cloud: LocalCloud, mutation: Mutation, expected: Recorded) -> str | None:
-    """Run the scenario that made ``expected`` with the mutation applied: the denial message the local
-    cloud gave for its action and resource, or None when it gave none."""
-    permissions, action, resource = cloud.permissions, expected.request.action, expected.request.resource
+    """Run the scenario that made ``expected`` with the mutation applied: the message of a denial the
+    local cloud gave for something the removed statement granted, or None when it gave none."""
+    permissions = cloud.permissions
     with applied(cloud, mutation) as live:
         if not live:
             return None
-        before = permissions.denied[action]
+        before = sum(permissions.denied.values())
         run_demo(patterns=[expected.scenario], cloud=cloud, say=lambda _: None)
-    if permissions.denied[action] == before:
-        return None
-    return next(
-        (d.message for d in reversed(permissions.recent) if (d.action, d.resource) == (action, resource)),
-        None,
-    )
+        new = sum(permissions.denied.values()) - before
+    recent = list(permissions.recent)[-new:] if new else []
+    return next((d.message for d in recent if _covers(mutation.statement, d.action, d.resource)), None)
 
 
 def run(*, quick: bool = False) -> tuple[list[Metric], list[str]]:

@@ -167,6 +167,8 @@ class Permissions:
                    "aws:PrincipalIsAWSService": False, "aws:SourceIp": "127.0.0.1"}  # fmt: skip
         if check.action == "iam:PassRole":
             context["iam:PassedToService"] = f"{check.service}.amazonaws.com"
+        elif check.action.startswith("kms:") and check.service not in ("kms", ""):  # a service using the key
+            context["kms:ViaService"] = f"{check.service}.{REGION}.amazonaws.com"
         return self._decide(
             Request(session_arn, check.action, check.resource, _request_context(context)), role
         )

@@ -304,6 +304,18 @@ def _aws_principal(named: str, principal: str) -> bool:
     return wanted is not None and actual is not None and wanted.groups() == actual.groups()
 
 
+def _grants_the_account_only(statement: Mapping[str, Any], principal: str) -> bool:
+    """Whether a matching resource-policy statement matched the caller only as a member of its account."""
+    spec = statement.get("Principal")
+    if not isinstance(spec, Mapping) or _ACCOUNT_ROOT.fullmatch(principal):
+        return False  # "*" (everyone), NotPrincipal, or the account itself asking
+    if principal.lower() in (str(named).lower() for named in _as_list(spec.get("Service"))):
+        return False
+    named = [str(n) for n in _as_list(spec.get("AWS"))]
+    direct = [n for n in named if not (re.fullmatch(r"\d{12}", n) or _ACCOUNT_ROOT.fullmatch(n))]
+    return not any(_aws_principal(n, principal) for n in direct)
+
+
 def _principal_matches(spec: Any, principal: str, where: str) -> bool:
     if spec == "*":
         return True
@@ -411,8 +423,14 @@ def evaluate(
     for reason, name, statement in matched:
         if statement["Effect"] == "Deny":
             return Decision(False, reason, name, statement.get("Sid"))
-    if matched:
-        _, name, statement = matched[0]
+    # A resource policy that names the caller's account (its root or ID) grants the account, not the
+    # caller: within the account, the caller's identity policies must still allow the call.
+    allowing = [
+        (name, statement) for reason, name, statement in matched
+        if reason == "explicit-deny-identity" or not _grants_the_account_only(statement, request.principal)
+    ]  # fmt: skip
+    if allowing:
+        name, statement = allowing[0]
         return Decision(True, "allowed", name, statement.get("Sid"))
     return Decision(False, "implicit-deny")
 

@@ -293,8 +293,31 @@ def _secretsmanager(call: Call, account: str, region: str) -> list[tuple[str, st
     secret = str(call.params.get("SecretId") or "")
     if not secret:
         return None
-    return [(f"secretsmanager:{call.operation}", secret if secret.startswith("arn:") else _arn(
+    found = [(f"secretsmanager:{call.operation}", secret if secret.startswith("arn:") else _arn(
         "secretsmanager", account, region, f"secret:{secret}-??????"))]  # fmt: skip
+    key = _secret_key(secret, account, region) if call.operation == "GetSecretValue" else None
+    if key is not None:  # Secrets Manager decrypts with the caller's permission on the key
+        found.append(("kms:Decrypt", key))
+    return found
+
+
+def _secret_key(secret: str, account: str, region: str) -> str | None:
+    """The ARN of the customer managed key a secret is encrypted under; None for AWS's own key."""
+    from moto.kms.models import kms_backends
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    from localcloud.server import MOTO_LOCK
+
+    with MOTO_LOCK:
+        stored = secretsmanager_backends[account][region].secrets.get(secret)
+        key = getattr(stored, "kms_key_id", None)
+        if not key or str(key) == "alias/aws/secretsmanager":
+            return None
+        try:
+            key_id = kms_backends[account][region].any_id_to_key_id(str(key))
+        except Exception:  # an alias that names no key: Secrets Manager fails the call itself
+            return None
+    return _arn("kms", account, region, f"key/{key_id}")
 
 
 def _kms(call: Call, account: str, region: str) -> list[tuple[str, str]] | None:

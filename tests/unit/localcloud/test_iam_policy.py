@@ -255,7 +255,7 @@ def test_resource_wildcards_span_colons_and_slashes(pattern: str, resource: str,
 
 
 @pytest.mark.parametrize(
-    ("principal_element", "caller", "allowed"),
+    ("principal_element", "caller", "named"),
     [
         ({"AWS": ROLE}, SESSION, True),
         ({"AWS": ROLE}, ROLE, True),
@@ -276,17 +276,35 @@ def test_resource_wildcards_span_colons_and_slashes(pattern: str, resource: str,
         ({"CanonicalUser": "79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be"}, USER, False),
     ],
 )
-def test_principal_element(principal_element: Any, caller: str, allowed: bool) -> None:
-    """IAM JSON policy elements: Principal: "*", account IDs and root ARNs, roles (and their sessions),
-    AWS vs. Service principals; Federated and CanonicalUser never name an IAM caller."""
-    queue_policy = policy({"Effect": "Allow", "Principal": principal_element, "Action": "sqs:SendMessage"})
-    assert evaluate(send(caller), [], queue_policy).allowed is allowed
+def test_principal_element(principal_element: Any, caller: str, named: bool) -> None:
+    """IAM JSON policy elements: Principal: which callers a statement names: "*", account IDs and root
+    ARNs (every principal of the account), roles (and their sessions), AWS vs. Service principals;
+    Federated and CanonicalUser never name an IAM caller. (A Deny shows it: it applies to whom it names.)"""
+    identity = [("send", policy(allow("sqs:SendMessage", QUEUE)))]
+    queue_policy = policy({"Effect": "Deny", "Principal": principal_element, "Action": "sqs:SendMessage"})
+    assert (evaluate(send(caller), identity, queue_policy).reason == "explicit-deny-resource") is named
+
+
+def test_a_resource_policy_that_names_the_account_needs_the_callers_identity_policy_too() -> None:
+    """IAM User Guide, "Policy evaluation logic" (same account): a resource policy naming the account
+    (its root or ID) grants the account, which delegates to IAM: a role without an identity policy
+    allowing the call is denied; one naming the role itself grants it on its own."""
+    for account in (f"arn:aws:iam::{ACCOUNT}:root", ACCOUNT):
+        to_the_account = policy(
+            {"Effect": "Allow", "Principal": {"AWS": account}, "Action": "sqs:SendMessage"}
+        )
+        assert not evaluate(send(SESSION), [], to_the_account).allowed
+        assert evaluate(
+            send(SESSION), [("send", policy(allow("sqs:SendMessage", QUEUE)))], to_the_account
+        ).allowed
+    to_the_role = policy({"Effect": "Allow", "Principal": {"AWS": ROLE}, "Action": "sqs:SendMessage"})
+    assert evaluate(send(SESSION), [], to_the_role).allowed
 
 
 def test_not_principal_exempts_the_named_role() -> None:
     """IAM JSON policy elements: NotPrincipal: a Deny applies to everyone except the principals listed."""
     queue_policy = policy(
-        allow("sqs:*", QUEUE, Principal={"AWS": ACCOUNT}),
+        allow("sqs:*", QUEUE, Principal="*"),
         {"Effect": "Deny", "NotPrincipal": {"AWS": ROLE}, "Action": "sqs:*", "Resource": QUEUE},
     )
     assert evaluate(send(SESSION), [], queue_policy).allowed
