@@ -220,6 +220,8 @@ class Permissions:
         request = Request(principal, action, resource, _request_context(context))
         message = self._decide(request, None)
         if message is None:
+            with self.lock:
+                self.allowed += 1
             return True
         return (
             self._refuse(
