@@ -27,8 +27,15 @@ ACCOUNT, REGION = "123456789012", "us-east-1"
 
 
 @pytest.fixture(scope="module")
-def outputs(cloud: LocalCloud) -> dict[str, str]:
-    return cloud.deploy(["PermissionsStack"], app=f"{sys.executable} {APP}").outputs
+def outputs(cloud: LocalCloud) -> Iterator[dict[str, str]]:
+    deployed = cloud.deploy(["PermissionsStack"], app=f"{sys.executable} {APP}").outputs
+    yield deployed
+    # The mappings whose role may not read are refused again and again: stopped for the tests that follow
+    lambda_ = cloud.client("lambda")
+    for mapping in lambda_.list_event_source_mappings(FunctionName=deployed["ProbeName"])[
+        "EventSourceMappings"
+    ]:
+        lambda_.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
 
 
 @pytest.fixture
