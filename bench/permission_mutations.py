@@ -27,7 +27,7 @@ from demo.runner import run_demo
 from demo.scenarios import SCENARIOS
 from localcloud.cloud import LocalCloud
 from localcloud.iam.enforcement import Recorded, resource_policy, role_policies
-from localcloud.iam.policy import evaluate, wildcard_match
+from localcloud.iam.policy import evaluate, listed, statements, wildcard_match
 from localcloud.server import ACCOUNT, MOTO_LOCK, REGION, free_port
 
 GROUP = "permissions"
@@ -59,25 +59,19 @@ class Mutation:
     statement: dict[str, Any]
 
     def label(self) -> str:
-        def listed(key: str) -> str:
-            value = self.statement.get(key, self.statement.get(f"Not{key}", "*"))
-            items = value if isinstance(value, list) else [value]
-            return ", ".join(str(i).rsplit(":", 1)[-1] if key == "Resource" else str(i) for i in items)
+        def shown(key: str) -> str:
+            items = listed(self.statement.get(key, self.statement.get(f"Not{key}", "*")))
+            return ", ".join(item.rsplit(":", 1)[-1] if key == "Resource" else item for item in items)
 
         who = self.owner.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
         principal = self.statement.get("Principal")
         to = f" to {json.dumps(principal)}" if self.kind == "resource" else ""
-        return f"{who} [{self.policy or 'resource policy'} #{self.index}]: {listed('Action')}{to} on {listed('Resource')}"
-
-
-def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
-    statements = document.get("Statement") or []
-    return statements if isinstance(statements, list) else [statements]
+        return f"{who} [{self.policy or 'resource policy'} #{self.index}]: {shown('Action')}{to} on {shown('Resource')}"
 
 
 def _without(document: dict[str, Any], index: int) -> dict[str, Any]:
     changed = copy.deepcopy(document)
-    changed["Statement"] = [s for n, s in enumerate(_statements(document)) if n != index]
+    changed["Statement"] = [s for n, s in enumerate(statements(document)) if n != index]
     return changed
 
 
@@ -111,14 +105,14 @@ def mutations(cloud: LocalCloud) -> list[Mutation]:
             for name, document in role_policies(role):
                 found += [
                     Mutation("role", role, name, n, s)
-                    for n, s in enumerate(_statements(document))
+                    for n, s in enumerate(statements(document))
                     if s.get("Effect") == "Allow"
                 ]
         for owner in owners:
             document = resource_policy(owner) or {}
             found += [
                 Mutation("resource", owner, "", n, s)
-                for n, s in enumerate(_statements(document))
+                for n, s in enumerate(statements(document))
                 if s.get("Effect") == "Allow"
             ]
     return found
@@ -225,13 +219,9 @@ def applied(cloud: LocalCloud, mutation: Mutation) -> Iterator[bool]:
 
 
 def _covers(statement: dict[str, Any], action: str, resource: str) -> bool:
-    def listed(key: str) -> list[str]:
-        value = statement.get(key, "*")
-        return [str(v) for v in (value if isinstance(value, list) else [value])]
-
-    return any(wildcard_match(a, action, ignore_case=True) for a in listed("Action")) and any(
-        wildcard_match(r, resource) for r in listed("Resource")
-    )
+    return any(
+        wildcard_match(a, action, ignore_case=True) for a in listed(statement.get("Action", "*"))
+    ) and any(wildcard_match(r, resource) for r in listed(statement.get("Resource", "*")))
 
 
 def verify(cloud: LocalCloud, mutation: Mutation, expected: Recorded) -> tuple[bool, str | None]:

@@ -218,7 +218,6 @@ class LocalCloud:
             self.pipes = self._started(
                 Pipes(
                     self.runtime,
-                    self.client,
                     [DynamoDBStreams(), KinesisStreams()],
                     send=send,
                     role_client=lambda service, role, validate: self.role_client(

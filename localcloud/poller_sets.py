@@ -14,6 +14,23 @@ RECONCILE_SECONDS = 1.0
 CLOSE_SECONDS = 3.0  # a poller may sit in a long poll: close waits this long for all of them, not for each
 
 
+class Backoff:
+    """How long a poller waits after an error: 0.5 s, doubled while errors repeat (a role that may not
+    read its source is refused on every try), 10 s at most; back to 0.5 s after a read succeeds."""
+
+    FIRST, LONGEST = 0.5, 10.0
+
+    def __init__(self) -> None:
+        self.seconds = self.FIRST
+
+    def reset(self) -> None:
+        self.seconds = self.FIRST
+
+    def wait(self, stop: threading.Event) -> None:
+        stop.wait(self.seconds)
+        self.seconds = min(self.seconds * 2, self.LONGEST)
+
+
 class Poller(Protocol):
     thread: threading.Thread
     busy: bool

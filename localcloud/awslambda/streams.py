@@ -34,7 +34,7 @@ from typing import Any, Protocol
 
 from localcloud.awslambda.runtime import InvocationError, LocalRuntime, Throttled, lambda_function
 from localcloud.clock import Clock
-from localcloud.poller_sets import Poller, PollerSet
+from localcloud.poller_sets import Backoff, Poller, PollerSet
 from localcloud.server import ACCOUNT, MOTO_LOCK, REGION
 
 IDLE_WAIT_SECONDS = 1.0  # a shard with nothing new is read again after this, or when written to
@@ -281,7 +281,7 @@ class ShardPoller:
         return []
 
     def _run(self) -> None:
-        pause = 0.5  # after an error; doubled while errors repeat (a role that may not read the stream)
+        backoff = Backoff()
         while not self.stop.is_set():
             try:
                 mapping = self._mapping()
@@ -293,7 +293,7 @@ class ShardPoller:
                 if not self.started:
                     self._start_position(mapping)
                 records = self._read(mapping)
-                pause = 0.5
+                backoff.reset()
                 if not records:
                     continue
                 self.busy = True
@@ -302,10 +302,10 @@ class ShardPoller:
                 if self.stop.is_set():
                     return
                 print(
-                    f"[localcloud] stream poller {self.uuid[:8]} {self.shard}: error, retrying in {pause:g} s: {error!r}"
+                    f"[localcloud] stream poller {self.uuid[:8]} {self.shard}: error, "
+                    f"retrying in {backoff.seconds:g} s: {error!r}"
                 )
-                self.stop.wait(pause)
-                pause = min(pause * 2, 10.0)
+                backoff.wait(self.stop)
             finally:
                 self.busy = False
 

@@ -29,7 +29,16 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from localcloud.iam.policy import Decision, PolicyError, Request, denial_message, evaluate, wildcard_match
+from localcloud.iam.policy import (
+    Decision,
+    PolicyError,
+    Request,
+    denial_message,
+    evaluate,
+    listed,
+    statements,
+    wildcard_match,
+)
 from localcloud.iam.requests import Check, call_of, checks
 from localcloud.server import ACCOUNT, DUMMY_CREDENTIALS, MOTO_LOCK, REGION, Refusal
 
@@ -255,11 +264,15 @@ class Permissions:
             with MOTO_LOCK:
                 policies = role_policies(role)
             for name, document in policies:
-                for statement in _statements(document):
-                    if statement.get("Effect") != "Allow" or "Action" not in statement:
+                for statement in statements(document):
+                    if (
+                        not isinstance(statement, dict)
+                        or statement.get("Effect") != "Allow"
+                        or "Action" not in statement
+                    ):
                         continue
-                    resources = _listed(statement.get("Resource", "*"))
-                    for action in _listed(statement["Action"]):
+                    resources = listed(statement.get("Resource", "*"))
+                    for action in listed(statement["Action"]):
                         if not any(
                             wildcard_match(action, a, ignore_case=True)
                             and any(wildcard_match(r, res) for r in resources)
@@ -411,15 +424,6 @@ def _bucket_policy(arn: str, name: str) -> Any:
 _RESOURCE_POLICIES = {
     "sqs": _queue_policy, "sns": _topic_policy, "lambda": _function_policy, "kms": _key_policy, "s3": _bucket_policy,
 }  # fmt: skip
-
-
-def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
-    statements = document.get("Statement") or []
-    return [s for s in ([statements] if isinstance(statements, dict) else statements) if isinstance(s, dict)]
-
-
-def _listed(value: Any) -> list[str]:
-    return [str(v) for v in (value if isinstance(value, list) else [value])]
 
 
 def _document(value: Any) -> dict[str, Any]:

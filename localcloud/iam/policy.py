@@ -92,6 +92,16 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple | set | frozenset) else [value]
 
 
+def statements(document: Mapping[str, Any]) -> list[Any]:
+    """A policy's statements (a single statement object is a list of one)."""
+    return _as_list(document.get("Statement"))
+
+
+def listed(value: Any) -> list[str]:
+    """An element that is a string or a list of strings (``Action``, ``Resource``), as a list."""
+    return [str(item) for item in _as_list(value)]
+
+
 def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -380,7 +390,7 @@ def _matching(
 ) -> list[Mapping[str, Any]]:
     """The statements of one policy that match the request (all of them evaluated, so every error surfaces)."""
     found: list[Mapping[str, Any]] = []
-    for index, statement in enumerate(_as_list(document.get("Statement"))):
+    for index, statement in enumerate(statements(document)):
         sid = statement.get("Sid") if isinstance(statement, Mapping) else None
         where = f"{label} statement {sid if sid is not None else f'#{index}'}"
         if _applies(statement, request, context, where, resource_policy):

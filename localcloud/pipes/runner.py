@@ -30,7 +30,7 @@ from botocore.exceptions import ClientError
 
 from localcloud.awslambda.runtime import InvocationError, LocalRuntime
 from localcloud.awslambda.streams import ShardPoller, ShardPollerSet, StreamMappingView, StreamSource
-from localcloud.poller_sets import Poller
+from localcloud.poller_sets import Backoff, Poller
 from localcloud.server import ACCOUNT, MOTO_LOCK, REGION, local_client
 from localcloud.sqs import filters
 from localcloud.sqs.records import RECEIVE_ATTRIBUTES, lambda_record
@@ -234,7 +234,7 @@ class SqsPipeWorker:
 
     def _run(self) -> None:
         lookup = local_client("sqs", self.runtime.endpoint)  # Pipes knows its queue by ARN: no role needed
-        pause = 0.5  # after an error; doubled while errors repeat (a role that may not read the queue)
+        backoff = Backoff()
         while not self.stop.is_set():
             pipe = pipes().get(self.name)
             if pipe is None:
@@ -248,16 +248,15 @@ class SqsPipeWorker:
                 # endpoint honours and the SQS API's whole seconds cannot express (as for the SQS pollers).
                 sqs = self.clients(pipe, False)("sqs")
                 messages = self._gather(pipe, sqs, url)
-                pause = 0.5
+                backoff.reset()
                 if messages:
                     self.busy = True
                     self._deliver(pipe, sqs, url, messages)
             except Exception as error:  # undeleted messages come back by themselves
                 if self.stop.is_set():
                     return
-                print(f"[localcloud] pipe {self.name}: {error!r}; retrying in {pause:g} s")
-                self.stop.wait(pause)
-                pause = min(pause * 2, 10.0)
+                print(f"[localcloud] pipe {self.name}: {error!r}; retrying in {backoff.seconds:g} s")
+                backoff.wait(self.stop)
             finally:
                 self.busy = False
 
@@ -337,27 +336,18 @@ class Pipes(ShardPollerSet):
     name = "pipes"
 
     def __init__(
-        self, runtime: LocalRuntime, client: Callable[[str], Any], sources: Sequence[StreamSource],
-        send: Callable[[str, dict[str, Any]], None], role_client: Callable[[str, str, bool], Any] | None = None,
+        self, runtime: LocalRuntime, sources: Sequence[StreamSource], send: Callable[[str, dict[str, Any]], None],
+        role_client: Callable[[str, str, bool], Any],
     ) -> None:  # fmt: skip
-        """``role_client(service, role ARN, validate)``: a client acting as a pipe's role, which Pipes
-        reads the source and calls the enrichment and target with; without it, ``client`` (the local
-        cloud's own)."""
+        """``role_client(service, role ARN, validate)``: a client acting as a pipe's role (every pipe has
+        one), which Pipes reads the source and calls the enrichment and target with."""
         super().__init__(sources)
         self.runtime = runtime
-        self.client = client
         self.role_client = role_client
         self.send = send
 
     def clients(self, pipe: PipeView, validate: bool = True) -> Callable[[str], Any]:
-        role_client = self.role_client
-        if role_client is None or not pipe.role:
-            return (
-                self.client
-                if validate
-                else lambda service: local_client(service, self.runtime.endpoint, validate=False)
-            )
-        return lambda service: role_client(service, pipe.role, validate)
+        return lambda service: self.role_client(service, pipe.role, validate)
 
     def wanted(self) -> dict[tuple[str, str], Any]:
         wanted: dict[tuple[str, str], StreamSource | None] = {}  # (pipe, shard) -> its stream; SQS: None

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from localcloud.awslambda.runtime import InvocationError, LocalRuntime, Throttled, lambda_function
-from localcloud.poller_sets import Poller, PollerSet
+from localcloud.poller_sets import Backoff, Poller, PollerSet
 from localcloud.server import ACCOUNT, MOTO_LOCK, REGION, local_client
 from localcloud.sqs import filters
 from localcloud.sqs.records import RECEIVE_ATTRIBUTES, failed_message_ids, lambda_event
@@ -136,7 +136,7 @@ class SqsPoller:
             )
 
     def _run(self) -> None:
-        pause = 0.5  # after an error; doubled while errors repeat (a role that may not read the queue)
+        backoff = Backoff()
         while not self.stop.is_set():
             try:
                 mapping = self._mapping()
@@ -150,7 +150,7 @@ class SqsPoller:
                         "QueueUrl"
                     ]
                 messages = self._gather(mapping, self.queue_url)
-                pause = 0.5
+                backoff.reset()
                 if not messages:
                     continue
                 current = self._mapping()
@@ -164,9 +164,10 @@ class SqsPoller:
             except Exception as error:  # Lambda's pollers retry; undeleted messages come back by themselves
                 if self.stop.is_set():  # the local cloud is closing under a long poll
                     return
-                print(f"[localcloud] poller {self.uuid[:8]} error, retrying in {pause:g} s: {error!r}")
-                self.stop.wait(pause)
-                pause = min(pause * 2, 10.0)
+                print(
+                    f"[localcloud] poller {self.uuid[:8]} error, retrying in {backoff.seconds:g} s: {error!r}"
+                )
+                backoff.wait(self.stop)
                 continue
             finally:
                 self.busy = False
